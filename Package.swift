@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds target the host's vector units where the compiler can see them; the engine's
+// hot loops (pooling, activations, fixed-point accumulation) are written to auto-vectorize.
+let package = Package(
+    name: "convoy",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "convoy", targets: ["convoy"]),
+        .library(name: "ConvoyEngine", targets: ["ConvoyEngine"]),
+        .library(name: "ConvoyCluster", targets: ["ConvoyCluster"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: each one is a modulemap + shim header; nothing else imports them
+        // but ConvoyInterop.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", providers: [.apt(["libzmq3-dev"])]),
+        // The one place that talks to C: cblas, zlib, libzmq behind thin Swift wrappers.
+        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlib", "CZMQ"]),
+        // Tensors, layers, models, optimizers, model files, MNIST. No CLI, no sockets.
+        .target(name: "ConvoyEngine", dependencies: ["ConvoyInterop"]),
+        // Wire protocol, ZeroMQ transport, coordinator and worker.
+        .target(name: "ConvoyCluster", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
+        .executableTarget(name: "convoy", dependencies: [
+            "ConvoyEngine", "ConvoyCluster", "ConvoyInterop",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "ConvoyEngineTests", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
+        .testTarget(name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "convoy"]),
+    ]
+)

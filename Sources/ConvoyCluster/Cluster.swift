@@ -1,0 +1,1 @@
+// The cluster layer: wire protocol, ZeroMQ transport, coordinator and worker.

@@ -1,0 +1,139 @@
+/// A fixed-size Float buffer allocated once; the hot path works on its pointer directly so a
+/// training step neither allocates nor copies on write.
+public final class FloatBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    public init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        load(values)
+    }
+
+    deinit { pointer.deallocate() }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public func load(_ values: [Float]) {
+        precondition(values.count == count, "FloatBuffer.load: \(values.count) values into \(count)")
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
+    public func zero() { pointer.update(repeating: 0, count: count) }
+    public subscript(index: Int) -> Float {
+        get { pointer[index] }
+        set { pointer[index] = newValue }
+    }
+}
+
+/// An architecture with its buffers: one contiguous parameter buffer, one gradient buffer of
+/// the same layout, and every activation, delta and scratch buffer sized for `maxBatch`
+/// samples up front, so steady-state training allocates nothing.
+public final class Network {
+    public let architecture: Architecture
+    public let maxBatch: Int
+    /// All parameters, layer after layer (`architecture.parameterOffsets`).
+    public let parameters: FloatBuffer
+    /// Gradient sums with the same layout; `backward` adds to it, callers zero it.
+    public let gradient: FloatBuffer
+    /// `maxBatch × inputShape.count`: fill with `loadPixels` or directly, then `forward`.
+    public let input: FloatBuffer
+    private let outputs: [FloatBuffer]
+    private let deltas: (FloatBuffer, FloatBuffer)
+    private let scratch: FloatBuffer
+    private let dLogits: FloatBuffer
+
+    public init(_ architecture: Architecture, maxBatch: Int, parameters initial: [Float]? = nil) {
+        precondition(maxBatch >= 1)
+        self.architecture = architecture
+        self.maxBatch = maxBatch
+        parameters = FloatBuffer(count: architecture.parameterCount)
+        if let initial { parameters.load(initial) }
+        gradient = FloatBuffer(count: architecture.parameterCount)
+        input = FloatBuffer(count: maxBatch * architecture.inputShape.count)
+        outputs = architecture.layers.map { FloatBuffer(count: maxBatch * $0.outputShape.count) }
+        let widest = ([architecture.inputShape] + architecture.layers.map(\.outputShape)).map(\.count).max()!
+        deltas = (FloatBuffer(count: maxBatch * widest), FloatBuffer(count: maxBatch * widest))
+        scratch = FloatBuffer(count: architecture.layers.map(\.scratchCount).max() ?? 0)
+        dLogits = FloatBuffer(count: maxBatch * architecture.outputShape.count)
+    }
+
+    public convenience init(_ spec: NetworkSpec, maxBatch: Int, seed: UInt64) throws {
+        let architecture = try Architecture(spec)
+        self.init(architecture, maxBatch: maxBatch, parameters: architecture.initialParameters(seed: seed))
+    }
+
+    public var classes: Int { architecture.outputShape.count }
+    public var logits: UnsafePointer<Float> { UnsafePointer(outputs.last!.pointer) }
+
+    /// Scales 8-bit pixels to [0, 1] into the input buffer.
+    public func loadPixels(_ pixels: UnsafePointer<UInt8>, batch: Int) {
+        let count = batch * architecture.inputShape.count
+        precondition(batch <= maxBatch)
+        let x = input.pointer
+        for i in 0..<count { x[i] = Float(pixels[i]) * (1 / 255) }
+    }
+
+    /// Runs every layer on the first `batch` samples of `input`; the result is `logits`.
+    public func forward(batch: Int) {
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        var x = UnsafePointer(input.pointer)
+        for (index, layer) in architecture.layers.enumerated() {
+            let y = outputs[index].pointer
+            layer.forward(x: x, y: y, batch: batch,
+                          parameters: parameters.pointer + architecture.parameterOffsets[index],
+                          scratch: scratch.pointer)
+            x = UnsafePointer(y)
+        }
+    }
+
+    /// Back-propagates `dOutput` (`batch × outputShape`) through the layers of the last
+    /// `forward`, adding each layer's parameter gradient into `gradient`.
+    public func backward(batch: Int, dOutput: UnsafePointer<Float>) {
+        let layers = architecture.layers
+        var dy = dOutput
+        var target = deltas.0
+        for index in stride(from: layers.count - 1, through: 0, by: -1) {
+            let x = index == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[index - 1].pointer)
+            let dx: UnsafeMutablePointer<Float>? = index == 0 ? nil : target.pointer
+            layers[index].backward(x: x, y: outputs[index].pointer, dy: dy, dx: dx, batch: batch,
+                                   parameters: parameters.pointer + architecture.parameterOffsets[index],
+                                   gradient: gradient.pointer + architecture.parameterOffsets[index],
+                                   scratch: scratch.pointer)
+            dy = UnsafePointer(target.pointer)
+            target = target === deltas.0 ? deltas.1 : deltas.0
+        }
+    }
+
+    /// Forward, softmax cross-entropy and backward on the first `batch` inputs: adds the
+    /// gradient of the loss *sum* into `gradient` and returns the loss sum and hits.
+    @discardableResult
+    public func accumulateGradient(labels: UnsafePointer<UInt8>, batch: Int) -> SoftmaxCrossEntropy.Result {
+        forward(batch: batch)
+        let result = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
+                                                  dLogits: dLogits.pointer, gradientScale: 1)
+        backward(batch: batch, dOutput: dLogits.pointer)
+        return result
+    }
+
+    /// Loss sum and hits without touching the gradient.
+    public func evaluate(labels: UnsafePointer<UInt8>, batch: Int) -> SoftmaxCrossEntropy.Result {
+        forward(batch: batch)
+        return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
+                                            dLogits: nil, gradientScale: 1)
+    }
+
+    /// Class predicted for each of the first `batch` samples after `forward`.
+    public func predictions(batch: Int) -> [Int] {
+        (0..<batch).map { n in
+            let row = logits + n * classes
+            var best = 0
+            for c in 1..<classes where row[c] > row[best] { best = c }
+            return best
+        }
+    }
+}

@@ -1,0 +1,37 @@
+/// The shape of one sample (no batch dimension): `[features]`, `[channels, length]` or
+/// `[channels, height, width]`. Buffers hold `batch × shape.count` floats, sample-major.
+public struct Shape: Equatable, Hashable, Codable, Sendable, CustomStringConvertible {
+    public var dims: [Int]
+
+    public init(_ dims: [Int]) { self.dims = dims }
+    public init(_ dims: Int...) { self.dims = dims }
+
+    public var count: Int { dims.reduce(1, *) }
+    public var rank: Int { dims.count }
+    public var description: String { "(" + dims.map(String.init).joined(separator: ", ") + ")" }
+}
+
+/// A configuration that cannot be built: the message names the layer and what is wrong.
+public struct ShapeError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Output length along one spatial axis (SPEC.md): `N_out = floor((N_in + 2P − F) / S) + 1`.
+/// Throws for `F < 1`, `S < 1`, `P < 0` or `N_out < 1`.
+public func convolutionOutputSize(input: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws -> Int {
+    guard kernel >= 1 else { throw ShapeError("kernel size \(kernel) must be at least 1") }
+    guard stride >= 1 else { throw ShapeError("stride \(stride) must be at least 1") }
+    guard padding >= 0 else { throw ShapeError("padding \(padding) must not be negative") }
+    guard input >= 1 else { throw ShapeError("input size \(input) must be at least 1") }
+    let span = input + 2 * padding - kernel
+    guard span >= 0 else {
+        throw ShapeError("kernel \(kernel) is larger than the padded input \(input + 2 * padding): output size would be < 1")
+    }
+    return span / stride + 1
+}
+
+/// Parameters of a convolution layer (SPEC.md): `(F_h·F_w·C_in + 1)·C_out`.
+public func convolutionParameterCount(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int = 1) -> Int {
+    (kernelHeight * kernelWidth * inChannels + 1) * outChannels
+}

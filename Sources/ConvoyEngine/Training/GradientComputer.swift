@@ -1,0 +1,139 @@
+/// Forward + backward over a slice of a batch: the work a worker does each step, and what
+/// `convoy train` does for its whole batch. Produces the gradient *sum* of the slice, either
+/// as Float (fast mode) or as exact fixed-point sums of micro-batches (deterministic mode).
+public final class GradientComputer {
+    public let network: Network
+    /// Fixed-point sums of the last `compute` in deterministic mode.
+    public let fixedSums: UnsafeMutablePointer<Int64>
+    public var parameterCount: Int { network.architecture.parameterCount }
+
+    public init(network: Network) {
+        self.network = network
+        fixedSums = .allocate(capacity: max(network.architecture.parameterCount, 1))
+        fixedSums.initialize(repeating: 0, count: max(network.architecture.parameterCount, 1))
+    }
+
+    deinit { fixedSums.deallocate() }
+
+    public struct Totals: Equatable, Sendable {
+        public var count = 0
+        public var lossSum = 0.0
+        public var correct = 0
+        public init() {}
+        public mutating func add(_ other: Totals) {
+            count += other.count; lossSum += other.lossSum; correct += other.correct
+        }
+    }
+
+    /// `pixels`: `count × inputSize` bytes, `labels`: `count` bytes. In deterministic mode the
+    /// slice is cut into micro-batches of `microBatch` samples (the slice must start on a
+    /// micro-batch boundary of the global batch), each one's Float gradient computed alone and
+    /// added to `fixedSums`; otherwise the Float sum is left in `network.gradient`.
+    public func compute(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int,
+                        deterministic: Bool, microBatch: Int) throws -> Totals {
+        let inputSize = network.architecture.inputShape.count
+        let chunk = deterministic ? min(microBatch, network.maxBatch) : network.maxBatch
+        var totals = Totals()
+        network.gradient.zero()
+        if deterministic { fixedSums.update(repeating: 0, count: parameterCount) }
+        var start = 0
+        while start < count {
+            let n = min(chunk, count - start)
+            network.loadPixels(pixels + start * inputSize, batch: n)
+            let result = network.accumulateGradient(labels: labels + start, batch: n)
+            totals.count += n; totals.lossSum += result.lossSum; totals.correct += result.correct
+            if deterministic {
+                try FixedPoint.accumulate(network.gradient.pointer, into: fixedSums, count: parameterCount)
+                network.gradient.zero()
+            }
+            start += n
+        }
+        return totals
+    }
+
+    /// Loss and hits over a slice, no gradient.
+    public func evaluate(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int) -> Totals {
+        let inputSize = network.architecture.inputShape.count
+        var totals = Totals()
+        var start = 0
+        while start < count {
+            let n = min(network.maxBatch, count - start)
+            network.loadPixels(pixels + start * inputSize, batch: n)
+            let result = network.evaluate(labels: labels + start, batch: n)
+            totals.count += n; totals.lossSum += result.lossSum; totals.correct += result.correct
+            start += n
+        }
+        return totals
+    }
+}
+
+/// The parameters and the optimizer: combines the gradient sums of a step, divides by the
+/// step's sample count and applies the update. The coordinator owns one; so does `train`.
+public final class ParameterServer {
+    public let parameters: FloatBuffer
+    public var optimizer: any Optimizer
+    public let config: TrainingConfig
+    public let totalSteps: Int
+    public private(set) var step = 0
+    private let meanGradient: FloatBuffer
+    private let fixedTotal: UnsafeMutablePointer<Int64>
+    private var pendingCount = 0
+
+    public init(parameters initial: [Float], config: TrainingConfig, totalSteps: Int) {
+        parameters = FloatBuffer(initial)
+        optimizer = makeOptimizer(config.optimizer, parameterCount: initial.count)
+        self.config = config
+        self.totalSteps = totalSteps
+        meanGradient = FloatBuffer(count: initial.count)
+        fixedTotal = .allocate(capacity: max(initial.count, 1))
+        fixedTotal.initialize(repeating: 0, count: max(initial.count, 1))
+    }
+
+    deinit { fixedTotal.deallocate() }
+
+    public var parameterCount: Int { parameters.count }
+    public var learningRate: Float {
+        config.schedule.rate(base: config.learningRate, step: step, totalSteps: totalSteps)
+    }
+
+    /// Starts a step's accumulation.
+    public func beginStep() {
+        pendingCount = 0
+        meanGradient.zero()
+        fixedTotal.update(repeating: 0, count: parameterCount)
+    }
+
+    /// Adds one slice's fixed-point gradient sums (deterministic mode).
+    public func add(fixedSums: UnsafePointer<Int64>, count: Int) throws {
+        try FixedPoint.add(fixedSums, into: fixedTotal, count: parameterCount)
+        pendingCount += count
+    }
+
+    /// Adds one slice's Float gradient sum (fast mode; the order of calls matters).
+    public func add(floatSums: UnsafePointer<Float>, count: Int) {
+        let g = meanGradient.pointer
+        for i in 0..<parameterCount { g[i] += floatSums[i] }
+        pendingCount += count
+    }
+
+    /// Averages what was added and applies the optimizer with this step's learning rate.
+    public func finishStep() {
+        guard pendingCount > 0 else { return }
+        if config.deterministic {
+            FixedPoint.mean(fixedTotal, count: parameterCount, divisor: pendingCount, into: meanGradient.pointer)
+        } else {
+            let scale = 1 / Float(pendingCount)
+            let g = meanGradient.pointer
+            for i in 0..<parameterCount { g[i] *= scale }
+        }
+        optimizer.update(parameters: parameters.buffer, gradient: UnsafeBufferPointer(meanGradient.buffer),
+                         learningRate: learningRate)
+        step += 1
+    }
+
+    /// Restores a resumed run's position.
+    public func restore(step: Int, optimizerState: [Float]) {
+        self.step = step
+        optimizer.state = optimizerState
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import ConvoyEngine
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Process {
+    /// Children started from some test runners inherit a blocked signal mask and would then
+    /// ignore SIGTERM; a process that is ended by PID must be able to receive it.
+    static func clearInheritedSignalMask() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        pthread_sigmask(SIG_SETMASK, &set, nil)
+    }
+}
+
+/// Progress output: a redrawn bar on a terminal, plain lines otherwise, or one JSON object
+/// per epoch with `--json`. Every line is flushed so a parent process sees it at once.
+struct ProgressPrinter {
+    let json: Bool
+    let isTerminal = isatty(STDOUT_FILENO) == 1
+    private var lastBarUpdate = Date.distantPast
+
+    init(json: Bool) { self.json = json }
+
+    static func line(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    mutating func step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, extra: String = "") {
+        guard isTerminal, !json else { return }
+        let now = Date()
+        guard step == steps || now.timeIntervalSince(lastBarUpdate) > 0.1 else { return }
+        lastBarUpdate = now
+        let width = 30
+        let filled = steps > 0 ? width * step / steps : width
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        print("\r\u{1B}[2Kepoch \(epoch + 1)/\(epochs) \(bar) \(step)/\(steps) loss \(format(loss, 4))\(extra)", terminator: "")
+        fflush(nil)
+    }
+
+    func epoch(_ report: EpochReport, epochs: Int) {
+        if json {
+            Self.line(Self.jsonLine(report))
+            return
+        }
+        if isTerminal { print("\r\u{1B}[2K", terminator: "") }
+        Self.line("epoch \(report.epoch)/\(epochs)  loss \(format(report.loss, 4))  train \(percent(report.trainAccuracy))  test \(percent(report.testAccuracy))  \(format(report.seconds, 1)) s  \(Int(report.samplesPerSec.rounded())) samples/s  lr \(format(report.learningRate, 5))")
+    }
+
+    static func jsonLine<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
+    }
+}
+
+func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+func percent(_ fraction: Double) -> String { String(format: "%.2f%%", fraction * 100) }
+
+/// Prints `message` as one line on stderr and exits non-zero: the CLI's way out for bad input.
+func fail(_ message: String) -> Never {
+    ProgressPrinter.error("convoy: error: \(message)")
+    exit(1)
+}
+
+/// Runs `body`, turning the engine's errors into a one-line message and exit status 1.
+func reportingErrors<T>(_ body: () throws -> T) -> T {
+    do { return try body() } catch let error as ExitCode { Foundation.exit(error.rawValue) } catch {
+        fail("\(error)")
+    }
+}

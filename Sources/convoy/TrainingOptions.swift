@@ -1,0 +1,64 @@
+import ArgumentParser
+import ConvoyEngine
+
+/// The flags that define a training run, shared by `train`, `local` and `coordinator`.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Model: \(ModelZoo.trainable.joined(separator: ", ")).") var model = "lenet5"
+    @Option(help: "Number of passes over the training set.") var epochs = 10
+    @Option(help: "Global batch size (split across workers).") var batch = 64
+    @Option(help: "Optimizer: sgd, momentum, adagrad, adam.") var optimizer = "momentum"
+    @Option(help: "Base learning rate.") var lr: Float = 0.05
+    @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.") var schedule = "cosine"
+    @Option(help: "Seed for initial weights and batch order.") var seed: UInt64 = 1
+    @Option(help: "Directory with the MNIST IDX files (gzipped or raw).") var data = defaultDataDirectory()
+    @Option(name: .customLong("train-samples"), help: "Use only the first N training samples.") var trainSamples: Int?
+    @Option(name: .customLong("test-samples"), help: "Use only the first N test samples.") var testSamples: Int?
+    @Option(name: .customLong("micro-batch"), help: "Micro-batch size of the deterministic mode.") var microBatch = 8
+    @Flag(inversion: .prefixedNo, help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
+    var deterministic = true
+
+    func config() throws -> TrainingConfig {
+        var config = TrainingConfig()
+        config.model = model.lowercased()
+        config.epochs = epochs
+        config.batchSize = batch
+        guard let kind = OptimizerKind(rawValue: optimizer.lowercased()) else {
+            throw ConfigError("--optimizer \(optimizer) is unknown; use one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        config.optimizer = kind
+        config.learningRate = lr
+        guard let schedule = LearningRateSchedule(rawValue: schedule.lowercased()) else {
+            throw ConfigError("--schedule \(self.schedule) is unknown; use cosine or constant")
+        }
+        config.schedule = schedule
+        config.seed = seed
+        config.trainSamples = trainSamples
+        config.testSamples = testSamples
+        config.deterministic = deterministic
+        config.microBatch = microBatch
+        try config.validate()
+        return config
+    }
+
+    func loadData(_ config: TrainingConfig) throws -> (train: Dataset, test: Dataset) {
+        (try MNIST.load(directory: data, split: .train, limit: config.trainSamples),
+         try MNIST.load(directory: data, split: .test, limit: config.testSamples))
+    }
+}
+
+/// `data/mnist` of the checkout the binary was built in, else `./data/mnist`.
+func defaultDataDirectory() -> String {
+    let fromBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent()
+    var dir = fromBinary
+    for _ in 0..<5 {
+        let candidate = dir.appendingPathComponent("data/mnist")
+        if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("train-labels-idx1-ubyte.gz").path) {
+            return candidate.path
+        }
+        dir = dir.deletingLastPathComponent()
+    }
+    return "data/mnist"
+}
+
+import Foundation

@@ -1,0 +1,16 @@
+import ArgumentParser
+import ConvoyEngine
+import Foundation
+
+/// `convoy`: train, evaluate, summarize and benchmark convolutional networks, in one
+/// process or across a ZeroMQ cluster.
+struct Convoy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convoy",
+        abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
+        version: "0.1.0",
+        subcommands: [Train.self, Evaluate.self, Summary.self, Bench.self])
+}
+
+Process.clearInheritedSignalMask()
+Convoy.main()
