@@ -19,6 +19,8 @@ public struct PoolGeometry: Sendable, Equatable {
         }
     }
 
+    /// 2×2 windows with stride 2, the common case, has unrolled loops.
+    var isTwoByTwo: Bool { windowHeight == 2 && windowWidth == 2 && strideHeight == 2 && strideWidth == 2 }
     var inPlane: Int { inHeight * inWidth }
     var outPlane: Int { outHeight * outWidth }
     var outputShape: Shape { Shape(channels, outHeight, outWidth) }
@@ -46,6 +48,19 @@ public struct MaxPool2d: Layer {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
                         parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let g = geometry
+        if g.isTwoByTwo {
+            // LeNet's case, unrolled: the generic loop below was 10% of a training step.
+            for plane in 0..<(batch * g.channels) {
+                let xp = x + plane * g.inPlane, yp = y + plane * g.outPlane
+                for i in 0..<g.outHeight {
+                    let top = xp + 2 * i * g.inWidth, bottom = top + g.inWidth, out = yp + i * g.outWidth
+                    for j in 0..<g.outWidth {
+                        out[j] = Swift.max(Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1]))
+                    }
+                }
+            }
+            return
+        }
         for plane in 0..<(batch * g.channels) {
             let xp = x + plane * g.inPlane, yp = y + plane * g.outPlane
             for i in 0..<g.outHeight {
@@ -68,6 +83,36 @@ public struct MaxPool2d: Layer {
                          scratch: UnsafeMutablePointer<Float>) {
         guard let dx else { return }
         let g = geometry
+        if g.isTwoByTwo {
+            // Non-overlapping windows: every input element is written exactly once.
+            for plane in 0..<(batch * g.channels) {
+                let xp = x + plane * g.inPlane, dxp = dx + plane * g.inPlane
+                let yp = y + plane * g.outPlane, dyp = dy + plane * g.outPlane
+                for i in 0..<g.outHeight {
+                    let top = 2 * i * g.inWidth, bottom = top + g.inWidth
+                    for j in 0..<g.outWidth {
+                        let best = yp[i * g.outWidth + j], grad = dyp[i * g.outWidth + j]
+                        let a = top + 2 * j, b = a + 1, c = bottom + 2 * j, d = c + 1
+                        // First arg-max in window order: a, b, c, d.
+                        let pick = xp[a] == best ? a : xp[b] == best ? b : xp[c] == best ? c : d
+                        dxp[a] = pick == a ? grad : 0
+                        dxp[b] = pick == b ? grad : 0
+                        dxp[c] = pick == c ? grad : 0
+                        dxp[d] = pick == d ? grad : 0
+                    }
+                }
+                // Rows and columns that no window covers (odd sizes) get no gradient.
+                if g.inHeight > 2 * g.outHeight {
+                    (dxp + 2 * g.outHeight * g.inWidth).update(repeating: 0, count: (g.inHeight - 2 * g.outHeight) * g.inWidth)
+                }
+                if g.inWidth > 2 * g.outWidth {
+                    for r in 0..<(2 * g.outHeight) {
+                        (dxp + r * g.inWidth + 2 * g.outWidth).update(repeating: 0, count: g.inWidth - 2 * g.outWidth)
+                    }
+                }
+            }
+            return
+        }
         dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
         for plane in 0..<(batch * g.channels) {
             let xp = x + plane * g.inPlane, dxp = dx + plane * g.inPlane
