@@ -14,6 +14,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("train-samples"), help: "Use only the first N training samples.") var trainSamples: Int?
     @Option(name: .customLong("test-samples"), help: "Use only the first N test samples.") var testSamples: Int?
     @Option(name: .customLong("micro-batch"), help: "Micro-batch size of the deterministic mode.") var microBatch = 8
+    @Option(name: .customLong("init"), help: "Initializer: he, xavier, uniform, gaussian:SIGMA (default: the model's).")
+    var initializer: String?
     @Flag(inversion: .prefixedNo, help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
     var deterministic = true
 
@@ -36,6 +38,12 @@ struct TrainingOptions: ParsableArguments {
         config.testSamples = testSamples
         config.deterministic = deterministic
         config.microBatch = microBatch
+        if let initializer {
+            guard let parsed = Initializer(argument: initializer) else {
+                throw ConfigError("--init \(initializer) is unknown; use he, xavier, uniform or gaussian:SIGMA")
+            }
+            config.initializer = parsed
+        }
         try config.validate()
         return config
     }

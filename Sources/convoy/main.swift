@@ -9,7 +9,7 @@ struct Convoy: ParsableCommand {
         commandName: "convoy",
         abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
         version: "0.1.0",
-        subcommands: [Train.self, Evaluate.self, Summary.self, Bench.self])
+        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, Evaluate.self, Summary.self, Bench.self])
 }
 
 Process.clearInheritedSignalMask()

@@ -5,41 +5,46 @@
 public enum FixedPoint {
     public static let fractionBits = 32
     static let scale = Double(1 << fractionBits)
-    /// One micro-batch's value must stay below 2^30 in magnitude, so even thousands of such
-    /// terms cannot wrap an Int64 unnoticed (every addition is checked too).
-    static let limit = Double(1 << 30) * scale
+    /// One micro-batch's gradient element must stay below 2^18 in magnitude (2^50 in fixed
+    /// point). Then rounding by the 1.5·2^52 trick is exact, and a step of up to
+    /// `maxTerms` micro-batches cannot reach 2^63: overflow is ruled out by these two bounds
+    /// (checked here and in `TrainingConfig.validate`), not hoped away.
+    static let limit = Double(1 << 18) * scale
+    public static let maxTerms = 8192
+    private static let roundingMagic = 0x1.8p52
 
     public struct OverflowError: Error, CustomStringConvertible {
         public let index: Int
         public let value: Double
         public var description: String {
             value.isFinite
-                ? "gradient element \(index) = \(value) is outside the fixed-point range (±2^30): the training has diverged; lower --lr"
+                ? "gradient element \(index) = \(value) is outside the fixed-point range (±2^18 per micro-batch): the training has diverged; lower --lr"
                 : "gradient element \(index) is \(value): the training has diverged; lower --lr"
         }
     }
 
-    /// `sums[i] += round(values[i] · 2^32)`; throws on NaN, Inf or a value out of range.
+    /// `sums[i] += round(values[i] · 2^32)`; throws on NaN, Inf or a value out of range
+    /// (`sums` is then unusable). Branch-free so it vectorizes: it was 0.8 ms of a 64-sample
+    /// step as a checked scalar loop.
     public static func accumulate(_ values: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Int64>, count: Int) throws {
-        var bad = -1
+        let magicBits = Int64(bitPattern: roundingMagic.bitPattern)
+        var inRange = true
         for i in 0..<count {
-            let scaled = (Double(values[i]) * scale).rounded()
-            // `!(|x| < limit)` is also true for NaN.
-            if !(Swift.abs(scaled) < limit) { bad = i; break }
-            let (total, overflow) = sums[i].addingReportingOverflow(Int64(scaled))
-            if overflow { bad = i; break }
-            sums[i] = total
+            let scaled = Double(values[i]) * scale
+            // `|x| < limit` is false for NaN too.
+            inRange = inRange && (Swift.abs(scaled) < limit)
+            sums[i] &+= Int64(bitPattern: (scaled + roundingMagic).bitPattern) &- magicBits
         }
-        if bad >= 0 { throw OverflowError(index: bad, value: Double(values[bad])) }
+        if !inRange {
+            let bad = (0..<count).first { !(Swift.abs(Double(values[$0]) * scale) < limit) } ?? 0
+            throw OverflowError(index: bad, value: Double(values[bad]))
+        }
     }
 
-    /// `sums[i] += other[i]` with overflow checked.
-    public static func add(_ other: UnsafePointer<Int64>, into sums: UnsafeMutablePointer<Int64>, count: Int) throws {
-        for i in 0..<count {
-            let (total, overflow) = sums[i].addingReportingOverflow(other[i])
-            if overflow { throw OverflowError(index: i, value: Double(sums[i]) / scale + Double(other[i]) / scale) }
-            sums[i] = total
-        }
+    /// `sums[i] += other[i]`. Both hold sums of in-range micro-batch terms, at most
+    /// `maxTerms` in all, so the result fits (see `limit`).
+    public static func add(_ other: UnsafePointer<Int64>, into sums: UnsafeMutablePointer<Int64>, count: Int) {
+        for i in 0..<count { sums[i] &+= other[i] }
     }
 
     /// `out[i] = sums[i] / 2^32 / divisor`, the mean gradient.

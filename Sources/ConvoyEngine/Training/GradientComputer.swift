@@ -104,8 +104,8 @@ public final class ParameterServer {
     }
 
     /// Adds one slice's fixed-point gradient sums (deterministic mode).
-    public func add(fixedSums: UnsafePointer<Int64>, count: Int) throws {
-        try FixedPoint.add(fixedSums, into: fixedTotal, count: parameterCount)
+    public func add(fixedSums: UnsafePointer<Int64>, count: Int) {
+        FixedPoint.add(fixedSums, into: fixedTotal, count: parameterCount)
         pendingCount += count
     }
 

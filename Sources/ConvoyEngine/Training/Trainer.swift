@@ -23,7 +23,7 @@ public final class Trainer {
         self.train = train
         self.test = test
         plan = BatchPlan(sampleCount: train.count, batchSize: config.batchSize, seed: config.seed)
-        server = ParameterServer(parameters: architecture.initialParameters(seed: config.seed), config: config,
+        server = ParameterServer(parameters: architecture.initialParameters(seed: config.seed, initializer: config.initializer), config: config,
                                  totalSteps: plan.stepsPerEpoch * config.epochs)
         computer = GradientComputer(network: Network(architecture, maxBatch: Self.networkBatch(config)))
         batchPixels = [UInt8](repeating: 0, count: config.batchSize * train.sampleSize)
@@ -79,7 +79,7 @@ public final class Trainer {
         let result = try computer.compute(pixels: pixels, labels: labels, count: count,
                                           deterministic: config.deterministic, microBatch: config.microBatch)
         if config.deterministic {
-            try server.add(fixedSums: computer.fixedSums, count: result.count)
+            server.add(fixedSums: computer.fixedSums, count: result.count)
         } else {
             server.add(floatSums: computer.network.gradient.pointer, count: result.count)
         }

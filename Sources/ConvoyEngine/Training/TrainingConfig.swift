@@ -12,6 +12,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// number of workers gives bit-identical weights.
     public var deterministic: Bool = true
     public var microBatch: Int = 8
+    /// Overrides the model's initializer when set.
+    public var initializer: Initializer? = nil
     public var trainSamples: Int? = nil
     public var testSamples: Int? = nil
 
@@ -27,6 +29,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try check(batchSize >= 1 && batchSize <= 65536, "--batch must be in 1...65536 (got \(batchSize))")
         try check(learningRate.isFinite && learningRate > 0, "--lr must be a positive number (got \(learningRate))")
         try check(microBatch >= 1 && microBatch <= 65536, "--micro-batch must be in 1...65536 (got \(microBatch))")
+        try check((batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms,
+                  "--batch \(batchSize) / --micro-batch \(microBatch) gives more than \(FixedPoint.maxTerms) micro-batches per step")
         if let n = trainSamples { try check(n >= 1, "--train-samples must be at least 1 (got \(n))") }
         if let n = testSamples { try check(n >= 1, "--test-samples must be at least 1 (got \(n))") }
     }

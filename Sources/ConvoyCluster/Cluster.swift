@@ -1,1 +1,0 @@
-// The cluster layer: wire protocol, ZeroMQ transport, coordinator and worker.

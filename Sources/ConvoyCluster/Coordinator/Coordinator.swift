@@ -1,0 +1,370 @@
+import ConvoyEngine
+import Foundation
+
+public struct ClusterError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// How the coordinator waits for its workers.
+public struct ClusterOptions: Sendable {
+    /// Workers to wait for before the first step.
+    public var workers: Int
+    /// Seconds to wait for them; then the run fails naming how many are missing.
+    public var joinTimeout: Double = 120
+    /// Seconds a worker has for one slice; past that it is dropped and its slice reassigned.
+    public var stepTimeout: Double = 60
+    public init(workers: Int) { self.workers = workers }
+}
+
+/// Cluster figures of an epoch, added to its report.
+public struct ClusterStats: Codable, Equatable, Sendable {
+    public var workers: Int
+    /// Mean compute time of one slice, per worker id.
+    public var workerStepMs: [Double]
+    /// Mean wall time of a training step.
+    public var stepMs: Double
+    /// Mean time per step the coordinator spent combining, updating and sending.
+    public var coordinatorMs: Double
+    /// Bytes sent plus received per training step, all workers together.
+    public var bytesPerStep: Double
+    /// Fraction of step time workers spent not computing (waiting for the step's weights).
+    public var workerWaitFraction: Double
+
+    enum CodingKeys: String, CodingKey {
+        case workers
+        case workerStepMs = "worker_step_ms", stepMs = "step_ms", coordinatorMs = "coordinator_ms"
+        case bytesPerStep = "bytes_per_step", workerWaitFraction = "worker_wait_fraction"
+    }
+}
+
+/// The coordinator's logic, over any `CoordinatorTransport`: admit workers, cut each global
+/// batch into contiguous slices (whole micro-batches), ship weights and samples, combine the
+/// gradient sums, step the optimizer, evaluate at each epoch's end. Workers that miss the
+/// step deadline or answer nonsense are dropped and their slices reassigned; workers that
+/// join mid-run take part from the next step. None of this changes the result.
+public final class Coordinator {
+    struct Worker {
+        let peer: PeerID
+        let id: UInt32
+        let hello: Hello
+        var alive = true
+        var computeSeconds = 0.0
+        var slices = 0
+        var name: String { "worker \(id) (\(hello.host) pid \(hello.pid))" }
+    }
+
+    public let config: TrainingConfig
+    public let runID: UInt64
+    let options: ClusterOptions
+    let transport: CoordinatorTransport
+    let train: Dataset, test: Dataset
+    let architecture: Architecture
+    public let plan: BatchPlan
+    public let server: ParameterServer
+    let log: (String) -> Void
+    private var workers: [Worker] = []
+    private var evaluationRounds: UInt64 = 0
+    // Per-epoch counters for ClusterStats.
+    private var coordinatorSeconds = 0.0
+    private var stepSeconds = 0.0
+    private var stepBytes = 0
+    private var stepsTimed = 0
+
+    public init(config: TrainingConfig, train: Dataset, test: Dataset, transport: CoordinatorTransport,
+                options: ClusterOptions, runID: UInt64 = UInt64.random(in: 1...UInt64.max), log: @escaping (String) -> Void) throws {
+        try config.validate()
+        guard options.workers >= 1 && options.workers <= Int(Wire.maxWorkers) else {
+            throw ConfigError("--workers must be in 1...\(Wire.maxWorkers) (got \(options.workers))")
+        }
+        self.config = config
+        self.train = train
+        self.test = test
+        self.transport = transport
+        self.options = options
+        self.runID = runID
+        self.log = log
+        architecture = try Architecture(try ModelZoo.spec(named: config.model))
+        guard architecture.inputShape.count == train.sampleSize else {
+            throw ConfigError("model \(config.model) takes \(architecture.inputShape.count) inputs per sample; the data has \(train.sampleSize)")
+        }
+        plan = BatchPlan(sampleCount: train.count, batchSize: config.batchSize, seed: config.seed)
+        server = ParameterServer(parameters: architecture.initialParameters(seed: config.seed, initializer: config.initializer),
+                                 config: config, totalSteps: plan.stepsPerEpoch * config.epochs)
+    }
+
+    public var aliveWorkers: Int { workers.filter(\.alive).count }
+
+    /// Waits until `options.workers` workers have joined.
+    public func waitForWorkers() throws {
+        let deadline = Date().addingTimeInterval(options.joinTimeout)
+        while aliveWorkers < options.workers {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else {
+                let joined = workers.filter(\.alive).map(\.name).joined(separator: ", ")
+                throw ClusterError("only \(aliveWorkers) of \(options.workers) workers joined within \(Int(options.joinTimeout)) s (joined: \(joined.isEmpty ? "none" : joined)); \(options.workers - aliveWorkers) missing")
+            }
+            if let (peer, frame) = try transport.receive(timeoutMs: Int(min(left, 1) * 1000)) {
+                try handleUnexpected(peer: peer, frame: frame)
+            }
+        }
+    }
+
+    /// Trains every epoch. `progress(epoch, step, steps, runningLoss, workerStepMs)`.
+    public func run(progress: (Int, Int, Int, Double, [Double]) -> Void,
+                    epochDone: (EpochReport, ClusterStats) throws -> Void) throws {
+        try waitForWorkers()
+        for epoch in 0..<config.epochs {
+            let started = Date()
+            coordinatorSeconds = 0; stepSeconds = 0; stepBytes = 0; stepsTimed = 0
+            for w in workers.indices { workers[w].computeSeconds = 0; workers[w].slices = 0 }
+            let order = plan.order(epoch: epoch)
+            let rate = server.learningRate
+            var totals = GradientComputer.Totals()
+            for index in 0..<plan.stepsPerEpoch {
+                let step = UInt64(epoch * plan.stepsPerEpoch + index)
+                let indices = order[plan.batchRange(step: index)]
+                totals.add(try trainingStep(step: step, indices: indices))
+                progress(epoch, index + 1, plan.stepsPerEpoch, totals.lossSum / Double(max(totals.count, 1)), workerStepMs)
+            }
+            let seconds = Date().timeIntervalSince(started)
+            let evaluation = try evaluate(epoch: epoch)
+            let report = EpochReport(epoch: epoch + 1, loss: totals.lossSum / Double(totals.count),
+                                     trainAccuracy: Double(totals.correct) / Double(totals.count),
+                                     testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
+                                     testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
+                                     seconds: seconds, samplesPerSec: Double(totals.count) / seconds, learningRate: Double(rate))
+            try epochDone(report, stats)
+        }
+        for worker in workers where worker.alive {
+            try transport.send(Message(runID: runID, workerID: worker.id, payload: .shutdown), to: worker.peer)
+        }
+    }
+
+    public var modelFile: ModelFile {
+        ModelFile(spec: architecture.spec, config: config, parameters: server.parameters.array)
+    }
+
+    var workerStepMs: [Double] {
+        workers.map { $0.slices > 0 ? $0.computeSeconds / Double($0.slices) * 1000 : 0 }
+    }
+
+    var stats: ClusterStats {
+        let steps = Double(max(stepsTimed, 1))
+        let busy = workers.filter { $0.slices > 0 }
+        let meanCompute = busy.isEmpty ? 0 : busy.map(\.computeSeconds).reduce(0, +) / Double(busy.count)
+        return ClusterStats(workers: aliveWorkers, workerStepMs: workerStepMs, stepMs: stepSeconds / steps * 1000,
+                            coordinatorMs: coordinatorSeconds / steps * 1000, bytesPerStep: Double(stepBytes) / steps,
+                            workerWaitFraction: stepSeconds > 0 ? max(0, 1 - meanCompute / stepSeconds) : 0)
+    }
+
+    // MARK: - Steps
+
+    private func trainingStep(step: UInt64, indices: ArraySlice<Int32>) throws -> GradientComputer.Totals {
+        let started = Date()
+        let unit = config.deterministic ? config.microBatch : 1
+        server.beginStep()
+        let weights = server.parameters.array
+        var sendSeconds = 0.0
+        let results = try runRound(step: step, data: train, indices: indices, unit: unit, weights: weights, evaluate: false,
+                                   sendSeconds: &sendSeconds)
+        let combineStarted = Date()
+        var totals = GradientComputer.Totals()
+        // Slice order: fixed in fast mode too, so a run repeats with the same workers.
+        for result in results {
+            totals.count += result.count; totals.lossSum += result.lossSum; totals.correct += result.correct
+            switch result.gradient {
+            case let .fixedPoint(sums): sums.withUnsafeBufferPointer { server.add(fixedSums: $0.baseAddress!, count: result.count) }
+            case let .float(sums): sums.withUnsafeBufferPointer { server.add(floatSums: $0.baseAddress!, count: result.count) }
+            case .none: break
+            }
+        }
+        server.finishStep()
+        coordinatorSeconds += sendSeconds + Date().timeIntervalSince(combineStarted)
+        stepSeconds += Date().timeIntervalSince(started)
+        stepsTimed += 1
+        return totals
+    }
+
+    private func evaluate(epoch: Int) throws -> GradientComputer.Totals {
+        evaluationRounds += 1
+        var ignored = 0.0
+        let results = try runRound(step: (1 << 47) | evaluationRounds, data: test, indices: Array(0..<Int32(test.count))[...], unit: 1,
+                                   weights: server.parameters.array, evaluate: true, sendSeconds: &ignored)
+        var totals = GradientComputer.Totals()
+        for r in results { totals.count += r.count; totals.lossSum += r.lossSum; totals.correct += r.correct }
+        return totals
+    }
+
+    /// Sends every slice of one round and collects the answers, reassigning the slices of
+    /// workers that fail. Returns the results in slice order.
+    private func runRound(step: UInt64, data: Dataset, indices: ArraySlice<Int32>, unit: Int, weights: [Float],
+                          evaluate: Bool, sendSeconds: inout Double) throws -> [StepResult] {
+        if aliveWorkers == 0 { try waitForReplacement() }
+        let live = workers.indices.filter { workers[$0].alive }
+        let ranges = BatchPlan.slices(count: indices.count, parts: live.count, unit: unit).filter { !$0.isEmpty }
+        var results = [StepResult?](repeating: nil, count: ranges.count)
+        var owner: [Int: Int] = [:]   // slice → worker index
+        func work(_ slice: Int) -> Message {
+            let range = ranges[slice]
+            let sliceIndices = indices[(indices.startIndex + range.lowerBound)..<(indices.startIndex + range.upperBound)]
+            var pixels = [UInt8](repeating: 0, count: range.count * data.sampleSize)
+            var labels = [UInt8](repeating: 0, count: range.count)
+            pixels.withUnsafeMutableBufferPointer { p in
+                labels.withUnsafeMutableBufferPointer { l in data.gather(sliceIndices, pixels: p.baseAddress!, labels: l.baseAddress!) }
+            }
+            return Message(runID: runID, step: step, payload: .step(StepWork(
+                slice: UInt32(slice), evaluate: evaluate, weights: weights, sampleSize: data.sampleSize, pixels: pixels, labels: labels)))
+        }
+        func assign(_ slice: Int, to w: Int) throws {
+            var message = work(slice)
+            message.workerID = workers[w].id
+            let frame = message.encoded().count
+            let sent = Date()
+            if try transport.send(message, to: workers[w].peer) {
+                owner[slice] = w
+                stepBytes += frame
+            } else {
+                drop(w, because: "is unreachable")
+                try assign(slice, to: try nextLiveWorker(after: w))
+            }
+            sendSeconds += Date().timeIntervalSince(sent)
+        }
+        for (slice, w) in zip(ranges.indices, live) { try assign(slice, to: w) }
+        var deadline = Date().addingTimeInterval(options.stepTimeout)
+        while !owner.isEmpty {
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 {
+                for w in Set(owner.values) { drop(w, because: "missed the \(Int(options.stepTimeout)) s step deadline") }
+                try reassignOrphans(&owner, assign)
+                deadline = Date().addingTimeInterval(options.stepTimeout)
+                continue
+            }
+            guard let (peer, frame) = try transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) else { continue }
+            guard let w = workers.firstIndex(where: { $0.peer == peer && $0.alive }) else {
+                try handleUnexpected(peer: peer, frame: frame)
+                continue
+            }
+            let message: Message
+            do { message = try Message(decoding: frame) } catch {
+                drop(w, because: "sent an invalid message (\(error))")
+                try reassignOrphans(&owner, assign)
+                continue
+            }
+            stepBytes += frame.count
+            switch message.payload {
+            case let .result(result):
+                guard message.runID == runID, message.step == step else {
+                    log("ignored a result of step \(message.step) run \(hex(message.runID)) from \(workers[w].name) (now step \(step))")
+                    continue
+                }
+                let slice = Int(result.slice)
+                guard owner[slice] == w else {
+                    log("ignored a result for slice \(slice) that \(workers[w].name) does not hold")
+                    continue
+                }
+                if let problem = validate(result, expected: ranges[slice].count, evaluate: evaluate) {
+                    drop(w, because: "sent a bad result (\(problem))")
+                    try reassignOrphans(&owner, assign)
+                    continue
+                }
+                results[slice] = result
+                owner[slice] = nil
+                workers[w].computeSeconds += result.computeSeconds
+                workers[w].slices += 1
+            case let .refuse(reason):
+                // Workers refuse only what they cannot compute (a diverged gradient, a model
+                // they cannot build): every other worker would fail the same way.
+                throw ClusterError("\(workers[w].name) refused step \(step): \(reason)")
+            case .hello:
+                try handleUnexpected(peer: peer, frame: frame)
+            default:
+                log("ignored a \(message.payload.type) message from \(workers[w].name)")
+            }
+        }
+        return results.map { $0! }
+    }
+
+    private func validate(_ result: StepResult, expected count: Int, evaluate: Bool) -> String? {
+        guard result.count == count else { return "\(result.count) samples, slice has \(count)" }
+        let p = server.parameterCount
+        switch (evaluate, result.gradient, config.deterministic) {
+        case (true, .none, _): return nil
+        case (false, .fixedPoint(let g), true): return g.count == p ? nil : "gradient of \(g.count) values, model has \(p)"
+        case (false, .float(let g), false): return g.count == p ? nil : "gradient of \(g.count) values, model has \(p)"
+        default: return "wrong kind of gradient for this round"
+        }
+    }
+
+    private func reassignOrphans(_ owner: inout [Int: Int], _ assign: (Int, Int) throws -> Void) throws {
+        for (slice, w) in owner.sorted(by: { $0.key < $1.key }) where !workers[w].alive {
+            owner[slice] = nil
+            try assign(slice, try nextLiveWorker(after: w))
+        }
+    }
+
+    private func nextLiveWorker(after w: Int) throws -> Int {
+        if aliveWorkers == 0 { try waitForReplacement() }
+        let count = workers.count
+        for offset in 1...count {
+            let candidate = (w + offset) % count
+            if workers[candidate].alive { return candidate }
+        }
+        throw ClusterError("no live workers")
+    }
+
+    private func drop(_ w: Int, because reason: String) {
+        guard workers[w].alive else { return }
+        workers[w].alive = false
+        log("dropped \(workers[w].name): it \(reason); its work goes to the \(aliveWorkers) remaining")
+    }
+
+    private func waitForReplacement() throws {
+        log("no live workers left; waiting up to \(Int(options.joinTimeout)) s for one to join")
+        let deadline = Date().addingTimeInterval(options.joinTimeout)
+        while aliveWorkers == 0 {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw ClusterError("every worker failed and none joined within \(Int(options.joinTimeout)) s") }
+            if let (peer, frame) = try transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) {
+                try handleUnexpected(peer: peer, frame: frame)
+            }
+        }
+    }
+
+    /// A frame outside a step's expected results: a hello admits a worker (it takes part from
+    /// the next round); anything else is logged and dropped.
+    private func handleUnexpected(peer: PeerID, frame: [UInt8]) throws {
+        let message: Message
+        do { message = try Message(decoding: frame) } catch {
+            log("refused a message from an unknown peer: \(error)")
+            return
+        }
+        guard case let .hello(hello) = message.payload else {
+            if message.runID != runID {
+                log("refused a \(message.payload.type) message of run \(hex(message.runID)) (this run is \(hex(runID)))")
+            } else {
+                log("ignored a stray \(message.payload.type) message")
+            }
+            return
+        }
+        let index: Int
+        if let known = workers.firstIndex(where: { $0.peer == peer }) {
+            index = known
+            if !workers[known].alive {
+                workers[known].alive = true
+                log("\(workers[known].name) is back")
+            }
+        } else {
+            guard workers.count < Int(Wire.maxWorkers) else {
+                try transport.send(Message(runID: runID, payload: .refuse("the cluster is full")), to: peer)
+                return
+            }
+            workers.append(Worker(peer: peer, id: UInt32(workers.count), hello: hello))
+            index = workers.count - 1
+            log("\(workers[index].name) joined (\(aliveWorkers) live)")
+        }
+        let welcome = Welcome(workerID: workers[index].id, spec: architecture.spec, deterministic: config.deterministic,
+                              microBatch: config.microBatch, sampleSize: train.sampleSize)
+        try transport.send(Message(runID: runID, workerID: workers[index].id, payload: .welcome(welcome)), to: peer)
+    }
+}

@@ -1,0 +1,158 @@
+import ConvoyEngine
+import Foundation
+
+extension Message {
+    /// The frame bytes. Tensors are copied as raw little-endian arrays, never per element.
+    public func encoded() -> [UInt8] {
+        var body = ByteWriter()
+        switch payload {
+        case let .hello(hello): body.append(bytes: jsonBytes(hello))
+        case let .welcome(welcome): body.append(bytes: jsonBytes(welcome))
+        case let .step(work):
+            body = ByteWriter(capacity: 20 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count)
+            body.append(work.slice)
+            body.append(UInt32((work.evaluate ? 1 : 0) | (work.weights != nil ? 2 : 0)))
+            body.append(UInt32(work.count))
+            body.append(UInt32(work.sampleSize))
+            body.append(UInt32(work.weights?.count ?? 0))
+            work.weights?.withUnsafeBufferPointer { body.append(floats: $0) }
+            body.append(bytes: work.pixels)
+            body.append(bytes: work.labels)
+        case let .result(result):
+            let (kind, values, bytes): (UInt32, Int, [UInt8]) = switch result.gradient {
+            case .none: (0, 0, [])
+            case let .float(v): (1, v.count, v.withUnsafeBytes { Array($0) })
+            case let .fixedPoint(v): (2, v.count, v.withUnsafeBytes { Array($0) })
+            }
+            body = ByteWriter(capacity: 36 + bytes.count)
+            body.append(result.slice)
+            body.append(UInt32(result.count))
+            body.append(UInt32(result.correct))
+            body.append(result.lossSum)
+            body.append(result.computeSeconds)
+            body.append(kind)
+            body.append(UInt32(values))
+            body.append(bytes: bytes)
+        case .shutdown: break
+        case let .refuse(reason): body.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
+        }
+        var frame = ByteWriter(capacity: Wire.headerSize + body.bytes.count)
+        frame.append(bytes: Wire.magic)
+        frame.append(Wire.version)
+        frame.append(payload.type.rawValue)
+        frame.append(runID)
+        frame.append(step)
+        frame.append(workerID)
+        frame.append(UInt32(body.bytes.count))
+        frame.append(UInt64(0))
+        frame.append(bytes: body.bytes)
+        return frame.bytes
+    }
+
+    /// Decodes and validates one frame: magic, version, type, exact lengths, every count
+    /// against `Wire`'s bounds and the gradient values' finiteness. Never traps: anything
+    /// malformed is a `ProtocolError` naming the field.
+    public init(decoding frame: [UInt8]) throws {
+        guard frame.count >= Wire.headerSize else {
+            throw ProtocolError("frame of \(frame.count) bytes is shorter than the \(Wire.headerSize)-byte header")
+        }
+        guard Array(frame[0..<4]) == Wire.magic else { throw ProtocolError("bad magic: not a convoy message") }
+        var reader = ByteReader(frame, name: "message", offset: 4)
+        let version = try reader.read(UInt16.self, "version")
+        guard version == Wire.version else {
+            throw ProtocolError("protocol version \(version) is not supported (this convoy speaks version \(Wire.version))")
+        }
+        let rawType = try reader.read(UInt16.self, "type")
+        guard let type = MessageType(rawValue: rawType) else { throw ProtocolError("unknown message type \(rawType)") }
+        runID = try reader.read(UInt64.self, "run id")
+        step = try reader.read(UInt64.self, "step")
+        guard step < 1 << 48 else { throw ProtocolError("step \(step) is out of range") }
+        workerID = try reader.read(UInt32.self, "worker id")
+        guard workerID < Wire.maxWorkers else { throw ProtocolError("worker id \(workerID) is out of range") }
+        let length = Int(try reader.read(UInt32.self, "payload length"))
+        guard try reader.read(UInt64.self, "reserved") == 0 else { throw ProtocolError("reserved header bytes are not zero") }
+        guard length == frame.count - Wire.headerSize else {
+            throw ProtocolError("payload length field says \(length) bytes, frame carries \(frame.count - Wire.headerSize)")
+        }
+        payload = try Self.decodePayload(type, &reader, length: length)
+        guard reader.remaining == 0 else { throw ProtocolError("\(reader.remaining) unexpected bytes after the \(type) payload") }
+    }
+
+    private static func decodePayload(_ type: MessageType, _ reader: inout ByteReader, length: Int) throws -> Payload {
+        do {
+            switch type {
+            case .hello: return .hello(try control(Hello.self, &reader, length))
+            case .welcome: return .welcome(try control(Welcome.self, &reader, length))
+            case .shutdown: return .shutdown
+            case .refuse:
+                guard length <= Wire.maxControlBytes else { throw ProtocolError("refuse reason too long") }
+                return .refuse(String(decoding: try reader.readBytes(length, "reason"), as: UTF8.self))
+            case .step:
+                let slice = try reader.read(UInt32.self, "slice")
+                guard slice < Wire.maxWorkers else { throw ProtocolError("slice \(slice) is out of range") }
+                let flags = try reader.read(UInt32.self, "flags")
+                guard flags & ~3 == 0 else { throw ProtocolError("unknown step flags \(flags)") }
+                let count = Int(try reader.read(UInt32.self, "sample count"))
+                let sampleSize = Int(try reader.read(UInt32.self, "sample size"))
+                let weightCount = Int(try reader.read(UInt32.self, "weight count"))
+                guard count >= 1, count <= Wire.maxSamples else { throw ProtocolError("sample count \(count) outside 1...\(Wire.maxSamples)") }
+                guard sampleSize >= 1, sampleSize <= Wire.maxSampleSize else { throw ProtocolError("sample size \(sampleSize) is out of range") }
+                guard weightCount <= Wire.maxParameters else { throw ProtocolError("weight count \(weightCount) is out of range") }
+                let hasWeights = flags & 2 != 0
+                guard hasWeights || weightCount == 0 else { throw ProtocolError("weight count \(weightCount) without the weights flag") }
+                let expected = 20 + 4 * weightCount + count * sampleSize + count
+                guard length == expected else { throw ProtocolError("step payload is \(length) bytes, its counts need \(expected)") }
+                let weights = hasWeights ? try reader.readFloats(weightCount, "weights") : nil
+                let pixels = try reader.readBytes(count * sampleSize, "pixels")
+                let labels = try reader.readBytes(count, "labels")
+                return .step(StepWork(slice: slice, evaluate: flags & 1 != 0, weights: weights, sampleSize: sampleSize, pixels: pixels, labels: labels))
+            case .result:
+                let slice = try reader.read(UInt32.self, "slice")
+                guard slice < Wire.maxWorkers else { throw ProtocolError("slice \(slice) is out of range") }
+                let count = Int(try reader.read(UInt32.self, "sample count"))
+                let correct = Int(try reader.read(UInt32.self, "correct count"))
+                let lossSum = Double(bitPattern: try reader.read(UInt64.self, "loss sum"))
+                let seconds = Double(bitPattern: try reader.read(UInt64.self, "compute seconds"))
+                let kind = try reader.read(UInt32.self, "gradient kind")
+                let values = Int(try reader.read(UInt32.self, "gradient length"))
+                guard count <= Wire.maxSamples, correct <= count else { throw ProtocolError("counts \(correct)/\(count) are inconsistent") }
+                guard lossSum.isFinite, lossSum >= 0 else { throw ProtocolError("loss sum \(lossSum) is not a finite non-negative number") }
+                guard seconds.isFinite, seconds >= 0 else { throw ProtocolError("compute time \(seconds) is invalid") }
+                guard values <= Wire.maxParameters else { throw ProtocolError("gradient length \(values) is out of range") }
+                let gradient: StepResult.Gradient
+                switch kind {
+                case 0:
+                    guard values == 0 else { throw ProtocolError("gradient length \(values) without a gradient") }
+                    gradient = .none
+                case 1:
+                    guard reader.remaining == 4 * values else { throw ProtocolError("float gradient of \(values) values needs \(4 * values) bytes, has \(reader.remaining)") }
+                    let floats = try reader.readFloats(values, "gradient")
+                    if let bad = floats.firstIndex(where: { !$0.isFinite }) {
+                        throw ProtocolError("gradient element \(bad) is \(floats[bad])")
+                    }
+                    gradient = .float(floats)
+                case 2:
+                    guard reader.remaining == 8 * values else { throw ProtocolError("fixed-point gradient of \(values) values needs \(8 * values) bytes, has \(reader.remaining)") }
+                    let bytes = try reader.readBytes(8 * values, "gradient")
+                    var sums = [Int64](repeating: 0, count: values)
+                    sums.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
+                    gradient = .fixedPoint(sums.map { Int64(littleEndian: $0) })
+                default: throw ProtocolError("unknown gradient kind \(kind)")
+                }
+                return .result(StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds, gradient: gradient))
+            }
+        } catch let error as DataError {
+            throw ProtocolError("\(type): \(error.description)")
+        }
+    }
+
+    private static func control<T: Decodable>(_: T.Type, _ reader: inout ByteReader, _ length: Int) throws -> T {
+        guard length <= Wire.maxControlBytes else { throw ProtocolError("control payload of \(length) bytes is too large") }
+        let bytes = try reader.readBytes(length, "control payload")
+        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+            throw ProtocolError("unreadable \(T.self) payload")
+        }
+    }
+}
+
+private func jsonBytes<T: Encodable>(_ value: T) -> [UInt8] { Array(try! JSONEncoder().encode(value)) }

@@ -1,0 +1,127 @@
+import ConvoyEngine
+import Foundation
+
+/// The wire format (docs/PROTOCOL.md): every message is one ZeroMQ frame holding a 40-byte
+/// little-endian header and a payload whose layout the message type fixes.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | magic `CNVY` |
+/// | 4 | 2 | protocol version (1) |
+/// | 6 | 2 | message type |
+/// | 8 | 8 | run id (0 in `hello`) |
+/// | 16 | 8 | step (training step, or evaluation round) |
+/// | 24 | 4 | worker id |
+/// | 28 | 4 | payload length in bytes |
+/// | 32 | 8 | reserved, zero |
+public enum Wire {
+    public static let magic: [UInt8] = Array("CNVY".utf8)
+    public static let version: UInt16 = 1
+    public static let headerSize = 40
+    /// Bounds on decoded fields. Anything larger is refused before any allocation.
+    public static let maxSamples = 65_536
+    public static let maxSampleSize = 1 << 20
+    public static let maxParameters = 1 << 28
+    public static let maxControlBytes = 1 << 20
+    public static let maxWorkers: UInt32 = 4096
+    /// ZMQ_MAXMSGSIZE for every socket: a step message of the largest allowed size fits.
+    public static let maxMessageBytes: Int64 = 1 << 30
+}
+
+public enum MessageType: UInt16, Sendable, CaseIterable {
+    case hello = 1, welcome = 2, step = 3, result = 4, shutdown = 5, refuse = 6
+}
+
+/// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
+public struct ProtocolError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A worker introduces itself.
+public struct Hello: Codable, Equatable, Sendable {
+    public var host: String
+    public var pid: Int32
+    public var threads: Int
+    public init(host: String, pid: Int32, threads: Int) { self.host = host; self.pid = pid; self.threads = threads }
+}
+
+/// The coordinator accepts a worker: its id, the model and how to compute gradients.
+public struct Welcome: Codable, Equatable, Sendable {
+    public var workerID: UInt32
+    public var spec: NetworkSpec
+    public var deterministic: Bool
+    public var microBatch: Int
+    public var sampleSize: Int
+    public init(workerID: UInt32, spec: NetworkSpec, deterministic: Bool, microBatch: Int, sampleSize: Int) {
+        self.workerID = workerID; self.spec = spec; self.deterministic = deterministic
+        self.microBatch = microBatch; self.sampleSize = sampleSize
+    }
+}
+
+/// Work for one step: train (gradient wanted) or evaluate (loss and hits only).
+public struct StepWork: Equatable, Sendable {
+    /// Which slice of the step this is; echoed in the result.
+    public var slice: UInt32
+    public var evaluate: Bool
+    /// The current weights; nil when the worker already holds this step's weights.
+    public var weights: [Float]?
+    public var sampleSize: Int
+    public var pixels: [UInt8]
+    public var labels: [UInt8]
+    public var count: Int { labels.count }
+    public init(slice: UInt32, evaluate: Bool, weights: [Float]?, sampleSize: Int, pixels: [UInt8], labels: [UInt8]) {
+        self.slice = slice; self.evaluate = evaluate; self.weights = weights; self.sampleSize = sampleSize; self.pixels = pixels; self.labels = labels
+    }
+}
+
+/// A worker's answer: its slice's totals and gradient sum.
+public struct StepResult: Equatable, Sendable {
+    public enum Gradient: Equatable, Sendable {
+        case none
+        case float([Float])
+        case fixedPoint([Int64])
+    }
+    public var slice: UInt32
+    public var count: Int
+    public var correct: Int
+    public var lossSum: Double
+    /// Seconds the worker spent computing, so the coordinator can show stragglers.
+    public var computeSeconds: Double
+    public var gradient: Gradient
+    public init(slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double, gradient: Gradient) {
+        self.slice = slice; self.count = count; self.correct = correct; self.lossSum = lossSum; self.computeSeconds = computeSeconds; self.gradient = gradient
+    }
+}
+
+public enum Payload: Equatable, Sendable {
+    case hello(Hello)
+    case welcome(Welcome)
+    case step(StepWork)
+    case result(StepResult)
+    case shutdown
+    /// The peer is refused, with the reason.
+    case refuse(String)
+
+    var type: MessageType {
+        switch self {
+        case .hello: .hello
+        case .welcome: .welcome
+        case .step: .step
+        case .result: .result
+        case .shutdown: .shutdown
+        case .refuse: .refuse
+        }
+    }
+}
+
+public struct Message: Equatable, Sendable {
+    public var runID: UInt64
+    public var step: UInt64
+    public var workerID: UInt32
+    public var payload: Payload
+
+    public init(runID: UInt64, step: UInt64 = 0, workerID: UInt32 = 0, payload: Payload) {
+        self.runID = runID; self.step = step; self.workerID = workerID; self.payload = payload
+    }
+}

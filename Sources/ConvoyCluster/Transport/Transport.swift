@@ -1,0 +1,48 @@
+import ConvoyEngine
+import ConvoyInterop
+
+/// A peer's address as the coordinator's transport knows it (a ZeroMQ routing id).
+public typealias PeerID = [UInt8]
+
+/// What the coordinator needs from a network: send a message to a peer, receive the next
+/// frame from any peer. ZeroMQ in production; an in-memory loop in tests.
+public protocol CoordinatorTransport: AnyObject {
+    /// Returns false when the peer is unknown or gone.
+    @discardableResult
+    func send(_ message: Message, to peer: PeerID) throws -> Bool
+    /// The next frame and its sender, or nil after `timeoutMs` without one.
+    func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])?
+}
+
+/// The coordinator's ROUTER socket.
+public final class ZMQCoordinatorTransport: CoordinatorTransport {
+    let socket: ZMQSocket
+    public let endpoint: String
+    public private(set) var bytesSent = 0
+    public private(set) var bytesReceived = 0
+
+    public init(context: ZMQContext, bind: String) throws {
+        socket = try ZMQSocket(context: context, kind: .router)
+        try socket.setMaxMessageSize(Wire.maxMessageBytes)
+        try socket.setRouterMandatory()
+        try socket.bind(bind)
+        endpoint = socket.lastEndpoint
+    }
+
+    public func send(_ message: Message, to peer: PeerID) throws -> Bool {
+        let frame = message.encoded()
+        bytesSent += frame.count
+        return try socket.send([peer, frame])
+    }
+
+    public func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
+        guard let frames = try socket.receive(timeoutMs: timeoutMs) else { return nil }
+        guard frames.count == 2 else {
+            // A peer that sends multi-frame messages is not speaking this protocol; give
+            // the caller an undecodable frame so it is refused and logged.
+            return (frames.first ?? [], [])
+        }
+        bytesReceived += frames[1].count
+        return (frames[0], frames[1])
+    }
+}

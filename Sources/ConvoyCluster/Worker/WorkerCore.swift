@@ -1,0 +1,113 @@
+import ConvoyEngine
+import Foundation
+
+/// A worker's logic without sockets: frames from the coordinator in, replies out. It holds
+/// the model built from the coordinator's `welcome` and computes each step's gradient sum.
+public final class WorkerCore {
+    public private(set) var runID: UInt64?
+    public private(set) var workerID: UInt32?
+    public private(set) var isFinished = false
+    /// Set when the coordinator refused this worker; the process exits non-zero.
+    public private(set) var refusal: String?
+    public let hello: Hello
+    private var welcome: Welcome?
+    private var computer: GradientComputer?
+    private var hasWeights = false
+
+    public init(hello: Hello) { self.hello = hello }
+
+    public var helloMessage: Message { Message(runID: runID ?? 0, payload: .hello(hello)) }
+
+    /// Handles one frame; returns the messages to send back and a line to log, if any.
+    public func handle(_ frame: [UInt8]) -> (replies: [Message], log: String?) {
+        let message: Message
+        do { message = try Message(decoding: frame) } catch {
+            return ([], "refused a message: \(error)")
+        }
+        switch message.payload {
+        case let .welcome(welcome):
+            return accept(welcome, runID: message.runID)
+        case let .step(work):
+            guard let runID, message.runID == runID, let computer, let welcome else {
+                return ([], "refused a step of run \(hex(message.runID)): \(self.runID.map { "this worker is in run \(hex($0))" } ?? "not welcomed yet")")
+            }
+            return (perform(work, step: message.step, runID: runID, computer: computer, welcome: welcome), nil)
+        case .shutdown:
+            guard message.runID == runID else { return ([], "ignored a shutdown for run \(hex(message.runID))") }
+            isFinished = true
+            return ([], "coordinator finished the run")
+        case let .refuse(reason):
+            isFinished = true
+            refusal = reason
+            return ([], "refused by the coordinator: \(reason)")
+        case .hello, .result:
+            return ([], "ignored a \(message.payload.type) message, which only workers send")
+        }
+    }
+
+    private func accept(_ welcome: Welcome, runID: UInt64) -> (replies: [Message], log: String?) {
+        do {
+            let architecture = try Architecture(welcome.spec)
+            guard architecture.inputShape.count == welcome.sampleSize else {
+                throw ConfigError("model takes \(architecture.inputShape.count) inputs, samples have \(welcome.sampleSize)")
+            }
+            if self.runID != runID || self.welcome != welcome {
+                computer = GradientComputer(network: Network(architecture, maxBatch: max(welcome.microBatch, 256)))
+                hasWeights = false
+            }
+            self.runID = runID
+            self.workerID = welcome.workerID
+            self.welcome = welcome
+            return ([], "joined run \(hex(runID)) as worker \(welcome.workerID): \(welcome.spec.name), \(architecture.parameterCount) parameters\(welcome.deterministic ? ", deterministic micro-batches of \(welcome.microBatch)" : "")")
+        } catch {
+            isFinished = true
+            refusal = "cannot build the model: \(error)"
+            return ([Message(runID: runID, workerID: welcome.workerID, payload: .refuse(refusal!))], refusal)
+        }
+    }
+
+    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, computer: GradientComputer, welcome: Welcome) -> [Message] {
+        let network = computer.network
+        let id = workerID ?? 0
+        func refuse(_ reason: String) -> [Message] { [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))] }
+        if let weights = work.weights {
+            guard weights.count == network.parameters.count else {
+                return refuse("step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
+            }
+            network.parameters.load(weights)
+            hasWeights = true
+        }
+        guard hasWeights else { return refuse("step \(step) carries no weights and this worker holds none") }
+        guard work.sampleSize == welcome.sampleSize else {
+            return refuse("step \(step) samples have \(work.sampleSize) values, the run said \(welcome.sampleSize)")
+        }
+        if let bad = work.labels.firstIndex(where: { Int($0) >= network.classes }) {
+            return refuse("step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)")
+        }
+        let started = Date()
+        do {
+            let totals: GradientComputer.Totals
+            let gradient: StepResult.Gradient
+            (totals, gradient) = try work.pixels.withUnsafeBufferPointer { pixels in
+                try work.labels.withUnsafeBufferPointer { labels in
+                    if work.evaluate {
+                        return (computer.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count), .none)
+                    }
+                    let totals = try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
+                                                      deterministic: welcome.deterministic, microBatch: welcome.microBatch)
+                    let count = network.parameters.count
+                    return (totals, welcome.deterministic
+                        ? .fixedPoint(Array(UnsafeBufferPointer(start: computer.fixedSums, count: count)))
+                        : .float(network.gradient.array))
+                }
+            }
+            let result = StepResult(slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
+                                    computeSeconds: Date().timeIntervalSince(started), gradient: gradient)
+            return [Message(runID: runID, step: step, workerID: id, payload: .result(result))]
+        } catch {
+            return refuse("step \(step): \(error)")
+        }
+    }
+}
+
+func hex(_ value: UInt64) -> String { String(value, radix: 16) }

@@ -1,0 +1,63 @@
+import ConvoyEngine
+import ConvoyInterop
+import Foundation
+
+/// A worker process's loop: a DEALER socket to the coordinator, hello with backoff until
+/// welcomed (so start order does not matter), then steps until shutdown.
+public struct WorkerRunner {
+    public var endpoint: String
+    public var threads: Int
+    /// Seconds to keep trying to reach a coordinator before giving up.
+    public var connectTimeout: Double = 300
+    /// Seconds without any message from a coordinator (after joining) before giving up.
+    public var idleTimeout: Double = 300
+    public var log: (String) -> Void
+
+    public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
+        self.endpoint = endpoint; self.threads = threads; self.log = log
+    }
+
+    public func run() throws {
+        let context = ZMQContext()
+        let socket = try ZMQSocket(context: context, kind: .dealer)
+        try socket.setMaxMessageSize(Wire.maxMessageBytes)
+        try socket.setReconnectInterval(100, max: 5000)
+        try socket.setImmediate()
+        try socket.connect(endpoint)
+        let hostName = ProcessInfo.processInfo.hostName
+        let core = WorkerCore(hello: Hello(host: hostName, pid: getpid(), threads: threads))
+        log("connecting to \(endpoint)")
+        var backoff = 0.1
+        var nextHello = Date()
+        var lastHeard = Date()
+        let started = Date()
+        while !core.isFinished {
+            if core.runID == nil && Date() >= nextHello {
+                if try socket.send([core.helloMessage.encoded()], dontWait: true) {
+                    nextHello = Date().addingTimeInterval(backoff)
+                } else {
+                    nextHello = Date().addingTimeInterval(backoff)
+                }
+                backoff = min(backoff * 2, 5)
+                if Date().timeIntervalSince(started) > connectTimeout {
+                    throw ClusterError("no coordinator answered at \(endpoint) within \(Int(connectTimeout)) s")
+                }
+            }
+            guard let frames = try socket.receive(timeoutMs: 200) else {
+                if core.runID != nil && Date().timeIntervalSince(lastHeard) > idleTimeout {
+                    throw ClusterError("coordinator at \(endpoint) silent for \(Int(idleTimeout)) s")
+                }
+                continue
+            }
+            lastHeard = Date()
+            guard frames.count == 1 else {
+                log("refused a message of \(frames.count) frames")
+                continue
+            }
+            let (replies, line) = core.handle(frames[0])
+            if let line { log(line) }
+            for reply in replies { try socket.send([reply.encoded()]) }
+        }
+        if let refusal = core.refusal { throw ClusterError(refusal) }
+    }
+}

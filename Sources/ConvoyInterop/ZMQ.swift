@@ -1,0 +1,152 @@
+import CZMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A libzmq failure, with the operation and zmq's reason.
+public struct ZMQError: Error, CustomStringConvertible {
+    public let operation: String
+    public let code: Int32
+    public var description: String { "\(operation): \(String(cString: zmq_strerror(code)))" }
+    public var isInterrupted: Bool { code == EINTR }
+
+    static func last(_ operation: String) -> ZMQError { ZMQError(operation: operation, code: zmq_errno()) }
+}
+
+/// A ZeroMQ context. Thread-safe, so it may be shared; sockets keep a strong reference to it
+/// because terminating a context with live sockets blocks forever.
+public final class ZMQContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+
+    public init() {
+        handle = zmq_ctx_new()
+    }
+
+    deinit { zmq_ctx_term(handle) }
+
+    /// Whether this libzmq was built with CURVE security.
+    public static var hasCurve: Bool { zmq_has("curve") != 0 }
+
+    public static var version: String {
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        zmq_version(&major, &minor, &patch)
+        return "\(major).\(minor).\(patch)"
+    }
+}
+
+/// One ZeroMQ socket; not thread-safe (use it from one thread). Messages are lists of frames.
+public final class ZMQSocket {
+    public enum Kind { case router, dealer }
+
+    private let context: ZMQContext
+    private let handle: UnsafeMutableRawPointer
+
+    public init(context: ZMQContext, kind: Kind) throws {
+        self.context = context
+        guard let socket = zmq_socket(context.handle, kind == .router ? ZMQ_ROUTER : ZMQ_DEALER) else {
+            throw ZMQError.last("zmq_socket")
+        }
+        handle = socket
+        // Closing must never wait for unsent messages: a coordinator that is done, or a
+        // worker whose peer died, exits at once.
+        try setOption(ZMQ_LINGER, int32: 0)
+    }
+
+    deinit { zmq_close(handle) }
+
+    public func setOption(_ option: Int32, int32 value: Int32) throws {
+        var v = value
+        guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError.last("zmq_setsockopt(\(option))")
+        }
+    }
+
+    public func setOption(_ option: Int32, int64 value: Int64) throws {
+        var v = value
+        guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError.last("zmq_setsockopt(\(option))")
+        }
+    }
+
+    public func setOption(_ option: Int32, bytes: [UInt8]) throws {
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
+    }
+
+    /// Largest message accepted; a bigger one drops the connection instead of being read.
+    public func setMaxMessageSize(_ bytes: Int64) throws { try setOption(ZMQ_MAXMSGSIZE, int64: bytes) }
+    /// Milliseconds between reconnection attempts, growing to `max` (zmq's own backoff).
+    public func setReconnectInterval(_ ms: Int32, max: Int32) throws {
+        try setOption(ZMQ_RECONNECT_IVL, int32: ms)
+        try setOption(ZMQ_RECONNECT_IVL_MAX, int32: max)
+    }
+    /// Messages go only to completed connections: a send with no peer fails at once
+    /// instead of queueing, so a worker's hello is not replayed to a stale connection.
+    public func setImmediate() throws { try setOption(ZMQ_IMMEDIATE, int32: 1) }
+    /// A ROUTER reports an unroutable peer as an error instead of dropping silently.
+    public func setRouterMandatory() throws { try setOption(ZMQ_ROUTER_MANDATORY, int32: 1) }
+
+    public func bind(_ endpoint: String) throws {
+        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("connect \(endpoint)") }
+    }
+
+    /// The endpoint actually bound, e.g. `tcp://127.0.0.1:43125` after binding port `*`.
+    public var lastEndpoint: String {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        var size = buffer.count
+        guard zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Sends the frames of one message. Returns false if the peer is unknown or gone
+    /// (ROUTER with mandatory routing) or the send would block.
+    @discardableResult
+    public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws -> Bool {
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
+            if dontWait { flags |= ZMQ_DONTWAIT }
+            let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            if rc < 0 {
+                let error = ZMQError.last("zmq_send")
+                if error.code == EHOSTUNREACH || error.code == EAGAIN { return false }
+                throw error
+            }
+        }
+        return true
+    }
+
+    /// Waits up to `timeoutMs` (−1: forever) for a message; nil on timeout.
+    public func receive(timeoutMs: Int) throws -> [[UInt8]]? {
+        guard try poll(timeoutMs: timeoutMs) else { return nil }
+        var frames: [[UInt8]] = []
+        var more: Int32 = 1
+        repeat {
+            var message = zmq_msg_t()
+            zmq_msg_init(&message)
+            defer { zmq_msg_close(&message) }
+            guard zmq_msg_recv(&message, handle, 0) >= 0 else { throw ZMQError.last("zmq_msg_recv") }
+            let size = zmq_msg_size(&message)
+            let data = zmq_msg_data(&message)!
+            frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            var optionSize = MemoryLayout<Int32>.size
+            zmq_getsockopt(handle, ZMQ_RCVMORE, &more, &optionSize)
+        } while more != 0
+        return frames
+    }
+
+    /// True if a message can be read within `timeoutMs`.
+    public func poll(timeoutMs: Int) throws -> Bool {
+        var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+        let rc = zmq_poll(&item, 1, timeoutMs)
+        if rc < 0 {
+            let error = ZMQError.last("zmq_poll")
+            if error.isInterrupted { return false }
+            throw error
+        }
+        return rc > 0
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import ConvoyEngine
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Local: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train with a coordinator and N workers as separate local processes.",
+        discussion: "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, streams the coordinator's progress, ends every child by PID, and exits with the coordinator's status.")
+
+    @Option(help: "Worker processes (default: the number of cores).") var workers = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var training: TrainingOptions
+    @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
+    @Option(help: "OpenBLAS threads per worker.") var threads = 1
+    @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
+
+    func run() throws {
+        reportingErrors {
+            _ = try training.config()   // fail here, before spawning anything
+            guard workers >= 1 && workers <= 256 else { throw ConfigError("--workers must be in 1...256 (got \(workers))") }
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            let children = ChildProcesses()
+            children.endOnSignals()
+
+            var arguments = ["coordinator", "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out]
+            arguments += training.arguments
+            if json { arguments.append("--json") }
+            let coordinator = Process()
+            coordinator.executableURL = URL(fileURLWithPath: binary)
+            coordinator.arguments = arguments
+            let stderrPipe = Pipe()
+            coordinator.standardError = stderrPipe
+            try children.start(coordinator)
+
+            // The coordinator announces its endpoint on stderr; everything it says there is
+            // passed on.
+            let reader = LineReader(stderrPipe.fileHandleForReading)
+            var endpoint: String?
+            while endpoint == nil, let line = reader.next() {
+                ProgressPrinter.error(line)
+                if let range = line.range(of: "listening on ") { endpoint = String(line[range.upperBound...]) }
+            }
+            guard let endpoint else {
+                coordinator.waitUntilExit()
+                throw ExitCode(coordinator.terminationStatus == 0 ? 1 : coordinator.terminationStatus)
+            }
+            for _ in 0..<workers {
+                let worker = Process()
+                worker.executableURL = URL(fileURLWithPath: binary)
+                worker.arguments = ["worker", "--connect", endpoint, "--threads", String(threads), "--connect-timeout", "60", "--idle-timeout", "120"]
+                try children.start(worker)
+            }
+            while let line = reader.next() { ProgressPrinter.error(line) }
+            coordinator.waitUntilExit()
+            let status = coordinator.terminationStatus
+            children.endAll(grace: 5)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+}
+
+extension TrainingOptions {
+    /// These options as command-line arguments, to pass on to a child process.
+    var arguments: [String] {
+        var list = ["--model", model, "--epochs", String(epochs), "--batch", String(batch), "--optimizer", optimizer,
+                    "--lr", String(lr), "--schedule", schedule, "--seed", String(seed), "--data", data,
+                    "--micro-batch", String(microBatch), deterministic ? "--deterministic" : "--no-deterministic"]
+        if let trainSamples { list += ["--train-samples", String(trainSamples)] }
+        if let testSamples { list += ["--test-samples", String(testSamples)] }
+        if let initializer { list += ["--init", initializer] }
+        return list
+    }
+}
+
+/// The processes `local` started, ended by PID when it exits or is interrupted.
+final class ChildProcesses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var processes: [Process] = []
+    private var signalSources: [DispatchSourceSignal] = []
+
+    func start(_ process: Process) throws {
+        try process.run()
+        lock.withLock { processes.append(process) }
+    }
+
+    /// SIGTERM to every child still running, SIGKILL to any left after `grace` seconds.
+    func endAll(grace: Double) {
+        let running = lock.withLock { processes.filter(\.isRunning) }
+        for process in running { kill(process.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(grace)
+        while Date() < deadline && running.contains(where: \.isRunning) { usleep(20_000) }
+        for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    func endOnSignals() {
+        for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [self] in
+                ProgressPrinter.error("convoy local: interrupted; stopping the coordinator and workers")
+                endAll(grace: 2)
+                exit(128 + signalNumber)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+}
+
+/// Reads a pipe line by line.
+final class LineReader {
+    private let handle: FileHandle
+    private var buffer = Data()
+    init(_ handle: FileHandle) { self.handle = handle }
+
+    func next() -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+                buffer.removeSubrange(buffer.startIndex...newline)
+                return line
+            }
+            let chunk = handle.availableData
+            if chunk.isEmpty {
+                guard !buffer.isEmpty else { return nil }
+                defer { buffer.removeAll() }
+                return String(decoding: buffer, as: UTF8.self)
+            }
+            buffer.append(chunk)
+        }
+    }
+}

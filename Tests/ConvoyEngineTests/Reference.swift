@@ -1,0 +1,100 @@
+@testable import ConvoyEngine
+
+/// Plain-loop reference implementations in Double, written straight from SPEC.md's formulas
+/// with no im2col, no BLAS and no shared code with the engine's fast paths.
+enum Reference {
+    /// Conv2d forward: `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
+    static func conv2dForward(x: [Double], w: [Double], b: [Double], n: Int, c: Int, h: Int, wd: Int,
+                              m: Int, fh: Int, fw: Int, sh: Int, sw: Int, ph: Int, pw: Int) -> (y: [Double], ho: Int, wo: Int) {
+        let ho = (h + 2 * ph - fh) / sh + 1, wo = (wd + 2 * pw - fw) / sw + 1
+        var y = [Double](repeating: 0, count: n * m * ho * wo)
+        for s0 in 0..<n { for o in 0..<m { for i in 0..<ho { for j in 0..<wo {
+            var acc = b[o]
+            for k in 0..<c { for s in 0..<fh { for t in 0..<fw {
+                let r = i * sh + s - ph, q = j * sw + t - pw
+                if r >= 0 && r < h && q >= 0 && q < wd {
+                    acc += x[((s0 * c + k) * h + r) * wd + q] * w[((o * c + k) * fh + s) * fw + t]
+                }
+            }}}
+            y[((s0 * m + o) * ho + i) * wo + j] = acc
+        }}}}
+        return (y, ho, wo)
+    }
+
+    /// Conv2d backward by the same sums: every product x·w contributes dy·w to dx and dy·x to dw.
+    static func conv2dBackward(x: [Double], w: [Double], dy: [Double], n: Int, c: Int, h: Int, wd: Int,
+                               m: Int, fh: Int, fw: Int, sh: Int, sw: Int, ph: Int, pw: Int)
+        -> (dx: [Double], dw: [Double], db: [Double]) {
+        let ho = (h + 2 * ph - fh) / sh + 1, wo = (wd + 2 * pw - fw) / sw + 1
+        var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
+        var db = [Double](repeating: 0, count: m)
+        for s0 in 0..<n { for o in 0..<m { for i in 0..<ho { for j in 0..<wo {
+            let g = dy[((s0 * m + o) * ho + i) * wo + j]
+            db[o] += g
+            for k in 0..<c { for s in 0..<fh { for t in 0..<fw {
+                let r = i * sh + s - ph, q = j * sw + t - pw
+                if r >= 0 && r < h && q >= 0 && q < wd {
+                    let xi = ((s0 * c + k) * h + r) * wd + q, wi = ((o * c + k) * fh + s) * fw + t
+                    dx[xi] += g * w[wi]
+                    dw[wi] += g * x[xi]
+                }
+            }}}
+        }}}}
+        return (dx, dw, db)
+    }
+
+    /// Conv1d forward, written separately in 1-D indices: `a[n,m,i] = Σ_k Σ_s x_pad[n,k,i·S+s] w[m,k,s] + b[m]`.
+    static func conv1dForward(x: [Double], w: [Double], b: [Double], n: Int, c: Int, l: Int,
+                              m: Int, f: Int, stride: Int, pad: Int) -> [Double] {
+        let lo = (l + 2 * pad - f) / stride + 1
+        var y = [Double](repeating: 0, count: n * m * lo)
+        for s0 in 0..<n { for o in 0..<m { for i in 0..<lo {
+            var acc = b[o]
+            for k in 0..<c { for s in 0..<f {
+                let p = i * stride + s - pad
+                if p >= 0 && p < l { acc += x[(s0 * c + k) * l + p] * w[(o * c + k) * f + s] }
+            }}
+            y[(s0 * m + o) * lo + i] = acc
+        }}}
+        return y
+    }
+
+    /// Pooling forward and backward; max pooling routes to the first arg-max of each window.
+    static func pool(x: [Double], dy: [Double]?, planes: Int, h: Int, w: Int, wh: Int, ww: Int, sh: Int, sw: Int, max isMax: Bool)
+        -> (y: [Double], dx: [Double]) {
+        let ho = (h - wh) / sh + 1, wo = (w - ww) / sw + 1
+        var y = [Double](repeating: 0, count: planes * ho * wo), dx = [Double](repeating: 0, count: x.count)
+        for p in 0..<planes { for i in 0..<ho { for j in 0..<wo {
+            var best = -Double.infinity, bestIndex = 0, total = 0.0
+            for s in 0..<wh { for t in 0..<ww {
+                let idx = (p * h + i * sh + s) * w + j * sw + t
+                total += x[idx]
+                if x[idx] > best { best = x[idx]; bestIndex = idx }
+            }}
+            let o = (p * ho + i) * wo + j
+            y[o] = isMax ? best : total / Double(wh * ww)
+            if let dy {
+                if isMax { dx[bestIndex] += dy[o] } else {
+                    for s in 0..<wh { for t in 0..<ww { dx[(p * h + i * sh + s) * w + j * sw + t] += dy[o] / Double(wh * ww) } }
+                }
+            }
+        }}}
+        return (y, dx)
+    }
+
+    /// Dense: `a = x·W + b`, `dW = xᵀ·da`, `db = Σ da`, `dx = da·Wᵀ`.
+    static func dense(x: [Double], w: [Double], b: [Double], dy: [Double], n: Int, inputs: Int, outputs: Int)
+        -> (y: [Double], dx: [Double], dw: [Double], db: [Double]) {
+        var y = [Double](repeating: 0, count: n * outputs), dx = [Double](repeating: 0, count: n * inputs)
+        var dw = [Double](repeating: 0, count: inputs * outputs), db = [Double](repeating: 0, count: outputs)
+        for s in 0..<n { for o in 0..<outputs {
+            var acc = b[o]
+            for i in 0..<inputs { acc += x[s * inputs + i] * w[i * outputs + o] }
+            y[s * outputs + o] = acc
+            let g = dy[s * outputs + o]
+            db[o] += g
+            for i in 0..<inputs { dw[i * outputs + o] += x[s * inputs + i] * g; dx[s * inputs + i] += g * w[i * outputs + o] }
+        }}
+        return (y, dx, dw, db)
+    }
+}

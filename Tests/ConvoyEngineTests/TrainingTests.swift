@@ -1,0 +1,135 @@
+@testable import ConvoyEngine
+import Testing
+
+@Suite struct OptimizerTests {
+    func apply(_ optimizer: inout any Optimizer, _ w: inout [Float], _ g: [Float], lr: Float) {
+        w.withUnsafeMutableBufferPointer { wp in
+            g.withUnsafeBufferPointer { optimizer.update(parameters: wp, gradient: $0, learningRate: lr) }
+        }
+    }
+
+    @Test func sgd() {
+        var o: any Optimizer = SGD(), w: [Float] = [1, 2]
+        apply(&o, &w, [0.5, -1], lr: 0.1)
+        #expect(w == [0.95, 2.1])
+    }
+
+    @Test func momentumAccumulatesVelocity() {
+        var o: any Optimizer = Momentum(parameterCount: 1, mu: 0.5), w: [Float] = [0]
+        apply(&o, &w, [1], lr: 1)   // v = 1
+        apply(&o, &w, [1], lr: 1)   // v = 1.5
+        #expect(w == [-2.5])
+        #expect(o.state == [1.5])
+    }
+
+    @Test func adagradFollowsSpec() {
+        var o: any Optimizer = AdaGrad(parameterCount: 1, epsilon: 0), w: [Float] = [0]
+        apply(&o, &w, [2], lr: 1)   // h = 4, w −= 2/2
+        apply(&o, &w, [2], lr: 1)   // h = 8, w −= 2/√8
+        #expect(abs(w[0] - (-1 - 2 / Float(8).squareRoot())) < 1e-6)
+    }
+
+    @Test func adamFirstStepIsLearningRateSizedAndStateRoundTrips() {
+        var o: any Optimizer = Adam(parameterCount: 2), w: [Float] = [0, 0]
+        apply(&o, &w, [3, -0.001], lr: 0.01)
+        // With bias correction, the first step is ≈ lr·sign(g) whatever |g| is.
+        #expect(abs(w[0] + 0.01) < 1e-5 && abs(w[1] - 0.01) < 1e-4)
+        var restored: any Optimizer = Adam(parameterCount: 2)
+        restored.state = o.state
+        var a = w, b = w
+        apply(&o, &a, [1, 1], lr: 0.01)
+        apply(&restored, &b, [1, 1], lr: 0.01)
+        #expect(a == b)
+    }
+
+    @Test func cosineScheduleDecaysToZero() {
+        #expect(LearningRateSchedule.cosine.rate(base: 0.1, step: 0, totalSteps: 100) == 0.1)
+        #expect(abs(LearningRateSchedule.cosine.rate(base: 0.1, step: 50, totalSteps: 100) - 0.05) < 1e-7)
+        #expect(LearningRateSchedule.cosine.rate(base: 0.1, step: 100, totalSteps: 100) < 1e-9)
+        #expect(LearningRateSchedule.constant.rate(base: 0.1, step: 70, totalSteps: 100) == 0.1)
+    }
+}
+
+@Suite struct DeterminismTests {
+    @Test func fixedPointSumsAreOrderIndependent() throws {
+        var rng = SeededRandom(seed: 9)
+        let terms = (0..<6).map { _ in randomFloats(100, &rng, scale: 1000) }
+        func total(_ order: [Int]) throws -> [Int64] {
+            var sums = [Int64](repeating: 0, count: 100)
+            for k in order {
+                try terms[k].withUnsafeBufferPointer { t in
+                    try sums.withUnsafeMutableBufferPointer { try FixedPoint.accumulate(t.baseAddress!, into: $0.baseAddress!, count: 100) }
+                }
+            }
+            return sums
+        }
+        let forward = try total([0, 1, 2, 3, 4, 5])
+        #expect(try total([5, 3, 1, 0, 2, 4]) == forward)
+        // Float addition in those two orders does differ somewhere, which is why this exists.
+        let floatA = (0..<100).map { i in [0, 1, 2, 3, 4, 5].reduce(Float(0)) { $0 + terms[$1][i] } }
+        let floatB = (0..<100).map { i in [5, 3, 1, 0, 2, 4].reduce(Float(0)) { $0 + terms[$1][i] } }
+        #expect(floatA != floatB)
+    }
+
+    @Test func fixedPointRejectsNaNInfinityAndHugeValues() {
+        for bad: Float in [.nan, .infinity, -.infinity, 1e9] {
+            var sums = [Int64](repeating: 0, count: 3)
+            let values: [Float] = [1, bad, 2]
+            #expect(throws: FixedPoint.OverflowError.self) {
+                try values.withUnsafeBufferPointer { v in
+                    try sums.withUnsafeMutableBufferPointer { try FixedPoint.accumulate(v.baseAddress!, into: $0.baseAddress!, count: 3) }
+                }
+            }
+        }
+    }
+
+    @Test func slicesAreContiguousAlignedAndCoverTheBatch() {
+        for count in [1, 7, 8, 63, 64] {
+            for parts in 1...5 {
+                let slices = BatchPlan.slices(count: count, parts: parts, unit: 8)
+                #expect(slices.count == parts)
+                #expect(slices.first!.lowerBound == 0 && slices.last!.upperBound == count)
+                for (a, b) in zip(slices, slices.dropFirst()) { #expect(a.upperBound == b.lowerBound) }
+                for s in slices.dropLast() { #expect(s.lowerBound % 8 == 0 && s.upperBound % 8 == 0) }
+            }
+        }
+        #expect(BatchPlan.slices(count: 64, parts: 3, unit: 8).map(\.count) == [24, 24, 16])
+    }
+
+    @Test func permutationDependsOnSeedAndEpochOnly() {
+        let a = epochPermutation(count: 1000, seed: 1, epoch: 0)
+        #expect(a == epochPermutation(count: 1000, seed: 1, epoch: 0))
+        #expect(a != epochPermutation(count: 1000, seed: 1, epoch: 1))
+        #expect(a != epochPermutation(count: 1000, seed: 2, epoch: 0))
+        #expect(Set(a).count == 1000 && a.min() == 0 && a.max() == 999)
+    }
+
+    /// A batch split across 1, 2 or 3 gradient computers (as workers would) gives the same
+    /// fixed-point total as one computer doing it all: the core of "same answer at any N".
+    @Test func splittingAStepAcrossComputersIsBitIdentical() throws {
+        let architecture = try Architecture(ModelZoo.lenet5)
+        let parameters = architecture.initialParameters(seed: 4)
+        var rng = SeededRandom(seed: 5)
+        let count = 40
+        let pixels = (0..<(count * 784)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let labels = (0..<count).map { _ in UInt8(rng.nextIndex(below: 10)) }
+        func total(parts: Int) throws -> [Int64] {
+            var sums = [Int64](repeating: 0, count: architecture.parameterCount)
+            for slice in BatchPlan.slices(count: count, parts: parts, unit: 8) where !slice.isEmpty {
+                let computer = GradientComputer(network: Network(architecture, maxBatch: 16, parameters: parameters))
+                _ = try pixels.withUnsafeBufferPointer { p in
+                    try labels.withUnsafeBufferPointer { l in
+                        try computer.compute(pixels: p.baseAddress! + slice.lowerBound * 784, labels: l.baseAddress! + slice.lowerBound,
+                                             count: slice.count, deterministic: true, microBatch: 8)
+                    }
+                }
+                sums.withUnsafeMutableBufferPointer { FixedPoint.add(computer.fixedSums, into: $0.baseAddress!, count: architecture.parameterCount) }
+            }
+            return sums
+        }
+        let one = try total(parts: 1)
+        #expect(one.contains { $0 != 0 })
+        #expect(try total(parts: 2) == one)
+        #expect(try total(parts: 3) == one)
+    }
+}
