@@ -50,6 +50,12 @@ public final class ZMQSocket {
         // Closing must never wait for unsent messages: a coordinator that is done, or a
         // worker whose peer died, exits at once.
         try setOption(ZMQ_LINGER, int32: 0)
+        // Messages here are 0.1–1 MB: bigger kernel buffers and I/O batches move one in a
+        // few system calls instead of hundreds of 8 KiB pieces.
+        try? setOption(ZMQ_SNDBUF, int32: 4 << 20)
+        try? setOption(ZMQ_RCVBUF, int32: 4 << 20)
+        try? setOption(101 /* ZMQ_IN_BATCH_SIZE (draft) */, int32: 1 << 20)
+        try? setOption(102 /* ZMQ_OUT_BATCH_SIZE (draft) */, int32: 1 << 20)
     }
 
     deinit { zmq_close(handle) }
