@@ -43,8 +43,14 @@ public struct ByteWriter {
     public mutating func append(_ value: Double) { append(value.bitPattern) }
     public mutating func append(bytes other: [UInt8]) { bytes.append(contentsOf: other) }
     public mutating func append(floats: UnsafeBufferPointer<Float>) {
-        // Float32 is little-endian on every platform convoy runs on; copy as raw bytes.
-        bytes.append(contentsOf: UnsafeRawBufferPointer(floats))
+        append(raw: UnsafeRawBufferPointer(floats))
+    }
+    /// Raw memory as it is: Float32 and Int64 arrays are little-endian on every platform
+    /// convoy runs on (x86-64, arm64), so tensors are copied, never encoded per element.
+    public mutating func append(raw: UnsafeRawBufferPointer) { bytes.append(contentsOf: raw) }
+    /// Overwrites 4 bytes at `offset` (a length known only after the body was written).
+    public mutating func patch(_ value: UInt32, at offset: Int) {
+        withUnsafeBytes(of: value.littleEndian) { v in for i in 0..<4 { bytes[offset + i] = v[i] } }
     }
 }
 
@@ -72,11 +78,26 @@ public struct ByteReader {
         return Array(bytes[offset..<(offset + count)])
     }
 
-    public mutating func readFloats(_ count: Int, _ field: String) throws -> [Float] {
-        guard count >= 0, count <= remaining / 4 else { throw DataError("\(name): truncated while reading \(field)") }
-        var values = [Float](repeating: 0, count: count)
-        values.withUnsafeMutableBytes { $0.copyBytes(from: bytes[offset..<(offset + 4 * count)]) }
-        offset += 4 * count
-        return values
+    public mutating func readFloats(_ count: Int, _ field: String) throws -> [Float] { try readRaw(count, field) }
+    public mutating func readInt64s(_ count: Int, _ field: String) throws -> [Int64] { try readRaw(count, field) }
+
+    /// `count` values copied straight from the bytes (little-endian platforms only).
+    private mutating func readRaw<T: FixedWidthInteger & Sendable>(_ count: Int, _ field: String) throws -> [T] {
+        try readRawValues(count, field, T.self)
+    }
+    private mutating func readRaw(_ count: Int, _ field: String) throws -> [Float] {
+        try readRawValues(count, field, Float.self)
+    }
+    private mutating func readRawValues<T>(_ count: Int, _ field: String, _: T.Type) throws -> [T] {
+        let size = MemoryLayout<T>.stride
+        guard count >= 0, count <= remaining / size else { throw DataError("\(name): truncated while reading \(field)") }
+        let start = offset
+        offset += size * count
+        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes.withUnsafeBytes { source in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[start..<(start + size * count)]))
+            }
+            initialized = count
+        }
     }
 }

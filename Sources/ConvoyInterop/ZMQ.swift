@@ -79,6 +79,9 @@ public final class ZMQSocket {
         guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
 
+    /// How long closing waits for unsent messages.
+    public func setLinger(milliseconds: Int32) throws { try setOption(ZMQ_LINGER, int32: milliseconds) }
+
     /// Largest message accepted; a bigger one drops the connection instead of being read.
     public func setMaxMessageSize(_ bytes: Int64) throws { try setOption(ZMQ_MAXMSGSIZE, int64: bytes) }
     /// Milliseconds between reconnection attempts, growing to `max` (zmq's own backoff).

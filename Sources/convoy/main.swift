@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConvoyEngine
+import ConvoyInterop
 import Foundation
 
 /// `convoy`: train, evaluate, summarize and benchmark convolutional networks, in one
@@ -9,8 +10,9 @@ struct Convoy: ParsableCommand {
         commandName: "convoy",
         abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
         version: "0.1.0",
-        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, Evaluate.self, Summary.self, Bench.self])
+        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, Evaluate.self, Summary.self, Bench.self, TransportBench.self])
 }
 
 Process.clearInheritedSignalMask()
+Malloc.keepLargeBlocksInHeap()
 Convoy.main()

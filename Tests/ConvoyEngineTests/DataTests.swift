@@ -160,19 +160,20 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
 }
 
 @Suite struct TrainerTests {
-    /// A short real training run learns: 3,000 samples, 2 epochs of LeNet-5 reach > 85%.
+    /// A short real training run learns: 4,000 samples, 3 epochs of LeNet-5 reach > 88%
+    /// (92% with seed 1; chance is 10%).
     @Test func lenetLearnsOnASmallSubset() throws {
         var config = TrainingConfig()
-        config.epochs = 2
-        config.trainSamples = 3000
-        let train = try MNIST.load(directory: mnistDirectory, split: .train, limit: 3000)
+        config.epochs = 3
+        config.trainSamples = 4000
+        let train = try MNIST.load(directory: mnistDirectory, split: .train, limit: 4000)
         let test = try MNIST.load(directory: mnistDirectory, split: .test, limit: 1000)
         let trainer = try Trainer(config: config, train: train, test: test)
         var reports: [EpochReport] = []
         try trainer.run { reports.append($0) }
-        #expect(reports.count == 2)
-        #expect(reports[1].testAccuracy > 0.85, "\(reports)")
-        #expect(reports[1].loss < reports[0].loss)
+        #expect(reports.count == 3)
+        #expect(reports[2].testAccuracy > 0.88, "\(reports)")
+        #expect(reports[2].loss < reports[0].loss)
     }
 
     /// Fast and deterministic modes agree closely (they differ only in summation order and

@@ -230,13 +230,21 @@ public final class Coordinator {
             }
             sendSeconds += Date().timeIntervalSince(sent)
         }
+        /// Gives the slices of dropped workers to live ones.
+        func reassignOrphans() throws {
+            let orphans = owner.filter { !workers[$0.value].alive }.sorted { $0.key < $1.key }
+            for (slice, w) in orphans {
+                owner[slice] = nil
+                try assign(slice, to: try nextLiveWorker(after: w))
+            }
+        }
         for (slice, w) in zip(ranges.indices, live) { try assign(slice, to: w) }
         var deadline = Date().addingTimeInterval(options.stepTimeout)
         while !owner.isEmpty {
             let left = deadline.timeIntervalSinceNow
             if left <= 0 {
                 for w in Set(owner.values) { drop(w, because: "missed the \(Int(options.stepTimeout)) s step deadline") }
-                try reassignOrphans(&owner, assign)
+                try reassignOrphans()
                 deadline = Date().addingTimeInterval(options.stepTimeout)
                 continue
             }
@@ -248,7 +256,7 @@ public final class Coordinator {
             let message: Message
             do { message = try Message(decoding: frame) } catch {
                 drop(w, because: "sent an invalid message (\(error))")
-                try reassignOrphans(&owner, assign)
+                try reassignOrphans()
                 continue
             }
             stepBytes += frame.count
@@ -265,7 +273,7 @@ public final class Coordinator {
                 }
                 if let problem = validate(result, expected: ranges[slice].count, evaluate: evaluate) {
                     drop(w, because: "sent a bad result (\(problem))")
-                    try reassignOrphans(&owner, assign)
+                    try reassignOrphans()
                     continue
                 }
                 results[slice] = result
@@ -293,13 +301,6 @@ public final class Coordinator {
         case (false, .fixedPoint(let g), true): return g.count == p ? nil : "gradient of \(g.count) values, model has \(p)"
         case (false, .float(let g), false): return g.count == p ? nil : "gradient of \(g.count) values, model has \(p)"
         default: return "wrong kind of gradient for this round"
-        }
-    }
-
-    private func reassignOrphans(_ owner: inout [Int: Int], _ assign: (Int, Int) throws -> Void) throws {
-        for (slice, w) in owner.sorted(by: { $0.key < $1.key }) where !workers[w].alive {
-            owner[slice] = nil
-            try assign(slice, try nextLiveWorker(after: w))
         }
     }
 

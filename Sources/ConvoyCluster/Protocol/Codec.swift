@@ -4,49 +4,62 @@ import Foundation
 extension Message {
     /// The frame bytes. Tensors are copied as raw little-endian arrays, never per element.
     public func encoded() -> [UInt8] {
-        var body = ByteWriter()
-        switch payload {
-        case let .hello(hello): body.append(bytes: jsonBytes(hello))
-        case let .welcome(welcome): body.append(bytes: jsonBytes(welcome))
-        case let .step(work):
-            body = ByteWriter(capacity: 20 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count)
-            body.append(work.slice)
-            body.append(UInt32((work.evaluate ? 1 : 0) | (work.weights != nil ? 2 : 0)))
-            body.append(UInt32(work.count))
-            body.append(UInt32(work.sampleSize))
-            body.append(UInt32(work.weights?.count ?? 0))
-            work.weights?.withUnsafeBufferPointer { body.append(floats: $0) }
-            body.append(bytes: work.pixels)
-            body.append(bytes: work.labels)
-        case let .result(result):
-            let (kind, values, bytes): (UInt32, Int, [UInt8]) = switch result.gradient {
-            case .none: (0, 0, [])
-            case let .float(v): (1, v.count, v.withUnsafeBytes { Array($0) })
-            case let .fixedPoint(v): (2, v.count, v.withUnsafeBytes { Array($0) })
-            }
-            body = ByteWriter(capacity: 36 + bytes.count)
-            body.append(result.slice)
-            body.append(UInt32(result.count))
-            body.append(UInt32(result.correct))
-            body.append(result.lossSum)
-            body.append(result.computeSeconds)
-            body.append(kind)
-            body.append(UInt32(values))
-            body.append(bytes: bytes)
-        case .shutdown: break
-        case let .refuse(reason): body.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
-        }
-        var frame = ByteWriter(capacity: Wire.headerSize + body.bytes.count)
+        // One buffer, sized up front: the header, then the payload written straight after it.
+        var frame = ByteWriter(capacity: Wire.headerSize + payloadCapacity)
         frame.append(bytes: Wire.magic)
         frame.append(Wire.version)
         frame.append(payload.type.rawValue)
         frame.append(runID)
         frame.append(step)
         frame.append(workerID)
-        frame.append(UInt32(body.bytes.count))
+        frame.append(UInt32(0))   // payload length, patched below
         frame.append(UInt64(0))
-        frame.append(bytes: body.bytes)
+        switch payload {
+        case let .hello(hello): frame.append(bytes: jsonBytes(hello))
+        case let .welcome(welcome): frame.append(bytes: jsonBytes(welcome))
+        case let .step(work):
+            frame.append(work.slice)
+            frame.append(UInt32((work.evaluate ? 1 : 0) | (work.weights != nil ? 2 : 0)))
+            frame.append(UInt32(work.count))
+            frame.append(UInt32(work.sampleSize))
+            frame.append(UInt32(work.weights?.count ?? 0))
+            work.weights?.withUnsafeBytes { frame.append(raw: $0) }
+            frame.append(bytes: work.pixels)
+            frame.append(bytes: work.labels)
+        case let .result(result):
+            frame.append(result.slice)
+            frame.append(UInt32(result.count))
+            frame.append(UInt32(result.correct))
+            frame.append(result.lossSum)
+            frame.append(result.computeSeconds)
+            switch result.gradient {
+            case .none:
+                frame.append(UInt32(0)); frame.append(UInt32(0))
+            case let .float(values):
+                frame.append(UInt32(1)); frame.append(UInt32(values.count))
+                values.withUnsafeBytes { frame.append(raw: $0) }
+            case let .fixedPoint(values):
+                frame.append(UInt32(2)); frame.append(UInt32(values.count))
+                values.withUnsafeBytes { frame.append(raw: $0) }
+            }
+        case .shutdown: break
+        case let .refuse(reason): frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
+        }
+        frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
         return frame.bytes
+    }
+
+    private var payloadCapacity: Int {
+        switch payload {
+        case let .step(work): 20 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count
+        case let .result(result):
+            switch result.gradient {
+            case .none: 40
+            case let .float(values): 40 + 4 * values.count
+            case let .fixedPoint(values): 40 + 8 * values.count
+            }
+        default: 256
+        }
     }
 
     /// Decodes and validates one frame: magic, version, type, exact lengths, every count
@@ -133,10 +146,7 @@ extension Message {
                     gradient = .float(floats)
                 case 2:
                     guard reader.remaining == 8 * values else { throw ProtocolError("fixed-point gradient of \(values) values needs \(8 * values) bytes, has \(reader.remaining)") }
-                    let bytes = try reader.readBytes(8 * values, "gradient")
-                    var sums = [Int64](repeating: 0, count: values)
-                    sums.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
-                    gradient = .fixedPoint(sums.map { Int64(littleEndian: $0) })
+                    gradient = .fixedPoint(try reader.readInt64s(values, "gradient"))
                 default: throw ProtocolError("unknown gradient kind \(kind)")
                 }
                 return .result(StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds, gradient: gradient))

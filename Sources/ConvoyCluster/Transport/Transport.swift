@@ -25,6 +25,9 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         socket = try ZMQSocket(context: context, kind: .router)
         try socket.setMaxMessageSize(Wire.maxMessageBytes)
         try socket.setRouterMandatory()
+        // The final shutdown messages must leave before the process exits; messages to
+        // peers that are gone are dropped at once, so this never waits on a dead worker.
+        try socket.setLinger(milliseconds: 2000)
         try socket.bind(bind)
         endpoint = socket.lastEndpoint
     }

@@ -1,0 +1,125 @@
+@testable import ConvoyCluster
+import ConvoyEngine
+import Foundation
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let mnistDirectory = repositoryRoot.appendingPathComponent("data/mnist").path
+
+/// Coordinator and workers wired together in memory: every message still goes through the
+/// codec, but no socket is involved. A worker can be told to go silent after some steps.
+final class InMemoryCluster: CoordinatorTransport {
+    final class Node {
+        let peer: PeerID
+        let core: WorkerCore
+        var silentAfterSteps: Int?
+        var stepsAnswered = 0
+        init(peer: PeerID, core: WorkerCore) { self.peer = peer; self.core = core }
+    }
+    var nodes: [Node] = []
+    var inbox: [(PeerID, [UInt8])] = []
+    var log: [String] = []
+
+    func addWorker(silentAfterSteps: Int? = nil) {
+        let node = Node(peer: [UInt8(nodes.count + 1)], core: WorkerCore(hello: Hello(host: "mem", pid: Int32(nodes.count), threads: 1)))
+        node.silentAfterSteps = silentAfterSteps
+        nodes.append(node)
+        inbox.append((node.peer, node.core.helloMessage.encoded()))
+    }
+
+    func send(_ message: Message, to peer: PeerID) throws -> Bool {
+        guard let node = nodes.first(where: { $0.peer == peer }) else { return false }
+        if case .step = message.payload, let limit = node.silentAfterSteps, node.stepsAnswered >= limit { return true }
+        let (replies, line) = node.core.handle(message.encoded())
+        if let line { log.append(line) }
+        if case .step = message.payload { node.stepsAnswered += 1 }
+        inbox += replies.map { (peer, $0.encoded()) }
+        return true
+    }
+
+    func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
+        if inbox.isEmpty { usleep(UInt32(min(timeoutMs, 20)) * 1000); return nil }
+        return inbox.removeFirst()
+    }
+}
+
+@Suite(.serialized) struct CoordinatorTests {
+    static let train = try! MNIST.load(directory: mnistDirectory, split: .train, limit: 200)
+    static let test = try! MNIST.load(directory: mnistDirectory, split: .test, limit: 50)
+
+    static var config: TrainingConfig {
+        var config = TrainingConfig()
+        config.epochs = 2
+        config.batchSize = 48
+        return config
+    }
+
+    func clusterWeights(workers: Int, silentAfter: [Int: Int] = [:], config: TrainingConfig = Self.config) throws -> ([Float], [String]) {
+        let cluster = InMemoryCluster()
+        for w in 0..<workers { cluster.addWorker(silentAfterSteps: silentAfter[w]) }
+        var options = ClusterOptions(workers: workers)
+        options.stepTimeout = 0.3
+        options.joinTimeout = 2
+        var messages: [String] = []
+        let coordinator = try Coordinator(config: config, train: Self.train, test: Self.test, transport: cluster, options: options,
+                                          runID: 99, log: { messages.append($0) })
+        var reports: [EpochReport] = []
+        try coordinator.run(progress: { _, _, _, _, _ in }, epochDone: { report, _ in reports.append(report) })
+        #expect(reports.count == config.epochs)
+        return (coordinator.server.parameters.array, messages)
+    }
+
+    func trainerWeights(_ config: TrainingConfig = Self.config) throws -> [Float] {
+        let trainer = try Trainer(config: config, train: Self.train, test: Self.test)
+        try trainer.run { _ in }
+        return trainer.server.parameters.array
+    }
+
+    @Test func anyNumberOfWorkersGivesTheSingleProcessWeightsBitForBit() throws {
+        let reference = try trainerWeights()
+        for n in 1...3 {
+            let (weights, _) = try clusterWeights(workers: n)
+            #expect(weights == reference, "\(n) workers")
+        }
+    }
+
+    @Test func aWorkerThatGoesSilentIsDroppedAndTheResultIsUnchanged() throws {
+        let reference = try trainerWeights()
+        let (weights, log) = try clusterWeights(workers: 3, silentAfter: [1: 2])
+        #expect(weights == reference)
+        #expect(log.contains { $0.contains("dropped worker 1") && $0.contains("deadline") }, "\(log)")
+    }
+
+    @Test func fastModeWithOneWorkerMatchesTheSingleProcessTrainer() throws {
+        var config = Self.config
+        config.deterministic = false
+        let (weights, _) = try clusterWeights(workers: 1, config: config)
+        #expect(weights == (try trainerWeights(config)))
+    }
+
+    @Test func missingWorkersAreNamedInTheTimeoutError() throws {
+        let cluster = InMemoryCluster()
+        cluster.addWorker()
+        var options = ClusterOptions(workers: 3)
+        options.joinTimeout = 0.3
+        let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: cluster, options: options,
+                                          runID: 5, log: { _ in })
+        do {
+            try coordinator.waitForWorkers()
+            Issue.record("no error with 1 of 3 workers")
+        } catch let error as ClusterError {
+            #expect(error.description.contains("only 1 of 3 workers joined"), "\(error)")
+            #expect(error.description.contains("2 missing"), "\(error)")
+        }
+    }
+
+    @Test func workerRefusesStepsOfAnotherRun() throws {
+        let core = WorkerCore(hello: Hello(host: "h", pid: 1, threads: 1))
+        _ = core.handle(Message(runID: 1, payload: .welcome(Welcome(workerID: 0, spec: ModelZoo.lenet5, deterministic: true, microBatch: 8, sampleSize: 784))).encoded())
+        let step = Message(runID: 2, step: 0, payload: .step(StepWork(slice: 0, evaluate: true, weights: nil, sampleSize: 784,
+                                                                       pixels: [UInt8](repeating: 0, count: 784), labels: [1])))
+        let (replies, line) = core.handle(step.encoded())
+        #expect(replies.isEmpty)
+        #expect(line?.contains("refused a step of run 2") == true, "\(line ?? "")")
+    }
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Local multi-process test of convoy's data-parallel mode, with every process started by
+# this shell (unlike `convoy local`, which spawns its own children).
+#
+#   scripts/local-cluster.sh N [extra training flags...]
+#
+# Starts `convoy coordinator --bind tcp://127.0.0.1:* --workers N --json`, learns the
+# endpoint from its "listening on" stderr line, starts N `convoy worker` processes, waits
+# for all of them, then checks:
+#   - the coordinator and every worker exit 0,
+#   - the last epoch's test_accuracy >= MIN_ACCURACY (default 0.90),
+#   - `convoy evaluate` on the saved model reports the same accuracy.
+#
+# Default training flags: --epochs 1 --train-samples 20000 --test-samples 1000. Caller flags
+# come after them and win (ArgumentParser keeps the last value of a repeated option).
+# (--train-samples 6000 reaches only ~0.78 after one epoch, below the 0.90 bar.)
+#
+# Environment:
+#   CONVOY          convoy binary (default: `swift build -c release`, then its bin path)
+#   MIN_ACCURACY    accuracy threshold (default 0.90)
+#   TIMEOUT         overall time limit in seconds (default 600)
+#   BIND_TIMEOUT    seconds to wait for the coordinator to bind (default 60)
+#   WORKER_EXIT_TIMEOUT  seconds the workers get to exit after the coordinator (default 30)
+#   WORKER_FLAGS    extra flags for every `convoy worker` (e.g. "--idle-timeout 20")
+#   KEEP_TMP=1      keep the temporary directory (logs, model) after the run
+#
+# Prints one "PASS: ..." or "FAIL: ..." line at the end; exit 0 only on PASS.
+set -euo pipefail
+
+usage() { echo "usage: $0 N [extra training flags...]" >&2; exit 2; }
+[[ $# -ge 1 && $1 =~ ^[1-9][0-9]*$ ]] || usage
+N=$1; shift
+
+MIN_ACCURACY=${MIN_ACCURACY:-0.90}
+TIMEOUT=${TIMEOUT:-600}
+BIND_TIMEOUT=${BIND_TIMEOUT:-60}
+WORKER_EXIT_TIMEOUT=${WORKER_EXIT_TIMEOUT:-30}
+read -r -a WORKER_FLAGS <<<"${WORKER_FLAGS:-}"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if [[ -z ${CONVOY:-} ]]; then
+    echo "local-cluster: building convoy (swift build -c release)..." >&2
+    (cd "$ROOT" && swift build -c release >&2)
+    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
+fi
+[[ -x $CONVOY ]] || { echo "FAIL: convoy binary not executable: $CONVOY"; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-local.XXXXXX")
+PIDS=()          # every child we started, killed by PID on exit
+DEADLINE=$(( SECONDS + TIMEOUT ))
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        echo "local-cluster: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+    local f
+    echo "---- logs ----" >&2
+    for f in "$TMP"/*.log; do
+        [[ -f $f ]] || continue
+        echo "== ${f##*/} (last 20 lines)" >&2
+        tail -n 20 "$f" >&2 || true
+    done
+    echo "FAIL: $*"
+    exit 1
+}
+
+# wait_pid PID WHAT [DEADLINE]: waits for PID, at most until DEADLINE (default: the global
+# one); sets WAIT_RC.
+wait_pid() {
+    local pid=$1 what=$2 until=${3:-$DEADLINE}
+    (( until <= DEADLINE )) || until=$DEADLINE
+    while kill -0 "$pid" 2>/dev/null; do
+        if (( SECONDS >= until )); then
+            (( until < DEADLINE )) && fail "$what (pid $pid) still running ${4:-}"
+            fail "timed out after ${TIMEOUT}s waiting for $what (pid $pid)"
+        fi
+        sleep 0.2
+    done
+    WAIT_RC=0
+    wait "$pid" || WAIT_RC=$?
+}
+
+# Effective value of an option in a flag list (last one wins), or "".
+last_option() {
+    local name=$1 value="" prev="" arg; shift
+    for arg in "$@"; do
+        if [[ $prev == "$name" ]]; then value=$arg; fi
+        case $arg in "$name="*) value=${arg#"$name="} ;; esac
+        prev=$arg
+    done
+    printf '%s' "$value"
+}
+
+TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 1000 "$@")
+MODEL="$TMP/model.convoy"
+
+echo "local-cluster: $N worker(s), flags: ${TRAIN_FLAGS[*]}" >&2
+"$CONVOY" coordinator --bind 'tcp://127.0.0.1:*' --workers "$N" --json --out "$MODEL" \
+    "${TRAIN_FLAGS[@]}" >"$TMP/coordinator.json" 2>"$TMP/coordinator.log" &
+COORD=$!
+PIDS+=("$COORD")
+
+# Learn the endpoint from the "listening on" line.
+ENDPOINT=""
+bind_deadline=$(( SECONDS + BIND_TIMEOUT ))
+while [[ -z $ENDPOINT ]]; do
+    ENDPOINT=$(sed -n 's/.*listening on \(tcp:\/\/[^ ]*\).*/\1/p' "$TMP/coordinator.log" | head -n 1)
+    [[ -n $ENDPOINT ]] && break
+    kill -0 "$COORD" 2>/dev/null || fail "coordinator exited before binding"
+    (( SECONDS < bind_deadline )) || fail "coordinator did not bind within ${BIND_TIMEOUT}s"
+    sleep 0.1
+done
+echo "local-cluster: coordinator pid $COORD at $ENDPOINT" >&2
+
+WORKERS=()
+for i in $(seq 1 "$N"); do
+    "$CONVOY" worker --connect "$ENDPOINT" --threads 1 --connect-timeout 60 "${WORKER_FLAGS[@]}" \
+        >"$TMP/worker$i.log" 2>&1 &
+    WORKERS+=($!)
+    PIDS+=($!)
+done
+echo "local-cluster: worker pids ${WORKERS[*]}" >&2
+
+wait_pid "$COORD" coordinator
+COORD_RC=$WAIT_RC
+(( COORD_RC == 0 )) || fail "coordinator exited with $COORD_RC"
+
+# Workers exit on their own once the coordinator says the run is over.
+workers_deadline=$(( SECONDS + WORKER_EXIT_TIMEOUT ))
+for i in "${!WORKERS[@]}"; do
+    wait_pid "${WORKERS[$i]}" "worker $((i + 1))" "$workers_deadline" \
+        "${WORKER_EXIT_TIMEOUT}s after the coordinator exited 0 (no shutdown message received?)"
+    (( WAIT_RC == 0 )) || fail "worker $((i + 1)) (pid ${WORKERS[$i]}) exited with $WAIT_RC"
+done
+
+[[ -s $MODEL ]] || fail "no model saved at $MODEL"
+
+EVAL_FLAGS=()
+ts=$(last_option --test-samples "${TRAIN_FLAGS[@]}"); [[ -n $ts ]] && EVAL_FLAGS+=(--test-samples "$ts")
+dd=$(last_option --data "${TRAIN_FLAGS[@]}");         [[ -n $dd ]] && EVAL_FLAGS+=(--data "$dd")
+"$CONVOY" evaluate --model-file "$MODEL" --json "${EVAL_FLAGS[@]}" >"$TMP/evaluate.json" 2>"$TMP/evaluate.log" \
+    || fail "convoy evaluate exited with $?"
+
+verdict=$(python3 - "$TMP/coordinator.json" "$TMP/evaluate.json" "$MIN_ACCURACY" "$N" <<'EOF'
+import json, sys
+epochs = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        continue
+    if "test_accuracy" in obj:
+        epochs.append(obj)
+if not epochs:
+    print("FAIL no epoch JSON on the coordinator's stdout"); sys.exit()
+last = epochs[-1]
+acc = float(last["test_accuracy"])
+ev = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+eacc = float(ev["accuracy"])
+minimum = float(sys.argv[3])
+info = (f"workers={sys.argv[4]} epochs={last['epoch']} test_accuracy={acc:.4f} "
+        f"evaluate_accuracy={eacc:.4f} checksum={ev.get('parameter_checksum', '?')} "
+        f"samples_per_sec={float(last.get('samples_per_sec', 0)):.0f}")
+if int(last.get("workers", -1)) != int(sys.argv[4]):
+    print(f"FAIL epoch JSON reports workers={last.get('workers')} ({info})")
+elif acc < minimum:
+    print(f"FAIL test_accuracy {acc:.4f} < {minimum} ({info})")
+elif abs(acc - eacc) > 1e-6:
+    print(f"FAIL evaluate accuracy differs from the coordinator's ({info})")
+else:
+    print(f"PASS {info}")
+EOF
+) || fail "could not check the results"
+
+case $verdict in
+    PASS*) echo "PASS: local-cluster ${verdict#PASS }"; exit 0 ;;
+    *)     fail "local-cluster ${verdict#FAIL }" ;;
+esac

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Multi-host test of convoy's data-parallel mode on one machine: the coordinator and each
+# worker run in their own network namespace, joined by a bridge in a namespace of its own,
+# so every connection crosses a (virtual) network link exactly as between hosts.
+#
+#   sudo scripts/netns-cluster.sh N [extra training flags...]
+#
+# Layout (X = NET_OCTET, default derived from this script's PID):
+#   convoy-$$-br   bridge br0, one veth port per host
+#   convoy-$$-c    eth0 10.231.X.1/24  `convoy coordinator --bind tcp://10.231.X.1:PORT`
+#   convoy-$$-wI   eth0 10.231.X.(10+I)/24  `convoy worker --connect tcp://10.231.X.1:PORT`
+# Nothing is added to the root namespace: no address, no route, no link. The EXIT trap kills
+# every process it started by PID and deletes the namespaces (which removes their links).
+#
+# Checks: coordinator and every worker exit 0, last epoch test_accuracy >= MIN_ACCURACY
+# (default 0.90), and `convoy evaluate` on the saved model reports the same accuracy.
+# Default training flags: --epochs 1 --train-samples 20000 --test-samples 500 (caller flags
+# follow them and win: ArgumentParser keeps the last value of a repeated option).
+#
+# If namespaces cannot be made (not root, no iproute2, `ip netns add` or veth/bridge
+# creation refused) it prints "SKIP: <reason>" and exits 0.
+#
+# Environment: CONVOY (binary; default: swift build -c release), MIN_ACCURACY, TIMEOUT
+# (overall seconds, default 600), BIND_TIMEOUT (60), WORKER_EXIT_TIMEOUT (30), PORT (5555),
+# NET_OCTET (X above), WORKER_FLAGS (extra worker flags), KEEP_TMP=1 (keep logs and model).
+set -euo pipefail
+
+usage() { echo "usage: $0 N [extra training flags...]" >&2; exit 2; }
+[[ $# -ge 1 && $1 =~ ^[1-9][0-9]*$ ]] || usage
+N=$1; shift
+(( N <= 200 )) || { echo "netns-cluster: at most 200 workers" >&2; exit 2; }
+
+MIN_ACCURACY=${MIN_ACCURACY:-0.90}
+TIMEOUT=${TIMEOUT:-600}
+BIND_TIMEOUT=${BIND_TIMEOUT:-60}
+WORKER_EXIT_TIMEOUT=${WORKER_EXIT_TIMEOUT:-30}
+PORT=${PORT:-5555}
+X=${NET_OCTET:-$(( $$ % 250 + 1 ))}
+read -r -a WORKER_FLAGS <<<"${WORKER_FLAGS:-}"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+skip() { echo "SKIP: $*"; exit 0; }
+
+# ---- can we make namespaces at all? -------------------------------------------------------
+[[ $(id -u) -eq 0 ]] || skip "needs root to create network namespaces (run with sudo)"
+command -v ip >/dev/null 2>&1 || skip "iproute2 ('ip') is not installed"
+ip netns help >/dev/null 2>&1 || ip netns list >/dev/null 2>&1 || skip "'ip netns' is not supported"
+
+if [[ -z ${CONVOY:-} ]]; then
+    echo "netns-cluster: building convoy (swift build -c release)..." >&2
+    (cd "$ROOT" && swift build -c release >&2)
+    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
+fi
+[[ -x $CONVOY ]] || { echo "FAIL: convoy binary not executable: $CONVOY"; exit 1; }
+CONVOY=$(cd "$(dirname "$CONVOY")" && pwd)/$(basename "$CONVOY")
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-netns.XXXXXX")
+PIDS=()           # every process we started, killed by PID on exit
+NAMESPACES=()     # every namespace we created, deleted on exit
+DEADLINE=$(( SECONDS + TIMEOUT ))
+PREFIX="convoy-$$"
+NS_BR="$PREFIX-br"
+NS_C="$PREFIX-c"
+SUBNET="10.231.$X"
+COORD_ADDR="$SUBNET.1"
+
+cleanup() {
+    local rc=$? pid ns
+    trap - EXIT INT TERM
+    set +e
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    # Deleting a namespace deletes the veth ends and the bridge inside it.
+    for ns in "${NAMESPACES[@]}"; do
+        ip netns del "$ns" 2>/dev/null || echo "netns-cluster: could not delete namespace $ns" >&2
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        echo "netns-cluster: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+    local f
+    echo "---- logs ----" >&2
+    for f in "$TMP"/*.log; do
+        [[ -f $f ]] || continue
+        echo "== ${f##*/} (last 20 lines)" >&2
+        tail -n 20 "$f" >&2 || true
+    done
+    echo "FAIL: $*"
+    exit 1
+}
+
+# Namespace setup failures before anything ran are environment limits: SKIP (cleaned up).
+setup() { "$@" 2>>"$TMP/setup.log" || skip "'$*' failed: $(tail -n 1 "$TMP/setup.log")"; }
+
+add_ns() { setup ip netns add "$1"; NAMESPACES+=("$1"); setup ip -n "$1" link set lo up; }
+
+# add_host NS ADDR PORTNAME: a veth from the bridge namespace into NS, eth0 = ADDR/24 there.
+add_host() {
+    local ns=$1 addr=$2 port=$3
+    add_ns "$ns"
+    setup ip -n "$NS_BR" link add "$port" type veth peer name eth0 netns "$ns"
+    setup ip -n "$NS_BR" link set "$port" master br0
+    setup ip -n "$NS_BR" link set "$port" up
+    setup ip -n "$ns" addr add "$addr/24" dev eth0
+    setup ip -n "$ns" link set eth0 up
+}
+
+add_ns "$NS_BR"
+setup ip -n "$NS_BR" link add br0 type bridge
+setup ip -n "$NS_BR" link set br0 up
+add_host "$NS_C" "$COORD_ADDR" vc
+WORKER_NS=()
+for i in $(seq 1 "$N"); do
+    add_host "$PREFIX-w$i" "$SUBNET.$((10 + i))" "vw$i"
+    WORKER_NS+=("$PREFIX-w$i")
+done
+echo "netns-cluster: namespaces ${NAMESPACES[*]} on $SUBNET.0/24" >&2
+
+# Sanity: the subnet exists only inside the namespaces.
+if ip -4 -o addr show | grep -qF " $SUBNET."; then
+    fail "$SUBNET.0/24 is also configured in the root namespace; pick another NET_OCTET"
+fi
+if command -v ping >/dev/null 2>&1; then
+    # Bridge ports may take a moment to forward; give ARP a few tries.
+    reached=0
+    for _ in 1 2 3 4 5; do
+        if ip netns exec "${WORKER_NS[0]}" ping -c 1 -W 1 "$COORD_ADDR" >/dev/null 2>&1; then reached=1; break; fi
+    done
+    (( reached )) || fail "worker namespace cannot ping $COORD_ADDR over the bridge"
+fi
+
+# wait_pid PID WHAT [DEADLINE MESSAGE]: waits for PID, at most until DEADLINE (default and
+# cap: the global one); sets WAIT_RC.
+wait_pid() {
+    local pid=$1 what=$2 until=${3:-$DEADLINE}
+    (( until <= DEADLINE )) || until=$DEADLINE
+    while kill -0 "$pid" 2>/dev/null; do
+        if (( SECONDS >= until )); then
+            (( until < DEADLINE )) && fail "$what (pid $pid) still running ${4:-}"
+            fail "timed out after ${TIMEOUT}s waiting for $what (pid $pid)"
+        fi
+        sleep 0.2
+    done
+    WAIT_RC=0
+    wait "$pid" || WAIT_RC=$?
+}
+
+# Effective value of an option in a flag list (last one wins), or "".
+last_option() {
+    local name=$1 value="" prev="" arg; shift
+    for arg in "$@"; do
+        if [[ $prev == "$name" ]]; then value=$arg; fi
+        case $arg in "$name="*) value=${arg#"$name="} ;; esac
+        prev=$arg
+    done
+    printf '%s' "$value"
+}
+
+TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 500 "$@")
+# A coordinator that refuses non-loopback binds without CURVE takes --insecure; pass it only
+# if this build knows the flag.
+SECURITY_FLAGS=()
+if "$CONVOY" coordinator --help 2>&1 | grep -q -- '--insecure'; then SECURITY_FLAGS+=(--insecure); fi
+MODEL="$TMP/model.convoy"
+BIND="tcp://$COORD_ADDR:$PORT"
+
+echo "netns-cluster: coordinator in $NS_C at $BIND, flags: ${SECURITY_FLAGS[*]} ${TRAIN_FLAGS[*]}" >&2
+# `ip netns exec` execs the command (no fork), so $! is convoy's own PID.
+ip netns exec "$NS_C" "$CONVOY" coordinator --bind "$BIND" --workers "$N" --json --out "$MODEL" \
+    "${SECURITY_FLAGS[@]}" "${TRAIN_FLAGS[@]}" >"$TMP/coordinator.json" 2>"$TMP/coordinator.log" &
+COORD=$!
+PIDS+=("$COORD")
+
+ENDPOINT=""
+bind_deadline=$(( SECONDS + BIND_TIMEOUT ))
+while :; do
+    ENDPOINT=$(sed -n 's/.*listening on \(tcp:\/\/[^ ]*\).*/\1/p' "$TMP/coordinator.log" | head -n 1)
+    [[ -n $ENDPOINT ]] && break
+    kill -0 "$COORD" 2>/dev/null || fail "coordinator exited before binding"
+    (( SECONDS < bind_deadline )) || fail "coordinator did not bind within ${BIND_TIMEOUT}s"
+    sleep 0.1
+done
+[[ $ENDPOINT == "$BIND" ]] || echo "netns-cluster: note: coordinator reports $ENDPOINT (bound $BIND)" >&2
+echo "netns-cluster: coordinator pid $COORD listening on $ENDPOINT" >&2
+
+WORKERS=()
+for i in $(seq 1 "$N"); do
+    ip netns exec "${WORKER_NS[$((i - 1))]}" "$CONVOY" worker --connect "$BIND" --threads 1 \
+        --connect-timeout 60 "${WORKER_FLAGS[@]}" >"$TMP/worker$i.log" 2>&1 &
+    WORKERS+=($!)
+    PIDS+=($!)
+done
+echo "netns-cluster: worker pids ${WORKERS[*]}" >&2
+
+wait_pid "$COORD" coordinator
+(( WAIT_RC == 0 )) || fail "coordinator exited with $WAIT_RC"
+
+workers_deadline=$(( SECONDS + WORKER_EXIT_TIMEOUT ))
+for i in "${!WORKERS[@]}"; do
+    wait_pid "${WORKERS[$i]}" "worker $((i + 1))" "$workers_deadline" \
+        "${WORKER_EXIT_TIMEOUT}s after the coordinator exited 0 (no shutdown message received?)"
+    (( WAIT_RC == 0 )) || fail "worker $((i + 1)) (pid ${WORKERS[$i]}) exited with $WAIT_RC"
+done
+
+# Every worker must have joined over the namespace network, not some other route.
+for i in $(seq 1 "$N"); do
+    grep -q "joined run" "$TMP/worker$i.log" || fail "worker $i never joined the run"
+done
+
+[[ -s $MODEL ]] || fail "no model saved at $MODEL"
+
+EVAL_FLAGS=()
+ts=$(last_option --test-samples "${TRAIN_FLAGS[@]}"); [[ -n $ts ]] && EVAL_FLAGS+=(--test-samples "$ts")
+dd=$(last_option --data "${TRAIN_FLAGS[@]}");         [[ -n $dd ]] && EVAL_FLAGS+=(--data "$dd")
+"$CONVOY" evaluate --model-file "$MODEL" --json "${EVAL_FLAGS[@]}" >"$TMP/evaluate.json" 2>"$TMP/evaluate.log" \
+    || fail "convoy evaluate exited with $?"
+
+verdict=$(python3 - "$TMP/coordinator.json" "$TMP/evaluate.json" "$MIN_ACCURACY" "$N" <<'EOF'
+import json, sys
+epochs = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        continue
+    if "test_accuracy" in obj:
+        epochs.append(obj)
+if not epochs:
+    print("FAIL no epoch JSON on the coordinator's stdout"); sys.exit()
+last = epochs[-1]
+acc = float(last["test_accuracy"])
+ev = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+eacc = float(ev["accuracy"])
+minimum = float(sys.argv[3])
+info = (f"workers={sys.argv[4]} epochs={last['epoch']} test_accuracy={acc:.4f} "
+        f"evaluate_accuracy={eacc:.4f} checksum={ev.get('parameter_checksum', '?')} "
+        f"samples_per_sec={float(last.get('samples_per_sec', 0)):.0f} "
+        f"bytes_per_step={float(last.get('bytes_per_step', 0)):.0f}")
+if int(last.get("workers", -1)) != int(sys.argv[4]):
+    print(f"FAIL epoch JSON reports workers={last.get('workers')} ({info})")
+elif acc < minimum:
+    print(f"FAIL test_accuracy {acc:.4f} < {minimum} ({info})")
+elif abs(acc - eacc) > 1e-6:
+    print(f"FAIL evaluate accuracy differs from the coordinator's ({info})")
+else:
+    print(f"PASS {info}")
+EOF
+) || fail "could not check the results"
+
+case $verdict in
+    PASS*) echo "PASS: netns-cluster $SUBNET.0/24 ${verdict#PASS }"; exit 0 ;;
+    *)     fail "netns-cluster ${verdict#FAIL }" ;;
+esac
