@@ -1,0 +1,102 @@
+import ConvoyEngine
+import Foundation
+import Testing
+
+/// The built `convoy` binary, run as a user would. It sits next to the test bundle.
+let convoyBinary: String = {
+    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
+        let path = candidate.appendingPathComponent("convoy").path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return repositoryRoot.appendingPathComponent(".build/release/convoy").path
+}()
+
+struct RunResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs convoy with a time limit; a run past it is killed by PID and fails the test.
+func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: convoyBinary)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
+    nonisolated(unsafe) var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        Issue.record("convoy \(arguments.joined(separator: " ")) ran past \(timeout) s")
+    }
+    process.waitUntilExit()
+    group.wait()
+    return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self))
+}
+
+@Suite(.serialized) struct EndToEndTests {
+    static let quick = ["--epochs", "2", "--train-samples", "640", "--test-samples", "200", "--seed", "3", "--data", mnistDirectory]
+
+    func checksum(_ path: String) throws -> String {
+        let result = try runConvoy(["evaluate", "--model-file", path, "--test-samples", "200", "--data", mnistDirectory, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        return json?["parameter_checksum"] as? String ?? "missing"
+    }
+
+    /// The issue's bar: `convoy train` and `convoy local` with 1, 2 and 3 worker processes end
+    /// with bit-identical weights.
+    @Test func trainAndLocalClustersSaveBitIdenticalModels() throws {
+        let dir = NSTemporaryDirectory() + "convoy-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let single = try runConvoy(["train", "--out", dir + "/train.convoy", "--json"] + Self.quick)
+        #expect(single.status == 0, "\(single.stderr)")
+        let reference = try checksum(dir + "/train.convoy")
+        for n in 1...3 {
+            let path = dir + "/local\(n).convoy"
+            let result = try runConvoy(["local", "--workers", String(n), "--out", path, "--json"] + Self.quick)
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = result.stdout.split(separator: "\n")
+            #expect(lines.count == 2, "one JSON object per epoch: \(result.stdout)")
+            #expect(try checksum(path) == reference, "\(n) workers")
+        }
+        // And the files load as models with sensible accuracy.
+        let evaluation = try runConvoy(["evaluate", "--model-file", dir + "/local2.convoy", "--test-samples", "200", "--data", mnistDirectory])
+        #expect(evaluation.stdout.contains("confusion matrix"))
+    }
+
+    @Test(arguments: [
+        (["train", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "--optimizer", "rmsprop"], "--optimizer rmsprop is unknown"),
+        (["train", "--data", "/nonexistent-dir"], "not found"),
+        (["evaluate", "--model-file", "/nonexistent.convoy"], "cannot read model file"),
+        (["summary", "resnet"], "unknown model 'resnet'"),
+        (["worker", "--connect", "localhost:5555"], "is not a tcp:// or ipc:// endpoint"),
+        (["coordinator", "--workers", "0", "--bind", "tcp://127.0.0.1:*"], "--workers must be in"),
+    ])
+    func badInputIsOneClearLineAndNonZeroExit(arguments: [String], message: String) throws {
+        let result = try runConvoy(arguments, timeout: 60)
+        #expect(result.status != 0)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test func summaryTotals() throws {
+        for (model, total) in [("lenet5", "61,706"), ("vgg16", "138,357,544"), ("alexnet", "61,100,840")] {
+            let result = try runConvoy(["summary", model])
+            #expect(result.stdout.contains("total parameters: \(total)"), "\(result.stdout)")
+        }
+    }
+}
