@@ -7,7 +7,7 @@ public enum Malloc {
     /// otherwise be mmapped, page-faulted and unmapped afresh every step.
     public static func keepLargeBlocksInHeap() {
         let mmapThreshold: Int32 = -3, trimThreshold: Int32 = -1   // M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-        _ = glibcMallopt(mmapThreshold, 256 << 20)
-        _ = glibcMallopt(trimThreshold, 512 << 20)
+        _ = glibcMallopt(mmapThreshold, 16 << 20)   // glibc caps this at 32 MiB on 64-bit
+        _ = glibcMallopt(trimThreshold, 64 << 20)
     }
 }
