@@ -171,12 +171,17 @@ public final class Coordinator {
         let combineStarted = Date()
         var totals = GradientComputer.Totals()
         // Slice order: fixed in fast mode too, so a run repeats with the same workers.
-        for result in results {
-            totals.count += result.count; totals.lossSum += result.lossSum; totals.correct += result.correct
-            switch result.gradient {
-            case let .fixedPoint(sums): sums.withUnsafeBufferPointer { server.add(fixedSums: $0.baseAddress!, count: result.count) }
-            case let .float(sums): sums.withUnsafeBufferPointer { server.add(floatSums: $0.baseAddress!, count: result.count) }
-            case .none: break
+        for buckets in results {
+            let first = buckets[0]
+            totals.count += first.count; totals.lossSum += first.lossSum; totals.correct += first.correct
+            server.addSamples(first.count)
+            for bucket in buckets {
+                let parameters = bucket.gradientOffset..<(bucket.gradientOffset + bucket.gradient.count)
+                switch bucket.gradient {
+                case let .fixedPoint(sums): sums.withUnsafeBufferPointer { server.add(fixedSums: $0.baseAddress!, parameters: parameters) }
+                case let .float(sums): sums.withUnsafeBufferPointer { server.add(floatSums: $0.baseAddress!, parameters: parameters) }
+                case .none: break
+                }
             }
         }
         server.finishStep()
@@ -192,19 +197,22 @@ public final class Coordinator {
         let results = try runRound(step: (1 << 47) | evaluationRounds, data: test, indices: Array(0..<Int32(test.count))[...], unit: 1,
                                    weights: server.parameters.array, evaluate: true, sendSeconds: &ignored)
         var totals = GradientComputer.Totals()
-        for r in results { totals.count += r.count; totals.lossSum += r.lossSum; totals.correct += r.correct }
+        for buckets in results { totals.count += buckets[0].count; totals.lossSum += buckets[0].lossSum; totals.correct += buckets[0].correct }
         return totals
     }
 
     /// Sends every slice of one round and collects the answers, reassigning the slices of
-    /// workers that fail. Returns the results in slice order.
+    /// workers that fail. Returns each slice's result buckets (one, or the head's then the
+    /// trunk's), in slice order. A slice's buckets count only once all of them arrived from
+    /// one worker: the buckets of a worker dropped halfway are discarded with it.
     private func runRound(step: UInt64, data: Dataset, indices: ArraySlice<Int32>, unit: Int, weights: [Float],
-                          evaluate: Bool, sendSeconds: inout Double) throws -> [StepResult] {
+                          evaluate: Bool, sendSeconds: inout Double) throws -> [[StepResult]] {
         if aliveWorkers == 0 { try waitForReplacement() }
         let live = workers.indices.filter { workers[$0].alive }
         let ranges = BatchPlan.slices(count: indices.count, parts: live.count, unit: unit).filter { !$0.isEmpty }
-        var results = [StepResult?](repeating: nil, count: ranges.count)
-        var owner: [Int: Int] = [:]   // slice → worker index
+        var results = [[StepResult]](repeating: [], count: ranges.count)
+        var owner: [Int: Int] = [:]   // slice → worker index, until all its buckets are in
+        var partial: [Int: [StepResult]] = [:]   // buckets of unfinished slices
         func work(_ slice: Int) -> Message {
             let range = ranges[slice]
             let sliceIndices = indices[(indices.startIndex + range.lowerBound)..<(indices.startIndex + range.upperBound)]
@@ -235,6 +243,7 @@ public final class Coordinator {
             let orphans = owner.filter { !workers[$0.value].alive }.sorted { $0.key < $1.key }
             for (slice, w) in orphans {
                 owner[slice] = nil
+                partial[slice] = nil
                 try assign(slice, to: try nextLiveWorker(after: w))
             }
         }
@@ -271,12 +280,19 @@ public final class Coordinator {
                     log("ignored a result for slice \(slice) that \(workers[w].name) does not hold")
                     continue
                 }
-                if let problem = validate(result, expected: ranges[slice].count, evaluate: evaluate) {
+                var buckets = partial[slice] ?? []
+                if let problem = validate(result, expected: ranges[slice].count, evaluate: evaluate, after: buckets) {
                     drop(w, because: "sent a bad result (\(problem))")
                     try reassignOrphans()
                     continue
                 }
-                results[slice] = result
+                buckets.append(result)
+                guard evaluate || buckets.reduce(0, { $0 + $1.gradient.count }) == server.parameterCount else {
+                    partial[slice] = buckets
+                    continue
+                }
+                results[slice] = buckets.sorted { $0.gradientOffset < $1.gradientOffset }
+                partial[slice] = nil
                 owner[slice] = nil
                 workers[w].computeSeconds += result.computeSeconds
                 workers[w].slices += 1
@@ -290,18 +306,36 @@ public final class Coordinator {
                 log("ignored a \(message.payload.type) message from \(workers[w].name)")
             }
         }
-        return results.map { $0! }
+        return results
     }
 
-    private func validate(_ result: StepResult, expected count: Int, evaluate: Bool) -> String? {
+    /// Why a result bucket cannot be used, or nil. Buckets must be the whole gradient or one
+    /// of the two halves at the network's head/trunk split, each at most once, with the same
+    /// totals.
+    private func validate(_ result: StepResult, expected count: Int, evaluate: Bool, after earlier: [StepResult]) -> String? {
         guard result.count == count else { return "\(result.count) samples, slice has \(count)" }
-        let p = server.parameterCount
+        if let first = earlier.first, first.correct != result.correct || first.lossSum != result.lossSum {
+            return "buckets of one slice disagree on its totals"
+        }
         switch (evaluate, result.gradient, config.deterministic) {
         case (true, .none, _): return nil
-        case (false, .fixedPoint(let g), true): return g.count == p ? nil : "gradient of \(g.count) values, model has \(p)"
-        case (false, .float(let g), false): return g.count == p ? nil : "gradient of \(g.count) values, model has \(p)"
+        case (false, .fixedPoint, true), (false, .float, false): break
         default: return "wrong kind of gradient for this round"
         }
+        let bucket = result.gradientOffset..<(result.gradientOffset + result.gradient.count)
+        guard allowedBuckets.contains(bucket) else { return "gradient bucket \(bucket) does not match the model's layout" }
+        guard !earlier.contains(where: { $0.gradientOffset..<($0.gradientOffset + $0.gradient.count) == bucket || bucket.count == server.parameterCount }) else {
+            return "gradient bucket \(bucket) sent twice"
+        }
+        return nil
+    }
+
+    /// The whole parameter range, and the trunk and head ranges when the model has a head.
+    private var allowedBuckets: [Range<Int>] {
+        let p = server.parameterCount
+        guard let split = architecture.headStart else { return [0..<p] }
+        let h = architecture.parameterOffsets[split]
+        return [0..<p, 0..<h, h..<p]
     }
 
     private func nextLiveWorker(after w: Int) throws -> Int {

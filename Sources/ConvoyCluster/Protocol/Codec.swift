@@ -32,6 +32,7 @@ extension Message {
             frame.append(UInt32(result.correct))
             frame.append(result.lossSum)
             frame.append(result.computeSeconds)
+            frame.append(UInt32(result.gradientOffset))
             switch result.gradient {
             case .none:
                 frame.append(UInt32(0)); frame.append(UInt32(0))
@@ -54,9 +55,9 @@ extension Message {
         case let .step(work): 20 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count
         case let .result(result):
             switch result.gradient {
-            case .none: 40
-            case let .float(values): 40 + 4 * values.count
-            case let .fixedPoint(values): 40 + 8 * values.count
+            case .none: 44
+            case let .float(values): 44 + 4 * values.count
+            case let .fixedPoint(values): 44 + 8 * values.count
             }
         default: 256
         }
@@ -126,8 +127,10 @@ extension Message {
                 let correct = Int(try reader.read(UInt32.self, "correct count"))
                 let lossSum = Double(bitPattern: try reader.read(UInt64.self, "loss sum"))
                 let seconds = Double(bitPattern: try reader.read(UInt64.self, "compute seconds"))
+                let gradientOffset = Int(try reader.read(UInt32.self, "gradient offset"))
                 let kind = try reader.read(UInt32.self, "gradient kind")
                 let values = Int(try reader.read(UInt32.self, "gradient length"))
+                guard gradientOffset <= Wire.maxParameters else { throw ProtocolError("gradient offset \(gradientOffset) is out of range") }
                 guard count <= Wire.maxSamples, correct <= count else { throw ProtocolError("counts \(correct)/\(count) are inconsistent") }
                 guard lossSum.isFinite, lossSum >= 0 else { throw ProtocolError("loss sum \(lossSum) is not a finite non-negative number") }
                 guard seconds.isFinite, seconds >= 0 else { throw ProtocolError("compute time \(seconds) is invalid") }
@@ -135,7 +138,7 @@ extension Message {
                 let gradient: StepResult.Gradient
                 switch kind {
                 case 0:
-                    guard values == 0 else { throw ProtocolError("gradient length \(values) without a gradient") }
+                    guard values == 0, gradientOffset == 0 else { throw ProtocolError("gradient length \(values) at \(gradientOffset) without a gradient") }
                     gradient = .none
                 case 1:
                     guard reader.remaining == 4 * values else { throw ProtocolError("float gradient of \(values) values needs \(4 * values) bytes, has \(reader.remaining)") }
@@ -149,7 +152,8 @@ extension Message {
                     gradient = .fixedPoint(try reader.readInt64s(values, "gradient"))
                 default: throw ProtocolError("unknown gradient kind \(kind)")
                 }
-                return .result(StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds, gradient: gradient))
+                return .result(StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds,
+                                          gradientOffset: gradientOffset, gradient: gradient))
             }
         } catch let error as DataError {
             throw ProtocolError("\(type): \(error.description)")

@@ -75,12 +75,23 @@ public struct StepWork: Equatable, Sendable {
     }
 }
 
-/// A worker's answer: its slice's totals and gradient sum.
+/// A worker's answer: its slice's totals and the gradient sum over one bucket of
+/// parameters, `gradientOffset..<gradientOffset+count`. A slice's gradient may come in
+/// several buckets (the network's head first, while the worker computes the trunk); each
+/// bucket repeats the slice's totals.
 public struct StepResult: Equatable, Sendable {
     public enum Gradient: Equatable, Sendable {
         case none
         case float([Float])
         case fixedPoint([Int64])
+
+        public var count: Int {
+            switch self {
+            case .none: 0
+            case let .float(values): values.count
+            case let .fixedPoint(values): values.count
+            }
+        }
     }
     public var slice: UInt32
     public var count: Int
@@ -88,8 +99,12 @@ public struct StepResult: Equatable, Sendable {
     public var lossSum: Double
     /// Seconds the worker spent computing, so the coordinator can show stragglers.
     public var computeSeconds: Double
+    /// Index of the first parameter the gradient covers.
+    public var gradientOffset: Int
     public var gradient: Gradient
-    public init(slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double, gradient: Gradient) {
+    public init(slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double,
+                gradientOffset: Int = 0, gradient: Gradient) {
+        self.gradientOffset = gradientOffset
         self.slice = slice; self.count = count; self.correct = correct; self.lossSum = lossSum; self.computeSeconds = computeSeconds; self.gradient = gradient
     }
 }

@@ -20,6 +20,21 @@ public final class WorkerCore {
 
     /// Handles one frame; returns the messages to send back and a line to log, if any.
     public func handle(_ frame: [UInt8]) -> (replies: [Message], log: String?) {
+        var replies: [Message] = []
+        let line = handle(frame) { replies.append($0) }
+        return (replies, line)
+    }
+
+    /// Handles one frame, sending replies through `send` as soon as each is ready (a
+    /// training step sends its head gradient before it computes the trunk's); returns a
+    /// line to log, if any.
+    public func handle(_ frame: [UInt8], send: (Message) throws -> Void) -> String? {
+        let (replies, line) = process(frame, send: send)
+        do { for reply in replies { try send(reply) } } catch { return "cannot reply: \(error)" }
+        return line
+    }
+
+    private func process(_ frame: [UInt8], send: (Message) throws -> Void) -> (replies: [Message], log: String?) {
         let message: Message
         do { message = try Message(decoding: frame) } catch {
             return ([], "refused a message: \(error)")
@@ -31,7 +46,7 @@ public final class WorkerCore {
             guard let runID, message.runID == runID, let computer, let welcome else {
                 return ([], "refused a step of run \(hex(message.runID)): \(self.runID.map { "this worker is in run \(hex($0))" } ?? "not welcomed yet")")
             }
-            return (perform(work, step: message.step, runID: runID, computer: computer, welcome: welcome), nil)
+            return (perform(work, step: message.step, runID: runID, computer: computer, welcome: welcome, send: send), nil)
         case .shutdown:
             guard message.runID == runID else { return ([], "ignored a shutdown for run \(hex(message.runID))") }
             isFinished = true
@@ -66,7 +81,8 @@ public final class WorkerCore {
         }
     }
 
-    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, computer: GradientComputer, welcome: Welcome) -> [Message] {
+    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, computer: GradientComputer, welcome: Welcome,
+                         send: (Message) throws -> Void) -> [Message] {
         let network = computer.network
         let id = workerID ?? 0
         func refuse(_ reason: String) -> [Message] { [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))] }
@@ -85,25 +101,41 @@ public final class WorkerCore {
             return refuse("step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)")
         }
         let started = Date()
+        let parameterCount = network.parameters.count
+        /// One bucket of the slice's gradient sums, as a result message.
+        func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) -> Message {
+            let gradient: StepResult.Gradient = welcome.deterministic
+                ? .fixedPoint(Array(UnsafeBufferPointer(start: computer.fixedSums + parameters.lowerBound, count: parameters.count)))
+                : .float(Array(UnsafeBufferPointer(start: network.gradient.pointer + parameters.lowerBound, count: parameters.count)))
+            return Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
+                slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
+                computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound, gradient: gradient)))
+        }
         do {
-            let totals: GradientComputer.Totals
-            let gradient: StepResult.Gradient
-            (totals, gradient) = try work.pixels.withUnsafeBufferPointer { pixels in
+            return try work.pixels.withUnsafeBufferPointer { pixels in
                 try work.labels.withUnsafeBufferPointer { labels in
                     if work.evaluate {
-                        return (computer.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count), .none)
+                        let totals = computer.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count)
+                        return [Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
+                            slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
+                            computeSeconds: Date().timeIntervalSince(started), gradient: .none)))]
                     }
-                    let totals = try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
-                                                      deterministic: welcome.deterministic, microBatch: welcome.microBatch)
-                    let count = network.parameters.count
-                    return (totals, welcome.deterministic
-                        ? .fixedPoint(Array(UnsafeBufferPointer(start: computer.fixedSums, count: count)))
-                        : .float(network.gradient.array))
+                    // The head's bucket leaves while the trunk is computed; the trunk's (or,
+                    // for a network without a head, the whole gradient) follows.
+                    var shipped = 0..<0
+                    let totals = try withoutActuallyEscaping(send) { send in
+                        try computer.compute(
+                            pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
+                            deterministic: welcome.deterministic, microBatch: welcome.microBatch,
+                            headReady: { head, totals in
+                                shipped = head
+                                try send(result(totals, head))
+                            })
+                    }
+                    let rest = shipped.isEmpty ? 0..<parameterCount : 0..<shipped.lowerBound
+                    return [result(totals, rest)]
                 }
             }
-            let result = StepResult(slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
-                                    computeSeconds: Date().timeIntervalSince(started), gradient: gradient)
-            return [Message(runID: runID, step: step, workerID: id, payload: .result(result))]
         } catch {
             return refuse("step \(step): \(error)")
         }

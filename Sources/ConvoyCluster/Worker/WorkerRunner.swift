@@ -54,9 +54,7 @@ public struct WorkerRunner {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            let (replies, line) = core.handle(frames[0])
-            if let line { log(line) }
-            for reply in replies { try socket.send([reply.encoded()]) }
+            if let line = core.handle(frames[0], send: { try socket.send([$0.encoded()]) }) { log(line) }
         }
         if let refusal = core.refusal { throw ClusterError(refusal) }
     }

@@ -88,6 +88,16 @@ public struct Architecture: Sendable {
         parameterOffsets = offsets
     }
 
+    /// Where the network splits into a trunk and a head for overlapped shipping: the first
+    /// Flatten, when both sides have parameters. The head's gradient is final before the
+    /// trunk's backward pass starts, so a worker can send it (LeNet-5: 59,134 of 61,706
+    /// parameters) while it is still computing.
+    public var headStart: Int? {
+        guard let flatten = layers.firstIndex(where: { $0 is Flatten }) else { return nil }
+        let trunk = parameterOffsets[flatten], total = parameterCount
+        return trunk > 0 && trunk < total ? flatten : nil
+    }
+
     public var inputShape: Shape { spec.inputShape }
     public var outputShape: Shape { layers.last!.outputShape }
     public var parameterCount: Int { parameterOffsets.last! }

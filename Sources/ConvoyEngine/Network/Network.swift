@@ -44,6 +44,8 @@ public final class Network {
     public let input: FloatBuffer
     private let outputs: [FloatBuffer]
     private let deltas: (FloatBuffer, FloatBuffer)
+    /// The input gradient left by a partial `backward`, per sample at its offset.
+    private let boundary: FloatBuffer
     private let scratch: FloatBuffer
     private let dLogits: FloatBuffer
 
@@ -58,6 +60,7 @@ public final class Network {
         outputs = architecture.layers.map { FloatBuffer(count: maxBatch * $0.outputShape.count) }
         let widest = ([architecture.inputShape] + architecture.layers.map(\.outputShape)).map(\.count).max()!
         deltas = (FloatBuffer(count: maxBatch * widest), FloatBuffer(count: maxBatch * widest))
+        boundary = FloatBuffer(count: maxBatch * widest)
         scratch = FloatBuffer(count: architecture.layers.map(\.scratchCount).max() ?? 0)
         dLogits = FloatBuffer(count: maxBatch * architecture.outputShape.count)
     }
@@ -70,20 +73,22 @@ public final class Network {
     public var classes: Int { architecture.outputShape.count }
     public var logits: UnsafePointer<Float> { UnsafePointer(outputs.last!.pointer) }
 
-    /// Scales 8-bit pixels to [0, 1] into the input buffer.
-    public func loadPixels(_ pixels: UnsafePointer<UInt8>, batch: Int) {
-        let count = batch * architecture.inputShape.count
-        precondition(batch <= maxBatch)
-        let x = input.pointer
-        for i in 0..<count { x[i] = Float(pixels[i]) * (1 / 255) }
+    /// Scales 8-bit pixels to [0, 1] into the input buffer, from sample `offset` on.
+    public func loadPixels(_ pixels: UnsafePointer<UInt8>, batch: Int, at offset: Int = 0) {
+        let size = architecture.inputShape.count
+        precondition(offset >= 0 && offset + batch <= maxBatch)
+        let x = input.pointer + offset * size
+        for i in 0..<(batch * size) { x[i] = Float(pixels[i]) * (1 / 255) }
     }
 
-    /// Runs every layer on the first `batch` samples of `input`; the result is `logits`.
-    public func forward(batch: Int) {
-        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
-        var x = UnsafePointer(input.pointer)
+    /// Runs every layer on samples `offset..<offset+batch` of `input`; the result is in
+    /// `logits` at the same offset. Samples at other offsets are left alone, so several
+    /// micro-batches can be forwarded one by one and back-propagated later.
+    public func forward(batch: Int, at offset: Int = 0) {
+        precondition(batch >= 1 && offset >= 0 && offset + batch <= maxBatch, "batch \(batch) at \(offset) outside 0..<\(maxBatch)")
+        var x = UnsafePointer(input.pointer + offset * architecture.inputShape.count)
         for (index, layer) in architecture.layers.enumerated() {
-            let y = outputs[index].pointer
+            let y = outputs[index].pointer + offset * layer.outputShape.count
             layer.forward(x: x, y: y, batch: batch,
                           parameters: parameters.pointer + architecture.parameterOffsets[index],
                           scratch: scratch.pointer)
@@ -91,20 +96,37 @@ public final class Network {
         }
     }
 
-    /// Back-propagates `dOutput` (`batch × outputShape`) through the layers of the last
-    /// `forward`, adding each layer's parameter gradient into `gradient`.
-    public func backward(batch: Int, dOutput: UnsafePointer<Float>) {
+    /// Softmax cross-entropy of samples `offset..<offset+batch` after `forward`; keeps
+    /// `dL/dlogits` for `backward`.
+    public func lossGradient(labels: UnsafePointer<UInt8>, batch: Int, at offset: Int = 0) -> SoftmaxCrossEntropy.Result {
+        SoftmaxCrossEntropy.evaluate(logits: logits + offset * classes, labels: labels, batch: batch, classes: classes,
+                                     dLogits: dLogits.pointer + offset * classes, gradientScale: 1)
+    }
+
+    /// Back-propagates through `layers` (all by default) for samples `offset..<offset+batch`,
+    /// adding each layer's parameter gradient into `gradient`. A range that ends at the last
+    /// layer starts from the saved `dL/dlogits`; one that ends earlier starts from the input
+    /// gradient that a previous call over the following layers left behind. So the head of
+    /// the network can be back-propagated (and its gradient shipped) before the trunk.
+    public func backward(batch: Int, at offset: Int = 0, layers range: Range<Int>? = nil) {
         let layers = architecture.layers
-        var dy = dOutput
+        let range = range ?? 0..<layers.count
+        var dy = range.upperBound == layers.count
+            ? UnsafePointer(dLogits.pointer + offset * classes)
+            : UnsafePointer(boundary.pointer + offset * layers[range.upperBound].inputShape.count)
         var target = deltas.0
-        for index in stride(from: layers.count - 1, through: 0, by: -1) {
+        for index in range.reversed() {
+            let layer = layers[index]
             let x = index == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[index - 1].pointer)
-            let dx: UnsafeMutablePointer<Float>? = index == 0 ? nil : target.pointer
-            layers[index].backward(x: x, y: outputs[index].pointer, dy: dy, dx: dx, batch: batch,
-                                   parameters: parameters.pointer + architecture.parameterOffsets[index],
-                                   gradient: gradient.pointer + architecture.parameterOffsets[index],
-                                   scratch: scratch.pointer)
-            dy = UnsafePointer(target.pointer)
+            // The input gradient of the range's first layer is kept for the next call.
+            let destination = index == range.lowerBound ? boundary : target
+            let dx: UnsafeMutablePointer<Float>? = index == 0 ? nil : destination.pointer + offset * layer.inputShape.count
+            layer.backward(x: x + offset * layer.inputShape.count, y: outputs[index].pointer + offset * layer.outputShape.count,
+                           dy: dy, dx: dx, batch: batch,
+                           parameters: parameters.pointer + architecture.parameterOffsets[index],
+                           gradient: gradient.pointer + architecture.parameterOffsets[index],
+                           scratch: scratch.pointer)
+            if let dx { dy = UnsafePointer(dx) }
             target = target === deltas.0 ? deltas.1 : deltas.0
         }
     }
@@ -114,9 +136,8 @@ public final class Network {
     @discardableResult
     public func accumulateGradient(labels: UnsafePointer<UInt8>, batch: Int) -> SoftmaxCrossEntropy.Result {
         forward(batch: batch)
-        let result = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
-                                                  dLogits: dLogits.pointer, gradientScale: 1)
-        backward(batch: batch, dOutput: dLogits.pointer)
+        let result = lossGradient(labels: labels, batch: batch)
+        backward(batch: batch)
         return result
     }
 

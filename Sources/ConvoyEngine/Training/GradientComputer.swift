@@ -29,24 +29,58 @@ public final class GradientComputer {
     /// slice is cut into micro-batches of `microBatch` samples (the slice must start on a
     /// micro-batch boundary of the global batch), each one's Float gradient computed alone and
     /// added to `fixedSums`; otherwise the Float sum is left in `network.gradient`.
+    ///
+    /// When the slice fits the network's buffers, every micro-batch is forwarded first, then
+    /// the head of the network (`Architecture.headStart`) is back-propagated for all of them,
+    /// `headReady(parameterRange, totals)` is called once the head's sums are final, and only then the
+    /// trunk: the caller ships the bulk of the gradient while the trunk is computed. Each
+    /// micro-batch still sees exactly the same arithmetic as when run alone.
     public func compute(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int,
-                        deterministic: Bool, microBatch: Int) throws -> Totals {
-        let inputSize = network.architecture.inputShape.count
-        let chunk = deterministic ? min(microBatch, network.maxBatch) : network.maxBatch
+                        deterministic: Bool, microBatch: Int,
+                        headReady: ((Range<Int>, Totals) throws -> Void)? = nil) throws -> Totals {
+        let architecture = network.architecture
+        let inputSize = architecture.inputShape.count
         var totals = Totals()
         network.gradient.zero()
         if deterministic { fixedSums.update(repeating: 0, count: parameterCount) }
-        var start = 0
-        while start < count {
-            let n = min(chunk, count - start)
-            network.loadPixels(pixels + start * inputSize, batch: n)
-            let result = network.accumulateGradient(labels: labels + start, batch: n)
-            totals.count += n; totals.lossSum += result.lossSum; totals.correct += result.correct
-            if deterministic {
-                try FixedPoint.accumulate(network.gradient.pointer, into: fixedSums, count: parameterCount)
-                network.gradient.zero()
+        let chunk = deterministic ? min(microBatch, network.maxBatch) : network.maxBatch
+        let chunks = stride(from: 0, to: count, by: chunk).map { $0..<min($0 + chunk, count) }
+
+        /// Moves one micro-batch's gradient over `parameters` into the fixed-point sums.
+        func settle(_ parameters: Range<Int>) throws {
+            guard deterministic else { return }
+            try FixedPoint.accumulate(network.gradient.pointer + parameters.lowerBound,
+                                      into: fixedSums + parameters.lowerBound, count: parameters.count)
+            (network.gradient.pointer + parameters.lowerBound).update(repeating: 0, count: parameters.count)
+        }
+
+        guard count <= network.maxBatch, let split = architecture.headStart else {
+            // One pass per micro-batch, one final gradient.
+            for range in chunks {
+                network.loadPixels(pixels + range.lowerBound * inputSize, batch: range.count)
+                let result = network.accumulateGradient(labels: labels + range.lowerBound, batch: range.count)
+                totals.count += range.count; totals.lossSum += result.lossSum; totals.correct += result.correct
+                try settle(0..<parameterCount)
             }
-            start += n
+            return totals
+        }
+        let layerCount = architecture.layers.count
+        let headParameters = architecture.parameterOffsets[split]..<parameterCount
+        let trunkParameters = 0..<architecture.parameterOffsets[split]
+        for range in chunks {
+            network.loadPixels(pixels + range.lowerBound * inputSize, batch: range.count, at: range.lowerBound)
+            network.forward(batch: range.count, at: range.lowerBound)
+            let result = network.lossGradient(labels: labels + range.lowerBound, batch: range.count, at: range.lowerBound)
+            totals.count += range.count; totals.lossSum += result.lossSum; totals.correct += result.correct
+        }
+        for range in chunks {
+            network.backward(batch: range.count, at: range.lowerBound, layers: split..<layerCount)
+            try settle(headParameters)
+        }
+        try headReady?(headParameters, totals)
+        for range in chunks {
+            network.backward(batch: range.count, at: range.lowerBound, layers: 0..<split)
+            try settle(trunkParameters)
         }
         return totals
     }
@@ -103,18 +137,20 @@ public final class ParameterServer {
         fixedTotal.update(repeating: 0, count: parameterCount)
     }
 
-    /// Adds one slice's fixed-point gradient sums (deterministic mode).
-    public func add(fixedSums: UnsafePointer<Int64>, count: Int) {
-        FixedPoint.add(fixedSums, into: fixedTotal, count: parameterCount)
-        pendingCount += count
+    /// Adds fixed-point gradient sums over `parameters` (deterministic mode); `sums` points
+    /// at the first of them.
+    public func add(fixedSums sums: UnsafePointer<Int64>, parameters: Range<Int>) {
+        FixedPoint.add(sums, into: fixedTotal + parameters.lowerBound, count: parameters.count)
     }
 
-    /// Adds one slice's Float gradient sum (fast mode; the order of calls matters).
-    public func add(floatSums: UnsafePointer<Float>, count: Int) {
-        let g = meanGradient.pointer
-        for i in 0..<parameterCount { g[i] += floatSums[i] }
-        pendingCount += count
+    /// Adds Float gradient sums over `parameters` (fast mode; the order of calls matters).
+    public func add(floatSums sums: UnsafePointer<Float>, parameters: Range<Int>) {
+        let g = meanGradient.pointer + parameters.lowerBound
+        for i in 0..<parameters.count { g[i] += sums[i] }
     }
+
+    /// Counts the samples whose gradients were added: the step's mean divides by them.
+    public func addSamples(_ count: Int) { pendingCount += count }
 
     /// Averages what was added and applies the optimizer with this step's learning rate.
     public func finishStep() {

@@ -78,11 +78,13 @@ public final class Trainer {
         computer.network.parameters.pointer.update(from: server.parameters.pointer, count: server.parameterCount)
         let result = try computer.compute(pixels: pixels, labels: labels, count: count,
                                           deterministic: config.deterministic, microBatch: config.microBatch)
+        let all = 0..<server.parameterCount
         if config.deterministic {
-            server.add(fixedSums: computer.fixedSums, count: result.count)
+            server.add(fixedSums: computer.fixedSums, parameters: all)
         } else {
-            server.add(floatSums: computer.network.gradient.pointer, count: result.count)
+            server.add(floatSums: computer.network.gradient.pointer, parameters: all)
         }
+        server.addSamples(result.count)
         server.finishStep()
         return result
     }
