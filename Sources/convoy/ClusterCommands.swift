@@ -70,6 +70,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads (one per worker process keeps N workers on N cores).") var threads = 1
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach a coordinator.") var connectTimeout: Double = 300
     @Option(name: .customLong("idle-timeout"), help: "Seconds of coordinator silence before giving up.") var idleTimeout: Double = 300
+    @Option(help: "Pin this worker to one CPU (0-based), e.g. one worker per core.") var cpu: Int?
 
     func run() throws {
         reportingErrors {
@@ -81,6 +82,7 @@ struct WorkerCommand: ParsableCommand {
             var runner = WorkerRunner(endpoint: connect, threads: threads, log: { ProgressPrinter.error("worker \(getpid()): \($0)") })
             runner.connectTimeout = connectTimeout
             runner.idleTimeout = idleTimeout
+            runner.cpu = cpu
             try runner.run()
         }
     }

@@ -15,6 +15,7 @@ struct Local: ParsableCommand {
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads per worker.") var threads = 1
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
+    @Flag(inversion: .prefixedNo, help: "Pin worker i to CPU i when the workers fit the cores.") var pin = true
 
     func run() throws {
         reportingErrors {
@@ -46,10 +47,13 @@ struct Local: ParsableCommand {
                 coordinator.waitUntilExit()
                 throw ExitCode(coordinator.terminationStatus == 0 ? 1 : coordinator.terminationStatus)
             }
-            for _ in 0..<workers {
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            for index in 0..<workers {
                 let worker = Process()
                 worker.executableURL = URL(fileURLWithPath: binary)
                 worker.arguments = ["worker", "--connect", endpoint, "--threads", String(threads), "--connect-timeout", "60", "--idle-timeout", "120"]
+                // One worker per core, pinned, when they fit (see CPUAffinity).
+                if pin && workers * threads <= cores { worker.arguments! += ["--cpu", String(index * threads)] }
                 try children.start(worker)
             }
             while let line = reader.next() { ProgressPrinter.error(line) }

@@ -11,6 +11,8 @@ public struct WorkerRunner {
     public var connectTimeout: Double = 300
     /// Seconds without any message from a coordinator (after joining) before giving up.
     public var idleTimeout: Double = 300
+    /// CPU to pin the computing thread to (ZeroMQ's I/O thread stays free to run anywhere).
+    public var cpu: Int?
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
@@ -24,6 +26,8 @@ public struct WorkerRunner {
         try socket.setReconnectInterval(100, max: 5000)
         try socket.setImmediate()
         try socket.connect(endpoint)
+        // After the context exists, so its I/O thread is not pinned with us.
+        if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
         let hostName = ProcessInfo.processInfo.hostName
         let core = WorkerCore(hello: Hello(host: hostName, pid: getpid(), threads: threads))
         log("connecting to \(endpoint)")
