@@ -17,12 +17,22 @@ public struct ZMQError: Error, CustomStringConvertible {
 /// because terminating a context with live sockets blocks forever.
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private var terminated = false
 
     public init() {
         handle = zmq_ctx_new()
     }
 
-    deinit { zmq_ctx_term(handle) }
+    deinit { terminate() }
+
+    /// Waits until every socket is closed and their pending messages are sent (or their
+    /// linger expired). Call it after closing the sockets, before the process exits: a
+    /// message still queued at exit is lost.
+    public func terminate() {
+        guard !terminated else { return }
+        terminated = true
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
 
     /// Whether this libzmq was built with CURVE security.
     public static var hasCurve: Bool { zmq_has("curve") != 0 }
@@ -40,6 +50,7 @@ public final class ZMQSocket {
 
     private let context: ZMQContext
     private let handle: UnsafeMutableRawPointer
+    private var closed = false
 
     public init(context: ZMQContext, kind: Kind) throws {
         self.context = context
@@ -58,7 +69,14 @@ public final class ZMQSocket {
         try? setOption(102 /* ZMQ_OUT_BATCH_SIZE (draft) */, int32: 1 << 20)
     }
 
-    deinit { zmq_close(handle) }
+    deinit { close() }
+
+    /// Closes the socket; its unsent messages go out within its linger time.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        zmq_close(handle)
+    }
 
     public func setOption(_ option: Int32, int32 value: Int32) throws {
         var v = value

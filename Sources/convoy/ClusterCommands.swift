@@ -45,6 +45,9 @@ struct CoordinatorCommand: ParsableCommand {
                 }
                 try coordinator.modelFile.save(to: out)
             })
+            // The workers' shutdown messages are still queued: send them before exiting.
+            transport.close()
+            context.terminate()
             if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", coordinator.modelFile.parameterChecksum)))") }
         }
     }

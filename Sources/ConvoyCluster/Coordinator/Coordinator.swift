@@ -136,9 +136,30 @@ public final class Coordinator {
                                      seconds: seconds, samplesPerSec: Double(totals.count) / seconds, learningRate: Double(rate))
             try epochDone(report, stats)
         }
-        for worker in workers where worker.alive {
-            try transport.send(Message(runID: runID, workerID: worker.id, payload: .shutdown), to: worker.peer)
+        try shutDownWorkers()
+    }
+
+    /// Ends the run for every live worker: a shutdown, acknowledged by a shutdown back, sent
+    /// again every half second for up to three seconds. (A message queued just before the
+    /// coordinator exits can be lost; the handshake makes sure each worker heard it.)
+    func shutDownWorkers() throws {
+        var waiting = Set(workers.indices.filter { workers[$0].alive })
+        let deadline = Date().addingTimeInterval(3)
+        while !waiting.isEmpty && Date() < deadline {
+            for w in waiting {
+                if try !transport.send(Message(runID: runID, workerID: workers[w].id, payload: .shutdown), to: workers[w].peer) {
+                    waiting.remove(w)
+                }
+            }
+            let resend = Date().addingTimeInterval(0.5)
+            while !waiting.isEmpty, resend.timeIntervalSinceNow > 0,
+                  let (peer, frame) = try transport.receive(timeoutMs: Int(resend.timeIntervalSinceNow * 1000) + 1) {
+                guard let w = workers.firstIndex(where: { $0.peer == peer }),
+                      let message = try? Message(decoding: frame), case .shutdown = message.payload else { continue }
+                waiting.remove(w)
+            }
         }
+        for w in waiting { log("\(workers[w].name) did not acknowledge the end of the run") }
     }
 
     public var modelFile: ModelFile {

@@ -32,6 +32,9 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         endpoint = socket.lastEndpoint
     }
 
+    /// Closes the socket; the context's `terminate()` then waits for the last messages.
+    public func close() { socket.close() }
+
     public func send(_ message: Message, to peer: PeerID) throws -> Bool {
         let frame = message.encoded()
         bytesSent += frame.count

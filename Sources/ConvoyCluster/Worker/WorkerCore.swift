@@ -50,7 +50,8 @@ public final class WorkerCore {
         case .shutdown:
             guard message.runID == runID else { return ([], "ignored a shutdown for run \(hex(message.runID))") }
             isFinished = true
-            return ([], "coordinator finished the run")
+            // Acknowledged, so the coordinator knows this worker heard it.
+            return ([Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)], "coordinator finished the run")
         case let .refuse(reason):
             isFinished = true
             refusal = reason

@@ -60,6 +60,10 @@ public struct WorkerRunner {
             }
             if let line = core.handle(frames[0], send: { try socket.send([$0.encoded()]) }) { log(line) }
         }
+        // Let the last reply (the shutdown acknowledgement) leave before the process exits.
+        try? socket.setLinger(milliseconds: 1000)
+        socket.close()
+        context.terminate()
         if let refusal = core.refusal { throw ClusterError(refusal) }
     }
 }
