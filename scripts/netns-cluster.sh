@@ -229,39 +229,7 @@ dd=$(last_option --data "${TRAIN_FLAGS[@]}");         [[ -n $dd ]] && EVAL_FLAGS
 "$CONVOY" evaluate --model-file "$MODEL" --json "${EVAL_FLAGS[@]}" >"$TMP/evaluate.json" 2>"$TMP/evaluate.log" \
     || fail "convoy evaluate exited with $?"
 
-verdict=$(python3 - "$TMP/coordinator.json" "$TMP/evaluate.json" "$MIN_ACCURACY" "$N" <<'EOF'
-import json, sys
-epochs = []
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith("{"):
-        continue
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        continue
-    if "test_accuracy" in obj:
-        epochs.append(obj)
-if not epochs:
-    print("FAIL no epoch JSON on the coordinator's stdout"); sys.exit()
-last = epochs[-1]
-acc = float(last["test_accuracy"])
-ev = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
-eacc = float(ev["accuracy"])
-minimum = float(sys.argv[3])
-info = (f"workers={sys.argv[4]} epochs={last['epoch']} test_accuracy={acc:.4f} "
-        f"evaluate_accuracy={eacc:.4f} checksum={ev.get('parameter_checksum', '?')} "
-        f"samples_per_sec={float(last.get('samples_per_sec', 0)):.0f} "
-        f"bytes_per_step={float(last.get('bytes_per_step', 0)):.0f}")
-if int(last.get("workers", -1)) != int(sys.argv[4]):
-    print(f"FAIL epoch JSON reports workers={last.get('workers')} ({info})")
-elif acc < minimum:
-    print(f"FAIL test_accuracy {acc:.4f} < {minimum} ({info})")
-elif abs(acc - eacc) > 1e-6:
-    print(f"FAIL evaluate accuracy differs from the coordinator's ({info})")
-else:
-    print(f"PASS {info}")
-EOF
+verdict=$(python3 "$ROOT/scripts/check-cluster-result.py" "$TMP/coordinator.json" "$TMP/evaluate.json" "$MIN_ACCURACY" "$N"
 ) || fail "could not check the results"
 
 case $verdict in
