@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test convoy has: the Swift test suite (engine, protocol, coordinator, end-to-end
-# runs of the binary), the local multi-process cluster, and the multi-host cluster in
-# network namespaces (which skips itself where namespaces cannot be made).
+# runs of the binary), the local multi-process cluster, the multi-host cluster in network
+# namespaces (which skips itself where namespaces cannot be made), and a coordinator
+# killed mid-run and resumed from its checkpoint.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,7 @@ export CONVOY="$PWD/.build/release/convoy"
 stage "swift test" swift test -c release -Xswiftc -enable-testing
 stage "local cluster (2 workers)" scripts/local-cluster.sh 2
 stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-cluster.sh 2
+stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

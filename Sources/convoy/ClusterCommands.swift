@@ -16,20 +16,31 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(name: .customLong("join-timeout"), help: "Seconds to wait for the workers.") var joinTimeout: Double = 120
     @Option(name: .customLong("step-timeout"), help: "Seconds a worker has for one slice before its work is reassigned.") var stepTimeout: Double = 60
+    @Option(name: .customLong("checkpoint-dir"), help: "Write checkpoints here (at each epoch's end, and every --checkpoint-every steps).") var checkpointDir: String?
+    @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: epoch ends only).") var checkpointEvery = 0
+    @Option(name: .customLong("keep-checkpoints"), help: "How many checkpoints to keep.") var keepCheckpoints = 3
+    @Option(help: "Continue from the newest valid checkpoint in DIR (and keep checkpointing there).") var resume: String?
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
 
     func run() throws {
         reportingErrors {
             let config = try training.config()
+            try checkOutputPath(out)
             guard joinTimeout > 0, stepTimeout > 0 else { throw ConfigError("--join-timeout and --step-timeout must be positive") }
+            guard checkpointEvery >= 0, keepCheckpoints >= 1 else { throw ConfigError("--checkpoint-every must be ≥ 0 and --keep-checkpoints ≥ 1") }
+            let log: (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
+            let checkpoint = try resume.map { try Checkpoint.newest(in: $0, log: log) }
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
             let transport = try ZMQCoordinatorTransport(context: context, bind: bind)
             var options = ClusterOptions(workers: workers)
             options.joinTimeout = joinTimeout
             options.stepTimeout = stepTimeout
-            let coordinator = try Coordinator(config: config, train: train, test: test, transport: transport, options: options,
-                                              log: { ProgressPrinter.error("coordinator: \($0)") })
+            options.checkpointDirectory = checkpointDir ?? resume
+            options.checkpointEvery = checkpointEvery
+            options.keepCheckpoints = keepCheckpoints
+            let coordinator = try Coordinator(config: config, train: train, test: test, transport: transport, options: options, log: log)
+            if let checkpoint { try coordinator.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
             ProgressPrinter.error("coordinator: run \(String(coordinator.runID, radix: 16)): \(config.model) on \(train.count) samples, batch \(config.batchSize), waiting for \(workers) worker(s)")
             var printer = ProgressPrinter(json: json)

@@ -20,6 +20,7 @@ struct Local: ParsableCommand {
     func run() throws {
         reportingErrors {
             _ = try training.config()   // fail here, before spawning anything
+            try checkOutputPath(out)
             guard workers >= 1 && workers <= 256 else { throw ConfigError("--workers must be in 1...256 (got \(workers))") }
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
             let children = ChildProcesses()

@@ -16,6 +16,7 @@ struct Train: ParsableCommand {
     func run() throws {
         reportingErrors {
             let config = try training.config()
+            try checkOutputPath(out)
             guard threads >= 1 && threads <= 256 else { throw ConfigError("--threads must be in 1...256 (got \(threads))") }
             BLAS.setThreads(threads)
             let (train, test) = try training.loadData(config)

@@ -54,6 +54,19 @@ struct TrainingOptions: ParsableArguments {
     }
 }
 
+/// Fails before any training if the model could not be saved to `path` later.
+func checkOutputPath(_ path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    let dir = directory.isEmpty ? "." : directory
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ConfigError("--out \(path): directory \(dir) does not exist")
+    }
+    guard FileManager.default.isWritableFile(atPath: dir) else {
+        throw ConfigError("--out \(path): directory \(dir) is not writable")
+    }
+}
+
 /// `data/mnist` of the checkout the binary was built in, else `./data/mnist`.
 func defaultDataDirectory() -> String {
     let fromBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()

@@ -19,6 +19,10 @@ final class InMemoryCluster: CoordinatorTransport {
     var nodes: [Node] = []
     var inbox: [(PeerID, [UInt8])] = []
     var log: [String] = []
+    /// Simulates a coordinator crash: the send of this many step messages throws.
+    var crashAtStepMessage: Int?
+    var stepMessages = 0
+    struct Crash: Error {}
 
     func addWorker(silentAfterSteps: Int? = nil) {
         let node = Node(peer: [UInt8(nodes.count + 1)], core: WorkerCore(hello: Hello(host: "mem", pid: Int32(nodes.count), threads: 1)))
@@ -29,6 +33,10 @@ final class InMemoryCluster: CoordinatorTransport {
 
     func send(_ message: Message, to peer: PeerID) throws -> Bool {
         guard let node = nodes.first(where: { $0.peer == peer }) else { return false }
+        if case .step = message.payload {
+            stepMessages += 1
+            if stepMessages == crashAtStepMessage { throw Crash() }
+        }
         if case .step = message.payload, let limit = node.silentAfterSteps, node.stepsAnswered >= limit { return true }
         let (replies, line) = node.core.handle(message.encoded())
         if let line { log.append(line) }
@@ -95,6 +103,61 @@ final class InMemoryCluster: CoordinatorTransport {
         config.deterministic = false
         let (weights, _) = try clusterWeights(workers: 1, config: config)
         #expect(weights == (try trainerWeights(config)))
+    }
+
+    /// A coordinator that dies mid-run and is restarted with its checkpoint directory ends
+    /// with the weights of an uninterrupted run; a corrupt newest checkpoint is skipped.
+    @Test(arguments: [false, true])
+    func aRunResumedFromItsCheckpointEndsWithTheSameWeights(corruptNewest: Bool) throws {
+        let reference = try trainerWeights()
+        let directory = NSTemporaryDirectory() + "convoy-ckpt-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = ClusterOptions(workers: 2)
+        options.checkpointDirectory = directory
+        options.checkpointEvery = 2
+        options.keepCheckpoints = 2
+
+        // 200 samples, batch 48: 5 steps an epoch, 2 step messages a step, 2 more to evaluate.
+        // The 17th step message is the third step of the second epoch.
+        let first = InMemoryCluster()
+        first.addWorker(); first.addWorker()
+        first.crashAtStepMessage = 17
+        let crashing = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: first,
+                                       options: options, runID: 1, log: { _ in })
+        #expect(throws: InMemoryCluster.Crash.self) { try crashing.run(progress: { _, _, _, _, _ in }, epochDone: { _, _ in }) }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(files == ["checkpoint-0000000005.convoy-ckpt", "checkpoint-0000000006.convoy-ckpt"])
+        if corruptNewest {
+            let path = directory + "/" + files.last!
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes[bytes.count / 2] ^= 0xFF
+            try bytes.write(to: URL(fileURLWithPath: path))
+        }
+
+        let second = InMemoryCluster()
+        second.addWorker(); second.addWorker()
+        var messages: [String] = []
+        let checkpoint = try Checkpoint.newest(in: directory, log: { messages.append($0) })
+        #expect(checkpoint.header.step == (corruptNewest ? 5 : 6))
+        #expect(messages.count == (corruptNewest ? 1 : 0), "\(messages)")
+        let resumed = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: second,
+                                      options: options, runID: 2, log: { _ in })
+        try resumed.resume(from: checkpoint)
+        var reports: [EpochReport] = []
+        try resumed.run(progress: { _, _, _, _, _ in }, epochDone: { report, _ in reports.append(report) })
+        #expect(resumed.server.parameters.array == reference)
+        #expect(reports.map(\.epoch) == [2])
+        #expect(resumed.epochReports.map(\.epoch) == [1, 2])
+    }
+
+    @Test func aCheckpointOfAnotherRunIsRefused() throws {
+        var other = Self.config
+        other.seed = 99
+        let header = Checkpoint.Header(config: other, epoch: 0, stepInEpoch: 1, step: 1, epochTotals: .init(), reports: [])
+        let checkpoint = Checkpoint(header: header, parameters: [], optimizerState: [])
+        let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: InMemoryCluster(),
+                                          options: ClusterOptions(workers: 1), runID: 3, log: { _ in })
+        #expect(throws: ConfigError.self) { try coordinator.resume(from: checkpoint) }
     }
 
     @Test func missingWorkersAreNamedInTheTimeoutError() throws {

@@ -82,6 +82,8 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         (["train", "--data", "/nonexistent-dir"], "not found"),
         (["evaluate", "--model-file", "/nonexistent.convoy"], "cannot read model file"),
         (["summary", "resnet"], "unknown model 'resnet'"),
+        (["train", "--out", "/nonexistent-dir/m.convoy"], "directory /nonexistent-dir does not exist"),
+        (["coordinator", "--workers", "1", "--resume", "/nonexistent-ckpt"], "no such checkpoint directory"),
         (["worker", "--connect", "localhost:5555"], "is not a tcp:// or ipc:// endpoint"),
         (["coordinator", "--workers", "0", "--bind", "tcp://127.0.0.1:*"], "--workers must be in"),
     ])

@@ -14,6 +14,11 @@ public struct ClusterOptions: Sendable {
     public var joinTimeout: Double = 120
     /// Seconds a worker has for one slice; past that it is dropped and its slice reassigned.
     public var stepTimeout: Double = 60
+    /// Where checkpoints go (none when nil): every `checkpointEvery` steps (0: only at
+    /// epoch ends) and at each epoch's end, the newest `keepCheckpoints` kept.
+    public var checkpointDirectory: String?
+    public var checkpointEvery = 0
+    public var keepCheckpoints = 3
     public init(workers: Int) { self.workers = workers }
 }
 
@@ -65,6 +70,10 @@ public final class Coordinator {
     let log: (String) -> Void
     private var workers: [Worker] = []
     private var evaluationRounds: UInt64 = 0
+    /// Where `run` starts: (0, 0) for a new run, else what `resume` restored.
+    private var start = (epoch: 0, step: 0)
+    private var resumedTotals = GradientComputer.Totals()
+    private var reports: [EpochReport] = []
     // Per-epoch counters for ClusterStats.
     private var coordinatorSeconds = 0.0
     private var stepSeconds = 0.0
@@ -110,22 +119,60 @@ public final class Coordinator {
         }
     }
 
+    /// Continues from `checkpoint` instead of the start. Its configuration must be this run's
+    /// in everything that shapes the result.
+    public func resume(from checkpoint: Checkpoint) throws {
+        let saved = checkpoint.header.config
+        var comparable = saved
+        comparable.testSamples = config.testSamples   // evaluation only: may change
+        guard comparable == config else {
+            throw ConfigError("the checkpoint was made by a different run (\(saved.model), batch \(saved.batchSize), seed \(saved.seed), \(saved.epochs) epochs, lr \(saved.learningRate), \(saved.optimizer.rawValue), \(saved.deterministic ? "deterministic" : "fast")): resume it with the same training flags")
+        }
+        guard checkpoint.parameters.count == server.parameterCount else {
+            throw ConfigError("the checkpoint holds \(checkpoint.parameters.count) parameters, the model has \(server.parameterCount)")
+        }
+        server.parameters.load(checkpoint.parameters)
+        server.restore(step: checkpoint.header.step, optimizerState: checkpoint.optimizerState)
+        start = (checkpoint.header.epoch, checkpoint.header.stepInEpoch)
+        resumedTotals = checkpoint.header.epochTotals
+        reports = checkpoint.header.reports
+        log("resuming at epoch \(start.epoch + 1), step \(start.step) of \(plan.stepsPerEpoch) (step \(server.step) of the run)")
+    }
+
+    /// The reports of the epochs finished so far, including those before a resume.
+    public var epochReports: [EpochReport] { reports }
+
+    private func saveCheckpoint(epoch: Int, stepInEpoch: Int, totals: GradientComputer.Totals) throws {
+        guard let directory = options.checkpointDirectory else { return }
+        let header = Checkpoint.Header(config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: server.step,
+                                       epochTotals: totals, reports: reports)
+        try Checkpoint(header: header, parameters: server.parameters.array, optimizerState: server.optimizer.state)
+            .save(in: directory, keep: options.keepCheckpoints)
+    }
+
     /// Trains every epoch. `progress(epoch, step, steps, runningLoss, workerStepMs)`.
     public func run(progress: (Int, Int, Int, Double, [Double]) -> Void,
                     epochDone: (EpochReport, ClusterStats) throws -> Void) throws {
         try waitForWorkers()
-        for epoch in 0..<config.epochs {
+        for epoch in start.epoch..<config.epochs {
             let started = Date()
             coordinatorSeconds = 0; stepSeconds = 0; stepBytes = 0; stepsTimed = 0
             for w in workers.indices { workers[w].computeSeconds = 0; workers[w].slices = 0 }
             let order = plan.order(epoch: epoch)
-            let rate = server.learningRate
-            var totals = GradientComputer.Totals()
-            for index in 0..<plan.stepsPerEpoch {
+            let rate = config.schedule.rate(base: config.learningRate, step: epoch * plan.stepsPerEpoch, totalSteps: server.totalSteps)
+            let first = epoch == start.epoch ? start.step : 0
+            var totals = epoch == start.epoch ? resumedTotals : GradientComputer.Totals()
+            var trained = 0
+            for index in first..<plan.stepsPerEpoch {
                 let step = UInt64(epoch * plan.stepsPerEpoch + index)
                 let indices = order[plan.batchRange(step: index)]
-                totals.add(try trainingStep(step: step, indices: indices))
+                let stepTotals = try trainingStep(step: step, indices: indices)
+                totals.add(stepTotals)
+                trained += stepTotals.count
                 progress(epoch, index + 1, plan.stepsPerEpoch, totals.lossSum / Double(max(totals.count, 1)), workerStepMs)
+                if options.checkpointEvery > 0 && server.step % options.checkpointEvery == 0 && index + 1 < plan.stepsPerEpoch {
+                    try saveCheckpoint(epoch: epoch, stepInEpoch: index + 1, totals: totals)
+                }
             }
             let seconds = Date().timeIntervalSince(started)
             let evaluation = try evaluate(epoch: epoch)
@@ -133,7 +180,9 @@ public final class Coordinator {
                                      trainAccuracy: Double(totals.correct) / Double(totals.count),
                                      testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
                                      testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
-                                     seconds: seconds, samplesPerSec: Double(totals.count) / seconds, learningRate: Double(rate))
+                                     seconds: seconds, samplesPerSec: Double(trained) / seconds, learningRate: Double(rate))
+            reports.append(report)
+            try saveCheckpoint(epoch: epoch + 1, stepInEpoch: 0, totals: GradientComputer.Totals())
             try epochDone(report, stats)
         }
         try shutDownWorkers()

@@ -67,6 +67,8 @@ public final class WorkerCore {
             guard architecture.inputShape.count == welcome.sampleSize else {
                 throw ConfigError("model takes \(architecture.inputShape.count) inputs, samples have \(welcome.sampleSize)")
             }
+            // A repeated welcome (the answer to a repeated hello) changes nothing.
+            if self.runID == runID && self.welcome == welcome { return ([], nil) }
             if self.runID != runID || self.welcome != welcome {
                 computer = GradientComputer(network: Network(architecture, maxBatch: max(welcome.microBatch, 256)))
                 hasWeights = false

@@ -48,8 +48,16 @@ public struct WorkerRunner {
                 }
             }
             guard let frames = try socket.receive(timeoutMs: 200) else {
-                if core.runID != nil && Date().timeIntervalSince(lastHeard) > idleTimeout {
+                let silent = Date().timeIntervalSince(lastHeard)
+                if core.runID != nil && silent > idleTimeout {
                     throw ClusterError("coordinator at \(endpoint) silent for \(Int(idleTimeout)) s")
+                }
+                // A quiet coordinator may have been restarted (say, resumed from a
+                // checkpoint): say hello again so a new one admits this worker; the old one
+                // just repeats its welcome.
+                if core.runID != nil && silent > 2 && Date() >= nextHello {
+                    try socket.send([core.helloMessage.encoded()], dontWait: true)
+                    nextHello = Date().addingTimeInterval(2)
                 }
                 continue
             }

@@ -15,7 +15,7 @@ public final class GradientComputer {
 
     deinit { fixedSums.deallocate() }
 
-    public struct Totals: Equatable, Sendable {
+    public struct Totals: Equatable, Sendable, Codable {
         public var count = 0
         public var lossSum = 0.0
         public var correct = 0
@@ -105,7 +105,7 @@ public final class GradientComputer {
 /// step's sample count and applies the update. The coordinator owns one; so does `train`.
 public final class ParameterServer {
     public let parameters: FloatBuffer
-    public var optimizer: any Optimizer
+    public private(set) var optimizer: any Optimizer
     public let config: TrainingConfig
     public let totalSteps: Int
     public private(set) var step = 0

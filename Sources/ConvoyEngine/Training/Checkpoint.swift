@@ -1,0 +1,112 @@
+import ConvoyInterop
+import Foundation
+
+/// Everything a coordinator needs to continue a run exactly where it stopped: weights,
+/// optimizer state, position (epoch, step), the epoch's running totals and the finished
+/// epochs' reports. The batch order needs no state: it is derived from (seed, epoch).
+///
+/// File (little-endian): magic `CONVOYCK`, version u32 (1), header length u32, header JSON,
+/// parameter count u64, parameters f32, optimizer state count u64, state f32, CRC-32 of all
+/// bytes before it. Written atomically (temp file, fsync, rename).
+public struct Checkpoint: Sendable {
+    public static let magic = Array("CONVOYCK".utf8)
+    public static let version: UInt32 = 1
+
+    public struct Header: Codable, Equatable, Sendable {
+        public var config: TrainingConfig
+        /// The epoch in progress (0-based) and how many of its steps are done.
+        public var epoch: Int
+        public var stepInEpoch: Int
+        /// Optimizer steps done since the start of the run.
+        public var step: Int
+        public var epochTotals: GradientComputer.Totals
+        public var reports: [EpochReport]
+
+        public init(config: TrainingConfig, epoch: Int, stepInEpoch: Int, step: Int,
+                    epochTotals: GradientComputer.Totals, reports: [EpochReport]) {
+            self.config = config; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.step = step
+            self.epochTotals = epochTotals; self.reports = reports
+        }
+    }
+
+    public var header: Header
+    public var parameters: [Float]
+    public var optimizerState: [Float]
+
+    public init(header: Header, parameters: [Float], optimizerState: [Float]) {
+        self.header = header; self.parameters = parameters; self.optimizerState = optimizerState
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let json = try JSONEncoder().encode(header)
+        var writer = ByteWriter(capacity: 48 + json.count + 4 * (parameters.count + optimizerState.count))
+        writer.append(bytes: Self.magic)
+        writer.append(Self.version)
+        writer.append(UInt32(json.count))
+        writer.append(bytes: Array(json))
+        writer.append(UInt64(parameters.count))
+        parameters.withUnsafeBufferPointer { writer.append(floats: $0) }
+        writer.append(UInt64(optimizerState.count))
+        optimizerState.withUnsafeBufferPointer { writer.append(floats: $0) }
+        writer.append(writer.bytes.withUnsafeBytes { Zlib.crc32($0) })
+        return writer.bytes
+    }
+
+    public init(decoding bytes: [UInt8], name: String) throws {
+        guard bytes.count >= 20, Array(bytes[0..<8]) == Self.magic else { throw DataError("\(name): not a convoy checkpoint (bad magic)") }
+        let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
+        guard stored == bytes[0..<(bytes.count - 4)].withUnsafeBytes({ Zlib.crc32($0) }) else {
+            throw DataError("\(name): checksum mismatch (corrupt or truncated checkpoint)")
+        }
+        var reader = ByteReader(bytes, name: name, offset: 8)
+        let version = try reader.read(UInt32.self, "version")
+        guard version == Self.version else { throw DataError("\(name): checkpoint version \(version) is not supported") }
+        let json = try reader.readBytes(Int(try reader.read(UInt32.self, "header length")), "header")
+        do { header = try JSONDecoder().decode(Header.self, from: Data(json)) } catch {
+            throw DataError("\(name): unreadable checkpoint header")
+        }
+        let parameterCount = try reader.read(UInt64.self, "parameter count")
+        guard parameterCount <= UInt64(reader.remaining / 4) else { throw DataError("\(name): truncated parameters") }
+        parameters = try reader.readFloats(Int(parameterCount), "parameters")
+        let stateCount = try reader.read(UInt64.self, "optimizer state count")
+        guard stateCount <= UInt64(reader.remaining / 4) else { throw DataError("\(name): truncated optimizer state") }
+        optimizerState = try reader.readFloats(Int(stateCount), "optimizer state")
+        guard reader.remaining == 4 else { throw DataError("\(name): unexpected trailing bytes") }
+    }
+
+    static func fileName(step: Int) -> String { String(format: "checkpoint-%010d.convoy-ckpt", step) }
+
+    /// Writes this checkpoint into `directory` and deletes all but the newest `keep`.
+    public func save(in directory: String, keep: Int) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try writeAtomically(try encoded(), to: (directory as NSString).appendingPathComponent(Self.fileName(step: header.step)))
+        for old in try Self.files(in: directory).dropFirst(max(keep, 1)) {
+            try? FileManager.default.removeItem(atPath: old)
+        }
+    }
+
+    /// Checkpoint paths in `directory`, newest first.
+    static func files(in directory: String) throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("checkpoint-") && $0.hasSuffix(".convoy-ckpt") }.sorted(by: >)
+            .map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    /// The newest checkpoint in `directory` that reads back intact; corrupt ones are skipped,
+    /// each with a message. Throws if the directory holds none that is usable.
+    public static func newest(in directory: String, log: (String) -> Void) throws -> Checkpoint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError("\(directory): no such checkpoint directory")
+        }
+        for path in try files(in: directory) {
+            do {
+                guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): unreadable") }
+                return try Checkpoint(decoding: Array(data), name: path)
+            } catch {
+                log("skipping \(error)")
+            }
+        }
+        throw DataError("\(directory): holds no usable checkpoint")
+    }
+}

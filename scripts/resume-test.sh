@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A coordinator killed with SIGKILL mid-run and restarted with --resume ends with the same
+# weights as an uninterrupted run; its workers (the same processes) rejoin by themselves.
+#   scripts/resume-test.sh          prints PASS/FAIL, exit 0 only on PASS
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ -z ${CONVOY:-} ]]; then
+    (cd "$ROOT" && swift build -c release >&2)
+    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-resume.XXXXXX")
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+fail() { echo "FAIL: resume-test: $*"; for f in "$TMP"/*.log; do echo "== $f"; tail -n 5 "$f"; done; exit 1; }
+checksum() {
+    "$CONVOY" evaluate --model-file "$1" --test-samples 500 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["parameter_checksum"])'
+}
+
+FLAGS=(--epochs 2 --train-samples 3200 --test-samples 500 --seed 5)
+"$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "reference training failed"
+reference=$(checksum "$TMP/reference.convoy")
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ENDPOINT=tcp://127.0.0.1:$PORT
+COMMON=(--bind "$ENDPOINT" --workers 2 "${FLAGS[@]}" --checkpoint-every 10 --out "$TMP/resumed.convoy")
+"$CONVOY" coordinator "${COMMON[@]}" --checkpoint-dir "$TMP/checkpoints" >/dev/null 2>"$TMP/coordinator1.log" &
+first=$!; PIDS+=("$first")
+for i in 1 2; do
+    "$CONVOY" worker --connect "$ENDPOINT" --idle-timeout 60 2>"$TMP/worker$i.log" &
+    PIDS+=($!)
+done
+workers=("${PIDS[@]:1}")
+# Kill the coordinator once it has written two checkpoints (steps 10 and 20 of 100).
+for _ in $(seq 300); do
+    (( $(ls "$TMP/checkpoints" 2>/dev/null | wc -l) >= 2 )) && break
+    kill -0 "$first" 2>/dev/null || fail "the coordinator ended before its second checkpoint"
+    sleep 0.1
+done
+kill -9 "$first"
+wait "$first" 2>/dev/null || true
+
+timeout 120 "$CONVOY" coordinator "${COMMON[@]}" --resume "$TMP/checkpoints" >/dev/null 2>"$TMP/coordinator2.log" \
+    || fail "the resumed coordinator exited with $?"
+grep -q "resuming at" "$TMP/coordinator2.log" || fail "the coordinator did not resume"
+for p in "${workers[@]}"; do
+    timeout 30 tail --pid="$p" -f /dev/null || fail "worker $p did not finish"
+    wait "$p" || fail "worker $p exited with $?"
+done
+resumed=$(checksum "$TMP/resumed.convoy")
+[[ $resumed == "$reference" ]] || fail "weights differ: resumed $resumed, uninterrupted $reference"
+echo "PASS: resume-test killed at $(grep -o 'step [0-9]* of the run' "$TMP/coordinator2.log"), resumed, checksum $resumed equals the uninterrupted run"
