@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test convoy has: the Swift test suite (engine, protocol, coordinator, end-to-end
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
-# namespaces (which skips itself where namespaces cannot be made), and a coordinator
-# killed mid-run and resumed from its checkpoint.
+# namespaces (which skips itself where namespaces cannot be made), a coordinator killed
+# mid-run and resumed from its checkpoint, and workers killed and joining mid-run.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +33,7 @@ stage "swift test" swift test -c release -Xswiftc -enable-testing
 stage "local cluster (2 workers)" scripts/local-cluster.sh 2
 stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-cluster.sh 2
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
+stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

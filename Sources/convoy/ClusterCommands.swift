@@ -15,7 +15,7 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var training: TrainingOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(name: .customLong("join-timeout"), help: "Seconds to wait for the workers.") var joinTimeout: Double = 120
-    @Option(name: .customLong("step-timeout"), help: "Seconds a worker has for one slice before its work is reassigned.") var stepTimeout: Double = 60
+    @Option(name: .customLong("step-timeout"), help: "Seconds a worker has for one slice before it is dropped and its work reassigned.") var stepTimeout: Double = 5
     @Option(name: .customLong("checkpoint-dir"), help: "Write checkpoints here (at each epoch's end, and every --checkpoint-every steps).") var checkpointDir: String?
     @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: epoch ends only).") var checkpointEvery = 0
     @Option(name: .customLong("keep-checkpoints"), help: "How many checkpoints to keep.") var keepCheckpoints = 3

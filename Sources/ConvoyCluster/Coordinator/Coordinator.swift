@@ -13,7 +13,7 @@ public struct ClusterOptions: Sendable {
     /// Seconds to wait for them; then the run fails naming how many are missing.
     public var joinTimeout: Double = 120
     /// Seconds a worker has for one slice; past that it is dropped and its slice reassigned.
-    public var stepTimeout: Double = 60
+    public var stepTimeout: Double = 5
     /// Where checkpoints go (none when nil): every `checkpointEvery` steps (0: only at
     /// epoch ends) and at each epoch's end, the newest `keepCheckpoints` kept.
     public var checkpointDirectory: String?
