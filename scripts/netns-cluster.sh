@@ -13,7 +13,9 @@
 # every process it started by PID and deletes the namespaces (which removes their links).
 #
 # Checks: coordinator and every worker exit 0, last epoch test_accuracy >= MIN_ACCURACY
-# (default 0.90), and `convoy evaluate` on the saved model reports the same accuracy.
+# (default 0.90), and `convoy evaluate` on the saved model reports the same accuracy. The
+# workers authenticate with CURVE keys made by `convoy keygen`; an intruder with a key the
+# coordinator does not know is refused (and logged) while the run goes on.
 # Default training flags: --epochs 1 --train-samples 20000 --test-samples 500 (caller flags
 # follow them and win: ArgumentParser keeps the last value of a repeated option).
 #
@@ -171,10 +173,13 @@ last_option() {
 }
 
 TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 500 "$@")
-# A coordinator that refuses non-loopback binds without CURVE takes --insecure; pass it only
-# if this build knows the flag.
-SECURITY_FLAGS=()
-if "$CONVOY" coordinator --help 2>&1 | grep -q -- '--insecure'; then SECURITY_FLAGS+=(--insecure); fi
+# Across hosts the coordinator requires CURVE: a key pair for it and one per worker, the
+# workers' public keys authorized. An intruder with a key of its own must be refused.
+for name in coordinator intruder $(seq -f "worker%g" 1 "$N"); do
+    "$CONVOY" keygen "$TMP/$name" >/dev/null || fail "convoy keygen failed"
+done
+for i in $(seq 1 "$N"); do grep -v '^#' "$TMP/worker$i.pub"; done >"$TMP/authorized"
+SECURITY_FLAGS=(--curve-key "$TMP/coordinator.key" --authorized-keys "$TMP/authorized")
 MODEL="$TMP/model.convoy"
 BIND="tcp://$COORD_ADDR:$PORT"
 
@@ -200,14 +205,22 @@ echo "netns-cluster: coordinator pid $COORD listening on $ENDPOINT" >&2
 WORKERS=()
 for i in $(seq 1 "$N"); do
     ip netns exec "${WORKER_NS[$((i - 1))]}" "$CONVOY" worker --connect "$BIND" --threads 1 \
+        --server-key "$TMP/coordinator.pub" --key "$TMP/worker$i.key" \
         --connect-timeout 60 "${WORKER_FLAGS[@]}" >"$TMP/worker$i.log" 2>&1 &
     WORKERS+=($!)
     PIDS+=($!)
 done
-echo "netns-cluster: worker pids ${WORKERS[*]}" >&2
+ip netns exec "${WORKER_NS[0]}" "$CONVOY" worker --connect "$BIND" --server-key "$TMP/coordinator.pub" \
+    --key "$TMP/intruder.key" --connect-timeout 5 >"$TMP/intruder.log" 2>&1 &
+INTRUDER=$!
+PIDS+=("$INTRUDER")
+echo "netns-cluster: worker pids ${WORKERS[*]}, intruder $INTRUDER" >&2
 
 wait_pid "$COORD" coordinator
 (( WAIT_RC == 0 )) || fail "coordinator exited with $WAIT_RC"
+grep -q "refused a connection from .*unknown key" "$TMP/coordinator.log" || fail "the intruder was not refused"
+wait_pid "$INTRUDER" intruder
+(( WAIT_RC != 0 )) || fail "the intruder's worker exited 0: it got in"
 
 workers_deadline=$(( SECONDS + WORKER_EXIT_TIMEOUT ))
 for i in "${!WORKERS[@]}"; do

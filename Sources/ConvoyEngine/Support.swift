@@ -5,11 +5,11 @@ import Glibc
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename,
 /// then fsync of the directory. A crash leaves the old file or the new one, never half.
-public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+public func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
     let directory = (path as NSString).deletingLastPathComponent
     let dir = directory.isEmpty ? "." : directory
     let temp = (dir as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
-    let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, mode)
     guard fd >= 0 else { throw DataError("\(path): cannot write (\(String(cString: strerror(errno))))") }
     var failed: String? = nil
     bytes.withUnsafeBytes { raw in

@@ -46,7 +46,7 @@ public final class ZMQContext: @unchecked Sendable {
 
 /// One ZeroMQ socket; not thread-safe (use it from one thread). Messages are lists of frames.
 public final class ZMQSocket {
-    public enum Kind { case router, dealer }
+    public enum Kind { case router, dealer, reply }
 
     private let context: ZMQContext
     private let handle: UnsafeMutableRawPointer
@@ -54,7 +54,12 @@ public final class ZMQSocket {
 
     public init(context: ZMQContext, kind: Kind) throws {
         self.context = context
-        guard let socket = zmq_socket(context.handle, kind == .router ? ZMQ_ROUTER : ZMQ_DEALER) else {
+        let type: Int32 = switch kind {
+        case .router: ZMQ_ROUTER
+        case .dealer: ZMQ_DEALER
+        case .reply: ZMQ_REP
+        }
+        guard let socket = zmq_socket(context.handle, type) else {
             throw ZMQError.last("zmq_socket")
         }
         handle = socket

@@ -20,19 +20,32 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: epoch ends only).") var checkpointEvery = 0
     @Option(name: .customLong("keep-checkpoints"), help: "How many checkpoints to keep.") var keepCheckpoints = 3
     @Option(help: "Continue from the newest valid checkpoint in DIR (and keep checkpointing there).") var resume: String?
+    @Option(name: .customLong("curve-key"), help: "This coordinator's CURVE secret key file (from convoy keygen): workers must authenticate.") var curveKey: String?
+    @Option(name: .customLong("authorized-keys"), help: "Public keys of the workers allowed in, one per line (with --curve-key).") var authorizedKeys: String?
+    @Flag(help: "Allow binding a non-loopback address without CURVE: anyone who reaches the port can join.") var insecure = false
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
 
     func run() throws {
         reportingErrors {
             let config = try training.config()
             try checkOutputPath(out)
+            guard (curveKey == nil) == (authorizedKeys == nil) else {
+                throw ConfigError("--curve-key and --authorized-keys go together")
+            }
+            if curveKey == nil && !insecure && !isLoopback(bind) {
+                throw ConfigError("refusing to bind \(bind) without CURVE: anyone who can reach it could join the run or read the weights; give --curve-key and --authorized-keys (see convoy keygen), or --insecure on a trusted network")
+            }
+            let secretKey = try curveKey.map { try CurveKeyPair.readKey(path: $0, what: "--curve-key") }
+            let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             guard joinTimeout > 0, stepTimeout > 0 else { throw ConfigError("--join-timeout and --step-timeout must be positive") }
             guard checkpointEvery >= 0, keepCheckpoints >= 1 else { throw ConfigError("--checkpoint-every must be ≥ 0 and --keep-checkpoints ≥ 1") }
-            let log: (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
+            let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
             let checkpoint = try resume.map { try Checkpoint.newest(in: $0, log: log) }
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
-            let transport = try ZMQCoordinatorTransport(context: context, bind: bind)
+            let authenticator = try authorized.map { try ZAPAuthenticator(context: context, authorized: $0, log: log) }
+            defer { authenticator?.stop() }
+            let transport = try ZMQCoordinatorTransport(context: context, bind: bind, curveSecretKey: secretKey)
             var options = ClusterOptions(workers: workers)
             options.joinTimeout = joinTimeout
             options.stepTimeout = stepTimeout
@@ -58,6 +71,7 @@ struct CoordinatorCommand: ParsableCommand {
             })
             // The workers' shutdown messages are still queued: send them before exiting.
             transport.close()
+            authenticator?.stop()
             context.terminate()
             if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", coordinator.modelFile.parameterChecksum)))") }
         }
@@ -85,6 +99,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach a coordinator.") var connectTimeout: Double = 300
     @Option(name: .customLong("idle-timeout"), help: "Seconds of coordinator silence before giving up.") var idleTimeout: Double = 300
     @Option(help: "Pin this worker to one CPU (0-based), e.g. one worker per core.") var cpu: Int?
+    @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (its .pub).") var serverKey: String?
+    @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
 
     func run() throws {
         reportingErrors {
@@ -97,7 +113,45 @@ struct WorkerCommand: ParsableCommand {
             runner.connectTimeout = connectTimeout
             runner.idleTimeout = idleTimeout
             runner.cpu = cpu
+            guard (serverKey == nil) == (key == nil) else { throw ConfigError("--server-key and --key go together") }
+            if let serverKey, let key {
+                runner.curve = (try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),
+                                try CurveKeyPair(secretKey: try CurveKeyPair.readKey(path: key, what: "--key")))
+            }
             try runner.run()
+        }
+    }
+}
+
+/// Whether an endpoint is reachable only from this host (loopback TCP or a local socket).
+func isLoopback(_ endpoint: String) -> Bool {
+    if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+    guard endpoint.hasPrefix("tcp://") else { return false }
+    let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
+    return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
+}
+
+struct KeyGen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Write a CURVE key pair: NAME.key (secret, mode 600) and NAME.pub (public).",
+        discussion: "The coordinator takes its NAME.key (--curve-key) and a file of the workers' public keys (--authorized-keys); each worker takes its own NAME.key (--key) and the coordinator's NAME.pub (--server-key).")
+
+    @Argument(help: "Path prefix of the two files.") var name: String
+    @Flag(help: "Overwrite existing files.") var force = false
+
+    func run() throws {
+        reportingErrors {
+            let (secretPath, publicPath) = (name + ".key", name + ".pub")
+            for path in [secretPath, publicPath] where !force && FileManager.default.fileExists(atPath: path) {
+                throw ConfigError("\(path) exists; pass --force to overwrite it")
+            }
+            try checkOutputPath(secretPath)
+            let pair = try CurveKeyPair.generate()
+            let stamp = "# convoy CURVE key, \(ISO8601DateFormatter().string(from: Date()))\n"
+            try writeAtomically(Array((stamp + "# secret: keep it on this host\n" + pair.secretKey + "\n").utf8), to: secretPath, mode: 0o600)
+            try writeAtomically(Array((stamp + pair.publicKey + "\n").utf8), to: publicPath)
+            ProgressPrinter.line("wrote \(secretPath) (secret) and \(publicPath) (public: \(pair.publicKey))")
         }
     }
 }

@@ -10,7 +10,7 @@ struct Convoy: ParsableCommand {
         commandName: "convoy",
         abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
         version: "0.1.0",
-        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, Evaluate.self, Summary.self, Bench.self, TransportBench.self])
+        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self, Summary.self, Bench.self, TransportBench.self])
 }
 
 Process.clearInheritedSignalMask()

@@ -21,8 +21,11 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
     public private(set) var bytesSent = 0
     public private(set) var bytesReceived = 0
 
-    public init(context: ZMQContext, bind: String) throws {
+    /// With `curveSecretKey`, only CURVE clients that the context's `ZAPAuthenticator`
+    /// admits can connect.
+    public init(context: ZMQContext, bind: String, curveSecretKey: String? = nil) throws {
         socket = try ZMQSocket(context: context, kind: .router)
+        if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
         try socket.setMaxMessageSize(Wire.maxMessageBytes)
         try socket.setRouterMandatory()
         // The final shutdown messages must leave before the process exits; messages to

@@ -13,6 +13,8 @@ public struct WorkerRunner {
     public var idleTimeout: Double = 300
     /// CPU to pin the computing thread to (ZeroMQ's I/O thread stays free to run anywhere).
     public var cpu: Int?
+    /// The coordinator's CURVE public key and this worker's key pair; nil: plain TCP.
+    public var curve: (serverKey: String, keys: CurveKeyPair)?
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
@@ -25,6 +27,7 @@ public struct WorkerRunner {
         try socket.setMaxMessageSize(Wire.maxMessageBytes)
         try socket.setReconnectInterval(100, max: 5000)
         try socket.setImmediate()
+        if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try socket.connect(endpoint)
         // After the context exists, so its I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
@@ -44,7 +47,7 @@ public struct WorkerRunner {
                 }
                 backoff = min(backoff * 2, 5)
                 if Date().timeIntervalSince(started) > connectTimeout {
-                    throw ClusterError("no coordinator answered at \(endpoint) within \(Int(connectTimeout)) s")
+                    throw ClusterError("no coordinator answered at \(endpoint) within \(Int(connectTimeout)) s" + (curve == nil ? "" : " (with CURVE: is --server-key the coordinator's, and this worker's public key in its authorized keys?)"))
                 }
             }
             guard let frames = try socket.receive(timeoutMs: 200) else {

@@ -1,0 +1,157 @@
+import CZMQ
+import Foundation
+
+/// CurveZMQ keys as Z85 text (40 characters for 32 bytes), the form `convoy keygen` writes.
+public struct CurveKeyPair: Sendable, Equatable {
+    public let publicKey: String
+    public let secretKey: String
+
+    public static func generate() throws -> CurveKeyPair {
+        var publicKey = [CChar](repeating: 0, count: 41), secretKey = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw ZMQError.last("zmq_curve_keypair") }
+        return CurveKeyPair(publicKey: z85String(publicKey), secretKey: z85String(secretKey))
+    }
+
+    /// The pair of a secret key.
+    public init(secretKey: String) throws {
+        guard Self.isValidKey(secretKey) else { throw CurveKeyError("not a 40-character Z85 CURVE key") }
+        var publicKey = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw ZMQError.last("zmq_curve_public") }
+        self.init(publicKey: z85String(publicKey), secretKey: secretKey)
+    }
+
+    init(publicKey: String, secretKey: String) { self.publicKey = publicKey; self.secretKey = secretKey }
+
+    public static func isValidKey(_ key: String) -> Bool {
+        guard key.utf8.count == 40 else { return false }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&bytes, key) != nil
+    }
+
+    /// Z85 text of a 32-byte binary key (as a ZAP request carries it).
+    public static func z85(_ key: [UInt8]) -> String? {
+        guard key.count == 32 else { return nil }
+        var text = [CChar](repeating: 0, count: 41)
+        guard zmq_z85_encode(&text, key, 32) != nil else { return nil }
+        return z85String(text)
+    }
+
+    /// Reads the first key line of a key file (lines starting with # are comments).
+    public static func readKey(path: String, what: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CurveKeyError("\(what) \(path): cannot read")
+        }
+        guard let key = keyLines(text).first else { throw CurveKeyError("\(what) \(path): no key in it") }
+        guard isValidKey(key.text) else { throw CurveKeyError("\(what) \(path) line \(key.line): not a 40-character Z85 CURVE key") }
+        return key.text
+    }
+
+    /// An authorized-keys file: one Z85 public key per line, # comments, blank lines.
+    public static func readAuthorizedKeys(path: String) throws -> Set<String> {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CurveKeyError("authorized keys \(path): cannot read")
+        }
+        var keys = Set<String>()
+        for key in keyLines(text) {
+            guard isValidKey(key.text) else { throw CurveKeyError("authorized keys \(path) line \(key.line): not a 40-character Z85 CURVE public key") }
+            keys.insert(key.text)
+        }
+        guard !keys.isEmpty else { throw CurveKeyError("authorized keys \(path): no keys in it") }
+        return keys
+    }
+
+    private static func keyLines(_ text: String) -> [(line: Int, text: String)] {
+        text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().compactMap { index, raw in
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            return line.isEmpty || line.hasPrefix("#") ? nil : (index + 1, line)
+        }
+    }
+}
+
+public struct CurveKeyError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Moves a socket to the one thread that will use it.
+private final class SocketHandover: @unchecked Sendable {
+    let socket: ZMQSocket
+    init(_ socket: ZMQSocket) { self.socket = socket }
+}
+
+private func z85String(_ chars: [CChar]) -> String {
+    String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+extension ZMQSocket {
+    /// This socket authenticates clients with CURVE; ZAP (see `ZAPAuthenticator`) decides who
+    /// gets in.
+    public func makeCurveServer(secretKey: String) throws {
+        try setOption(ZMQ_CURVE_SERVER, int32: 1)
+        try setOption(ZMQ_CURVE_SECRETKEY, bytes: Array(secretKey.utf8) + [0])
+        try setOption(ZMQ_ZAP_DOMAIN, bytes: Array("convoy".utf8))
+    }
+
+    /// This socket connects to a CURVE server whose public key is `serverKey`.
+    public func makeCurveClient(serverKey: String, keys: CurveKeyPair) throws {
+        try setOption(ZMQ_CURVE_SERVERKEY, bytes: Array(serverKey.utf8) + [0])
+        try setOption(ZMQ_CURVE_PUBLICKEY, bytes: Array(keys.publicKey.utf8) + [0])
+        try setOption(ZMQ_CURVE_SECRETKEY, bytes: Array(keys.secretKey.utf8) + [0])
+    }
+}
+
+/// The ZAP handler (RFC 27) of a context: admits CURVE clients whose public key is in the
+/// authorized set, refuses (and reports) every other one. Runs on its own thread with its
+/// own socket, from before the server socket binds until `stop()`.
+public final class ZAPAuthenticator: @unchecked Sendable {
+    private let context: ZMQContext
+    private let authorized: Set<String>
+    private let log: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(context: ZMQContext, authorized: Set<String>, log: @escaping @Sendable (String) -> Void) throws {
+        self.context = context
+        self.authorized = authorized
+        self.log = log
+        // Bound here, before any CURVE socket exists; then owned by the thread alone.
+        let handover = SocketHandover(try ZMQSocket(context: context, kind: .reply))
+        try handover.socket.bind("inproc://zeromq.zap.01")
+        let thread = Thread { [self] in
+            serve(handover.socket)
+            handover.socket.close()
+            finished.signal()
+        }
+        thread.name = "convoy-zap"
+        thread.start()
+    }
+
+    /// Stops the handler thread and waits for it; calling it again does nothing.
+    public func stop() {
+        let first = lock.withLock { () -> Bool in
+            defer { stopping = true }
+            return !stopping
+        }
+        if first { finished.wait() }
+    }
+
+    private func serve(_ socket: ZMQSocket) {
+        while !lock.withLock({ stopping }) {
+            guard let request = try? socket.receive(timeoutMs: 100) else { continue }
+            // version, request id, domain, address, identity, mechanism, credentials...
+            guard request.count >= 6 else { continue }
+            let address = String(decoding: request[3], as: UTF8.self)
+            let mechanism = String(decoding: request[5], as: UTF8.self)
+            var allowed = false, reason = "CURVE required"
+            if mechanism == "CURVE", request.count >= 7, let key = CurveKeyPair.z85(request[6]) {
+                allowed = authorized.contains(key)
+                reason = allowed ? "OK" : "unknown key \(key)"
+            }
+            if !allowed { log("refused a connection from \(address): \(reason)") }
+            let reply: [[UInt8]] = [request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
+                                    Array((allowed ? "worker" : "").utf8), []]
+            _ = try? socket.send(reply)
+        }
+    }
+}
