@@ -32,6 +32,6 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ConvoyEngineTests", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
-        .testTarget(name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "convoy"]),
+        .testTarget(name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop", "convoy"]),
     ]
 )

@@ -16,6 +16,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(name: .customLong("join-timeout"), help: "Seconds to wait for the workers.") var joinTimeout: Double = 120
     @Option(name: .customLong("step-timeout"), help: "Seconds a worker has for one slice before it is dropped and its work reassigned.") var stepTimeout: Double = 5
+    @Option(name: .customLong("min-workers"), help: "Train only while at least K workers are live; below that, wait for more.") var minWorkers = 1
     @Option(name: .customLong("checkpoint-dir"), help: "Write checkpoints here (at each epoch's end, and every --checkpoint-every steps).") var checkpointDir: String?
     @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: epoch ends only).") var checkpointEvery = 0
     @Option(name: .customLong("keep-checkpoints"), help: "How many checkpoints to keep.") var keepCheckpoints = 3
@@ -51,6 +52,9 @@ struct CoordinatorCommand: ParsableCommand {
             options.stepTimeout = stepTimeout
             options.checkpointDirectory = checkpointDir ?? resume
             options.checkpointEvery = checkpointEvery
+            guard workers >= 1 && workers <= Int(Wire.maxWorkers) else { throw ConfigError("--workers must be in 1...\(Wire.maxWorkers) (got \(workers))") }
+            guard minWorkers >= 1 && minWorkers <= workers else { throw ConfigError("--min-workers must be in 1...--workers (got \(minWorkers))") }
+            options.minWorkers = minWorkers
             options.keepCheckpoints = keepCheckpoints
             let coordinator = try Coordinator(config: config, train: train, test: test, transport: transport, options: options, log: log)
             if let checkpoint { try coordinator.resume(from: checkpoint) }

@@ -1,5 +1,6 @@
 @testable import ConvoyCluster
 import ConvoyEngine
+import ConvoyInterop
 import Foundation
 import Testing
 
@@ -158,6 +159,45 @@ final class InMemoryCluster: CoordinatorTransport {
         let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: InMemoryCluster(),
                                           options: ClusterOptions(workers: 1), runID: 3, log: { _ in })
         #expect(throws: ConfigError.self) { try coordinator.resume(from: checkpoint) }
+    }
+
+    /// With --min-workers 2, losing one of two workers makes the coordinator wait, say so,
+    /// and fail clearly when nobody comes back in time.
+    @Test func belowMinWorkersTheCoordinatorWaitsAndSaysSo() throws {
+        let cluster = InMemoryCluster()
+        cluster.addWorker(); cluster.addWorker(silentAfterSteps: 1)
+        var options = ClusterOptions(workers: 2)
+        options.minWorkers = 2
+        options.stepTimeout = 0.2
+        options.joinTimeout = 0.5
+        var messages: [String] = []
+        let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: cluster,
+                                          options: options, runID: 4, log: { messages.append($0) })
+        do {
+            try coordinator.run(progress: { _, _, _, _, _ in }, epochDone: { _, _ in })
+            Issue.record("trained with fewer than --min-workers")
+        } catch let error as ClusterError {
+            #expect(error.description.contains("fewer than 2"), "\(error)")
+        }
+        #expect(messages.contains { $0.contains("1 live worker(s), fewer than 2: waiting") }, "\(messages)")
+    }
+
+    @Test func curveKeysRoundTripThroughKeyFiles() throws {
+        let pair = try CurveKeyPair.generate()
+        #expect(pair.publicKey.count == 40 && pair.secretKey.count == 40)
+        #expect(try CurveKeyPair(secretKey: pair.secretKey) == pair)
+        let dir = NSTemporaryDirectory() + "convoy-keys-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "# comment\n\n\(pair.publicKey)\n".write(toFile: dir + "/ok", atomically: true, encoding: .utf8)
+        #expect(try CurveKeyPair.readAuthorizedKeys(path: dir + "/ok") == [pair.publicKey])
+        try "\(pair.publicKey)\nnot-a-key\n".write(toFile: dir + "/bad", atomically: true, encoding: .utf8)
+        do {
+            _ = try CurveKeyPair.readAuthorizedKeys(path: dir + "/bad")
+            Issue.record("accepted a malformed key")
+        } catch let error as CurveKeyError {
+            #expect(error.description.contains("line 2"), "\(error)")
+        }
     }
 
     @Test func missingWorkersAreNamedInTheTimeoutError() throws {

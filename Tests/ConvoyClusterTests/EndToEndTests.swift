@@ -84,6 +84,10 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         (["summary", "resnet"], "unknown model 'resnet'"),
         (["train", "--out", "/nonexistent-dir/m.convoy"], "directory /nonexistent-dir does not exist"),
         (["coordinator", "--workers", "1", "--resume", "/nonexistent-ckpt"], "no such checkpoint directory"),
+        (["coordinator", "--workers", "1", "--bind", "tcp://0.0.0.0:5555"], "refusing to bind tcp://0.0.0.0:5555 without CURVE"),
+        (["coordinator", "--workers", "1", "--curve-key", "/nonexistent.key"], "--curve-key and --authorized-keys go together"),
+        (["coordinator", "--workers", "2", "--min-workers", "3"], "--min-workers must be in"),
+        (["worker", "--connect", "tcp://127.0.0.1:1", "--key", "/x.key"], "--server-key and --key go together"),
         (["worker", "--connect", "localhost:5555"], "is not a tcp:// or ipc:// endpoint"),
         (["coordinator", "--workers", "0", "--bind", "tcp://127.0.0.1:*"], "--workers must be in"),
     ])

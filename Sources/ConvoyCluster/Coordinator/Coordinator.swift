@@ -14,6 +14,9 @@ public struct ClusterOptions: Sendable {
     public var joinTimeout: Double = 120
     /// Seconds a worker has for one slice; past that it is dropped and its slice reassigned.
     public var stepTimeout: Double = 5
+    /// Fewest live workers to train with: below it the coordinator waits (up to
+    /// `joinTimeout`) for workers to join or come back.
+    public var minWorkers = 1
     /// Where checkpoints go (none when nil): every `checkpointEvery` steps (0: only at
     /// epoch ends) and at each epoch's end, the newest `keepCheckpoints` kept.
     public var checkpointDirectory: String?
@@ -277,7 +280,7 @@ public final class Coordinator {
     /// one worker: the buckets of a worker dropped halfway are discarded with it.
     private func runRound(step: UInt64, data: Dataset, indices: ArraySlice<Int32>, unit: Int, weights: [Float],
                           evaluate: Bool, sendSeconds: inout Double) throws -> [[StepResult]] {
-        if aliveWorkers == 0 { try waitForReplacement() }
+        if aliveWorkers < max(options.minWorkers, 1) { try waitForReplacement() }
         let live = workers.indices.filter { workers[$0].alive }
         let ranges = BatchPlan.slices(count: indices.count, parts: live.count, unit: unit).filter { !$0.isEmpty }
         var results = [[StepResult]](repeating: [], count: ranges.count)
@@ -424,12 +427,14 @@ public final class Coordinator {
         log("dropped \(workers[w].name): it \(reason); its work goes to the \(aliveWorkers) remaining")
     }
 
+    /// Waits for workers to join until at least `minWorkers` (and one) are live.
     private func waitForReplacement() throws {
-        log("no live workers left; waiting up to \(Int(options.joinTimeout)) s for one to join")
+        let needed = max(options.minWorkers, 1)
+        log("\(aliveWorkers) live worker(s), fewer than \(needed): waiting up to \(Int(options.joinTimeout)) s for more to join")
         let deadline = Date().addingTimeInterval(options.joinTimeout)
-        while aliveWorkers == 0 {
+        while aliveWorkers < needed {
             let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { throw ClusterError("every worker failed and none joined within \(Int(options.joinTimeout)) s") }
+            guard left > 0 else { throw ClusterError("only \(aliveWorkers) live worker(s), fewer than \(needed), and none joined within \(Int(options.joinTimeout)) s") }
             if let (peer, frame) = try transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) {
                 try handleUnexpected(peer: peer, frame: frame)
             }
