@@ -31,6 +31,8 @@ let package = Package(
             "ConvoyEngine", "ConvoyCluster", "ConvoyInterop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The wire decoder as a libFuzzer target (scripts/fuzz.sh); a replay tool otherwise.
+        .executableTarget(name: "ConvoyFuzz", dependencies: ["ConvoyCluster"]),
         .testTarget(name: "ConvoyEngineTests", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
         .testTarget(name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop", "convoy"]),
     ]

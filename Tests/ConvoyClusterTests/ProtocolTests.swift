@@ -62,6 +62,9 @@ import Testing
         expectRefused(nan.encoded(), "gradient element 1 is nan")
         let inf = Message(runID: 1, payload: .result(StepResult(slice: 0, count: 1, correct: 0, lossSum: 1, computeSeconds: 0, gradient: .float([.infinity]))))
         expectRefused(inf.encoded(), "gradient element 0 is inf")
+        // Found by libFuzzer (scripts/fuzz.sh): a step carrying a NaN weight was accepted.
+        let nanWeights = Message(runID: 1, payload: .step(StepWork(slice: 0, evaluate: false, weights: [1, .nan], sampleSize: 1, pixels: [0], labels: [0])))
+        expectRefused(nanWeights.encoded(), "weight 1 is nan")
         let tooCorrect = Message(runID: 1, payload: .result(StepResult(slice: 0, count: 1, correct: 2, lossSum: 1, computeSeconds: 0, gradient: .none)))
         expectRefused(tooCorrect.encoded(), "inconsistent")
         let badLoss = Message(runID: 1, payload: .result(StepResult(slice: 0, count: 1, correct: 0, lossSum: -.infinity, computeSeconds: 0, gradient: .none)))

@@ -117,6 +117,9 @@ extension Message {
                 let expected = 20 + 4 * weightCount + count * sampleSize + count
                 guard length == expected else { throw ProtocolError("step payload is \(length) bytes, its counts need \(expected)") }
                 let weights = hasWeights ? try reader.readFloats(weightCount, "weights") : nil
+                if let bad = weights?.firstIndex(where: { !$0.isFinite }) {
+                    throw ProtocolError("weight \(bad) is \(weights![bad])")
+                }
                 let pixels = try reader.readBytes(count * sampleSize, "pixels")
                 let labels = try reader.readBytes(count, "labels")
                 return .step(StepWork(slice: slice, evaluate: flags & 1 != 0, weights: weights, sampleSize: sampleSize, pixels: pixels, labels: labels))
