@@ -102,6 +102,14 @@ public final class ZMQSocket {
         guard rc == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
 
+    /// ZMTP heartbeats: a PING every `intervalMs`; a peer silent for `timeoutMs` has its
+    /// connection closed (a killed or unplugged host is noticed even while idle).
+    public func setHeartbeat(intervalMs: Int32, timeoutMs: Int32) throws {
+        try setOption(ZMQ_HEARTBEAT_IVL, int32: intervalMs)
+        try setOption(ZMQ_HEARTBEAT_TIMEOUT, int32: timeoutMs)
+        try setOption(ZMQ_HEARTBEAT_TTL, int32: timeoutMs)
+    }
+
     /// How long closing waits for unsent messages.
     public func setLinger(milliseconds: Int32) throws { try setOption(ZMQ_LINGER, int32: milliseconds) }
 

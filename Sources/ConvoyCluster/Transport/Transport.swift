@@ -28,6 +28,7 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
         try socket.setMaxMessageSize(Wire.maxMessageBytes)
         try socket.setRouterMandatory()
+        try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
         // The final shutdown messages must leave before the process exits; messages to
         // peers that are gone are dropped at once, so this never waits on a dead worker.
         try socket.setLinger(milliseconds: 2000)

@@ -27,6 +27,7 @@ public struct WorkerRunner {
         try socket.setMaxMessageSize(Wire.maxMessageBytes)
         try socket.setReconnectInterval(100, max: 5000)
         try socket.setImmediate()
+        try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
         if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try socket.connect(endpoint)
         // After the context exists, so its I/O thread is not pinned with us.
