@@ -109,6 +109,10 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     private let log: @Sendable (String) -> Void
     private let lock = NSLock()
     private var stopping = false
+    private var monitorEndpoint: String?
+    /// How often each refusal was seen: a worker retrying with a wrong key would otherwise
+    /// log a line every few seconds.
+    private var refusals: [String: Int] = [:]
     private let finished = DispatchSemaphore(value: 0)
 
     public init(context: ZMQContext, authorized: Set<String>, log: @escaping @Sendable (String) -> Void) throws {
@@ -127,6 +131,15 @@ public final class ZAPAuthenticator: @unchecked Sendable {
         thread.start()
     }
 
+    /// Also reports peers that fail the handshake before ZAP is asked (a worker without
+    /// CURVE keys, or with the wrong server key): libzmq's monitor events of `socket`.
+    public func watchHandshakes(of socket: ZMQSocket) throws {
+        let endpoint = "inproc://convoy-handshake-monitor"
+        try socket.monitor(endpoint: endpoint, events: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        lock.withLock { monitorEndpoint = endpoint }
+    }
+
     /// Stops the handler thread and waits for it; calling it again does nothing.
     public func stop() {
         let first = lock.withLock { () -> Bool in
@@ -137,8 +150,17 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     }
 
     private func serve(_ socket: ZMQSocket) {
+        var monitor: ZMQSocket?
         while !lock.withLock({ stopping }) {
-            guard let request = try? socket.receive(timeoutMs: 100) else { continue }
+            if monitor == nil, let endpoint = lock.withLock({ monitorEndpoint }) {
+                monitor = try? ZMQSocket(context: context, kind: .pair)
+                try? monitor?.connect(endpoint)
+            }
+            let ready = (try? ZMQSocket.poll([socket] + (monitor.map { [$0] } ?? []), timeoutMs: 100)) ?? []
+            if ready.count > 1 && ready[1], let event = try? monitor?.receive(timeoutMs: 0) {
+                reportHandshakeFailure(event)
+            }
+            guard ready.first == true, let request = try? socket.receive(timeoutMs: 0) else { continue }
             // version, request id, domain, address, identity, mechanism, credentials...
             guard request.count >= 6 else { continue }
             let address = String(decoding: request[3], as: UTF8.self)
@@ -148,10 +170,32 @@ public final class ZAPAuthenticator: @unchecked Sendable {
                 allowed = authorized.contains(key)
                 reason = allowed ? "OK" : "unknown key \(key)"
             }
-            if !allowed { log("refused a connection from \(address): \(reason)") }
+            if !allowed { report("refused a connection from \(address): \(reason)") }
             let reply: [[UInt8]] = [request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
                                     Array((allowed ? "worker" : "").utf8), []]
             _ = try? socket.send(reply)
         }
+        monitor?.close()
+    }
+
+    /// A monitor event: 2 bytes event, 4 bytes value (little-endian), then the endpoint.
+    private func reportHandshakeFailure(_ frames: [[UInt8]]) {
+        guard frames.count >= 2, frames[0].count >= 6 else { return }
+        let event = Int32(frames[0][0]) | Int32(frames[0][1]) << 8
+        let value = (2..<6).reduce(UInt32(0)) { $0 | UInt32(frames[0][$1]) << (8 * UInt32($1 - 2)) }
+        let why = value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) ? "the peer has no CURVE keys"
+            : value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) ? "the peer's keys do not match (wrong --server-key?)"
+            : event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "its key is not authorized"
+            : "handshake failed (event 0x\(String(event, radix: 16)), code 0x\(String(value, radix: 16)))"
+        report("refused a connection on \(String(decoding: frames[1], as: UTF8.self)): \(why)")
+    }
+
+    /// Logs a refusal the 1st, 10th, 100th… time it happens.
+    private func report(_ line: String) {
+        let count = (refusals[line] ?? 0) + 1
+        refusals[line] = count
+        var power = 1
+        while power < count { power *= 10 }
+        if power == count { log(count == 1 ? line : "\(line) (\(count) times)") }
     }
 }

@@ -46,7 +46,7 @@ public final class ZMQContext: @unchecked Sendable {
 
 /// One ZeroMQ socket; not thread-safe (use it from one thread). Messages are lists of frames.
 public final class ZMQSocket {
-    public enum Kind { case router, dealer, reply }
+    public enum Kind { case router, dealer, reply, pair }
 
     private let context: ZMQContext
     private let handle: UnsafeMutableRawPointer
@@ -58,6 +58,7 @@ public final class ZMQSocket {
         case .router: ZMQ_ROUTER
         case .dealer: ZMQ_DEALER
         case .reply: ZMQ_REP
+        case .pair: ZMQ_PAIR
         }
         guard let socket = zmq_socket(context.handle, type) else {
             throw ZMQError.last("zmq_socket")
@@ -176,6 +177,23 @@ public final class ZMQSocket {
             zmq_getsockopt(handle, ZMQ_RCVMORE, &more, &optionSize)
         } while more != 0
         return frames
+    }
+
+    /// Publishes this socket's `events` as messages on a PAIR endpoint (`zmq_socket_monitor`).
+    public func monitor(endpoint: String, events: Int32) throws {
+        guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor") }
+    }
+
+    /// Which of `sockets` have a message to read, waiting up to `timeoutMs` for any.
+    public static func poll(_ sockets: [ZMQSocket], timeoutMs: Int) throws -> [Bool] {
+        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        let rc = zmq_poll(&items, Int32(items.count), timeoutMs)
+        if rc < 0 {
+            let error = ZMQError.last("zmq_poll")
+            if error.isInterrupted { return sockets.map { _ in false } }
+            throw error
+        }
+        return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
     }
 
     /// True if a message can be read within `timeoutMs`.

@@ -46,7 +46,8 @@ struct CoordinatorCommand: ParsableCommand {
             let context = ZMQContext()
             let authenticator = try authorized.map { try ZAPAuthenticator(context: context, authorized: $0, log: log) }
             defer { authenticator?.stop() }
-            let transport = try ZMQCoordinatorTransport(context: context, bind: bind, curveSecretKey: secretKey)
+            let transport = try ZMQCoordinatorTransport(context: context, bind: bind, curveSecretKey: secretKey,
+                                                        authenticator: authenticator)
             var options = ClusterOptions(workers: workers)
             options.joinTimeout = joinTimeout
             options.stepTimeout = stepTimeout
