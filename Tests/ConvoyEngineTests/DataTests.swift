@@ -93,7 +93,7 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
     func expectLoadFailure(_ files: [String: [UInt8]], gzip: Bool = false, _ problem: String) throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (name, bytes) in files { FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes)) }
+        for (name, bytes) in files { _ = FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes)) }
         do {
             _ = try MNIST.load(directory: dir, split: .test)
             Issue.record("loaded a broken data directory (\(problem))")
@@ -118,8 +118,8 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         for broken in [original.prefix(original.count / 2), original.prefix(30) + Data(repeating: 0x5A, count: 500) + original.suffix(from: 530)] {
             let dir = temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            FileManager.default.createFile(atPath: dir + "/t10k-images-idx3-ubyte.gz", contents: images)
-            FileManager.default.createFile(atPath: dir + "/t10k-labels-idx1-ubyte.gz", contents: Data(broken))
+            _ = FileManager.default.createFile(atPath: dir + "/t10k-images-idx3-ubyte.gz", contents: images)
+            _ = FileManager.default.createFile(atPath: dir + "/t10k-labels-idx1-ubyte.gz", contents: Data(broken))
             do {
                 _ = try MNIST.load(directory: dir, split: .test)
                 Issue.record("loaded a broken gzip")
