@@ -74,6 +74,8 @@ struct CoordinatorCommand: ParsableCommand {
                 }
                 try coordinator.modelFile.save(to: out)
             })
+            // Also when a resumed run had no epoch left to train.
+            try coordinator.modelFile.save(to: out)
             // The workers' shutdown messages are still queued: send them before exiting.
             transport.close()
             authenticator?.stop()
