@@ -5,24 +5,19 @@
 #   scripts/fault-test.sh          prints PASS/FAIL, exit 0 only on PASS
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ -z ${CONVOY:-} ]]; then
-    (cd "$ROOT" && swift build -c release >&2)
-    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
-fi
+source "$ROOT/scripts/lib.sh"
+find_convoy
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-fault.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 fail() { echo "FAIL: fault-test: $*"; for f in "$TMP"/*.log; do echo "== $f"; tail -n 5 "$f"; done; exit 1; }
-checksum() {
-    "$CONVOY" evaluate --model-file "$1" --test-samples 500 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["parameter_checksum"])'
-}
 
 FLAGS=(--epochs 2 --train-samples 9600 --test-samples 500 --seed 7)
 "$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "reference training failed"
-reference=$(checksum "$TMP/reference.convoy")
+reference=$(model_checksum "$TMP/reference.convoy")
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 ENDPOINT=tcp://127.0.0.1:$PORT
 "$CONVOY" coordinator --bind "$ENDPOINT" --workers 3 "${FLAGS[@]}" --out "$TMP/faults.convoy" >/dev/null 2>"$TMP/coordinator.log" &
 coordinator=$!; PIDS+=("$coordinator")
@@ -43,6 +38,6 @@ timeout 120 tail --pid="$coordinator" -f /dev/null || fail "the coordinator did 
 wait "$coordinator" || fail "the coordinator exited with $?"
 grep -q "dropped worker [0-9]* ([^)]*pid $killed)" "$TMP/coordinator.log" || fail "the killed worker (pid $killed) was not dropped"
 grep -q "worker 3 .* joined" "$TMP/coordinator.log" || fail "the late worker did not join"
-faulty=$(checksum "$TMP/faults.convoy")
+faulty=$(model_checksum "$TMP/faults.convoy")
 [[ $faulty == "$reference" ]] || fail "weights differ: with faults $faulty, uninterrupted $reference"
 echo "PASS: fault-test: $(grep -o "dropped worker [0-9]* ([^)]*pid $killed)[^;]*" "$TMP/coordinator.log"); a late worker joined; checksum $faulty equals the uninterrupted run"

@@ -38,12 +38,8 @@ WORKER_EXIT_TIMEOUT=${WORKER_EXIT_TIMEOUT:-30}
 read -r -a WORKER_FLAGS <<<"${WORKER_FLAGS:-}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-if [[ -z ${CONVOY:-} ]]; then
-    echo "local-cluster: building convoy (swift build -c release)..." >&2
-    (cd "$ROOT" && swift build -c release >&2)
-    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
-fi
-[[ -x $CONVOY ]] || { echo "FAIL: convoy binary not executable: $CONVOY"; exit 1; }
+source "$ROOT/scripts/lib.sh"
+find_convoy
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-local.XXXXXX")
 PIDS=()          # every child we started, killed by PID on exit
@@ -83,32 +79,6 @@ fail() {
     exit 1
 }
 
-# wait_pid PID WHAT [DEADLINE]: waits for PID, at most until DEADLINE (default: the global
-# one); sets WAIT_RC.
-wait_pid() {
-    local pid=$1 what=$2 until=${3:-$DEADLINE}
-    (( until <= DEADLINE )) || until=$DEADLINE
-    while kill -0 "$pid" 2>/dev/null; do
-        if (( SECONDS >= until )); then
-            (( until < DEADLINE )) && fail "$what (pid $pid) still running ${4:-}"
-            fail "timed out after ${TIMEOUT}s waiting for $what (pid $pid)"
-        fi
-        sleep 0.2
-    done
-    WAIT_RC=0
-    wait "$pid" || WAIT_RC=$?
-}
-
-# Effective value of an option in a flag list (last one wins), or "".
-last_option() {
-    local name=$1 value="" prev="" arg; shift
-    for arg in "$@"; do
-        if [[ $prev == "$name" ]]; then value=$arg; fi
-        case $arg in "$name="*) value=${arg#"$name="} ;; esac
-        prev=$arg
-    done
-    printf '%s' "$value"
-}
 
 TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 1000 "$@")
 MODEL="$TMP/model.convoy"

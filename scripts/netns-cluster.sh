@@ -48,12 +48,8 @@ skip() { echo "SKIP: $*"; exit 0; }
 command -v ip >/dev/null 2>&1 || skip "iproute2 ('ip') is not installed"
 ip netns help >/dev/null 2>&1 || ip netns list >/dev/null 2>&1 || skip "'ip netns' is not supported"
 
-if [[ -z ${CONVOY:-} ]]; then
-    echo "netns-cluster: building convoy (swift build -c release)..." >&2
-    (cd "$ROOT" && swift build -c release >&2)
-    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
-fi
-[[ -x $CONVOY ]] || { echo "FAIL: convoy binary not executable: $CONVOY"; exit 1; }
+source "$ROOT/scripts/lib.sh"
+find_convoy
 CONVOY=$(cd "$(dirname "$CONVOY")" && pwd)/$(basename "$CONVOY")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-netns.XXXXXX")
@@ -145,32 +141,6 @@ if command -v ping >/dev/null 2>&1; then
     (( reached )) || fail "worker namespace cannot ping $COORD_ADDR over the bridge"
 fi
 
-# wait_pid PID WHAT [DEADLINE MESSAGE]: waits for PID, at most until DEADLINE (default and
-# cap: the global one); sets WAIT_RC.
-wait_pid() {
-    local pid=$1 what=$2 until=${3:-$DEADLINE}
-    (( until <= DEADLINE )) || until=$DEADLINE
-    while kill -0 "$pid" 2>/dev/null; do
-        if (( SECONDS >= until )); then
-            (( until < DEADLINE )) && fail "$what (pid $pid) still running ${4:-}"
-            fail "timed out after ${TIMEOUT}s waiting for $what (pid $pid)"
-        fi
-        sleep 0.2
-    done
-    WAIT_RC=0
-    wait "$pid" || WAIT_RC=$?
-}
-
-# Effective value of an option in a flag list (last one wins), or "".
-last_option() {
-    local name=$1 value="" prev="" arg; shift
-    for arg in "$@"; do
-        if [[ $prev == "$name" ]]; then value=$arg; fi
-        case $arg in "$name="*) value=${arg#"$name="} ;; esac
-        prev=$arg
-    done
-    printf '%s' "$value"
-}
 
 TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 500 "$@")
 # Across hosts the coordinator requires CURVE: a key pair for it and one per worker, the

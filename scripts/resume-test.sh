@@ -4,24 +4,19 @@
 #   scripts/resume-test.sh          prints PASS/FAIL, exit 0 only on PASS
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ -z ${CONVOY:-} ]]; then
-    (cd "$ROOT" && swift build -c release >&2)
-    CONVOY="$(cd "$ROOT" && swift build -c release --show-bin-path)/convoy"
-fi
+source "$ROOT/scripts/lib.sh"
+find_convoy
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-resume.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 fail() { echo "FAIL: resume-test: $*"; for f in "$TMP"/*.log; do echo "== $f"; tail -n 5 "$f"; done; exit 1; }
-checksum() {
-    "$CONVOY" evaluate --model-file "$1" --test-samples 500 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["parameter_checksum"])'
-}
 
 FLAGS=(--epochs 2 --train-samples 3200 --test-samples 500 --seed 5)
 "$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "reference training failed"
-reference=$(checksum "$TMP/reference.convoy")
+reference=$(model_checksum "$TMP/reference.convoy")
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 ENDPOINT=tcp://127.0.0.1:$PORT
 COMMON=(--bind "$ENDPOINT" --workers 2 "${FLAGS[@]}" --checkpoint-every 10 --out "$TMP/resumed.convoy")
 "$CONVOY" coordinator "${COMMON[@]}" --checkpoint-dir "$TMP/checkpoints" >/dev/null 2>"$TMP/coordinator1.log" &
@@ -47,6 +42,6 @@ for p in "${workers[@]}"; do
     timeout 30 tail --pid="$p" -f /dev/null || fail "worker $p did not finish"
     wait "$p" || fail "worker $p exited with $?"
 done
-resumed=$(checksum "$TMP/resumed.convoy")
+resumed=$(model_checksum "$TMP/resumed.convoy")
 [[ $resumed == "$reference" ]] || fail "weights differ: resumed $resumed, uninterrupted $reference"
 echo "PASS: resume-test killed at $(grep -o 'step [0-9]* of the run' "$TMP/coordinator2.log"), resumed, checksum $resumed equals the uninterrupted run"
