@@ -9,12 +9,11 @@ source "$ROOT/scripts/lib.sh"
 find_convoy
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-fault.XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+cleanup() { stop_pids "${PIDS[@]}"; rm -rf "$TMP"; }
 trap cleanup EXIT
-fail() { echo "FAIL: fault-test: $*"; for f in "$TMP"/*.log; do echo "== $f"; tail -n 5 "$f"; done; exit 1; }
 
 FLAGS=(--epochs 2 --train-samples 9600 --test-samples 500 --seed 7)
-"$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "reference training failed"
+"$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "fault-test: reference training failed"
 reference=$(model_checksum "$TMP/reference.convoy")
 
 PORT=$(free_port)
@@ -34,10 +33,10 @@ kill -9 "$killed"
 "$CONVOY" worker --connect "$ENDPOINT" --idle-timeout 60 2>"$TMP/worker4.log" &
 PIDS+=($!); workers+=($!)
 
-timeout 120 tail --pid="$coordinator" -f /dev/null || fail "the coordinator did not finish"
-wait "$coordinator" || fail "the coordinator exited with $?"
-grep -q "dropped worker [0-9]* ([^)]*pid $killed)" "$TMP/coordinator.log" || fail "the killed worker (pid $killed) was not dropped"
-grep -q "worker 3 .* joined" "$TMP/coordinator.log" || fail "the late worker did not join"
+timeout 120 tail --pid="$coordinator" -f /dev/null || fail "fault-test: the coordinator did not finish"
+wait "$coordinator" || fail "fault-test: the coordinator exited with $?"
+grep -q "dropped worker [0-9]* ([^)]*pid $killed)" "$TMP/coordinator.log" || fail "fault-test: the killed worker (pid $killed) was not dropped"
+grep -q "worker 3 .* joined" "$TMP/coordinator.log" || fail "fault-test: the late worker did not join"
 faulty=$(model_checksum "$TMP/faults.convoy")
-[[ $faulty == "$reference" ]] || fail "weights differ: with faults $faulty, uninterrupted $reference"
+[[ $faulty == "$reference" ]] || fail "fault-test: weights differ: with faults $faulty, uninterrupted $reference"
 echo "PASS: fault-test: $(grep -o "dropped worker [0-9]* ([^)]*pid $killed)[^;]*" "$TMP/coordinator.log"); a late worker joined; checksum $faulty equals the uninterrupted run"

@@ -48,3 +48,28 @@ model_checksum() {
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# stop_pids PID...: SIGTERM to each that still runs, SIGKILL to any left 2 s later, then reaps.
+stop_pids() {
+    local pid
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null; done
+    for pid in "$@"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    return 0
+}
+
+# fail MESSAGE: prints the tail of every log in $TMP, then "FAIL: MESSAGE", and exits 1.
+fail() {
+    local f
+    echo "---- logs ----" >&2
+    for f in "$TMP"/*.log; do
+        [[ -f $f ]] || continue
+        echo "== ${f##*/} (last 20 lines)" >&2
+        tail -n 20 "$f" >&2 || true
+    done
+    echo "FAIL: $*"
+    exit 1
+}

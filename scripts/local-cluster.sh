@@ -46,16 +46,9 @@ PIDS=()          # every child we started, killed by PID on exit
 DEADLINE=$(( SECONDS + TIMEOUT ))
 
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${PIDS[@]}"
     if [[ ${KEEP_TMP:-0} == 1 ]]; then
         echo "local-cluster: kept $TMP" >&2
     else
@@ -66,18 +59,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-fail() {
-    local f
-    echo "---- logs ----" >&2
-    for f in "$TMP"/*.log; do
-        [[ -f $f ]] || continue
-        echo "== ${f##*/} (last 20 lines)" >&2
-        tail -n 20 "$f" >&2 || true
-    done
-    echo "FAIL: $*"
-    exit 1
-}
 
 
 TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 1000 "$@")

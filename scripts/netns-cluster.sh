@@ -63,17 +63,10 @@ SUBNET="10.231.$X"
 COORD_ADDR="$SUBNET.1"
 
 cleanup() {
-    local rc=$? pid ns
+    local rc=$? ns
     trap - EXIT INT TERM
     set +e
-    for pid in "${PIDS[@]}"; do
-        kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    stop_pids "${PIDS[@]}"
     # Deleting a namespace deletes the veth ends and the bridge inside it.
     for ns in "${NAMESPACES[@]}"; do
         ip netns del "$ns" 2>/dev/null || echo "netns-cluster: could not delete namespace $ns" >&2
@@ -88,18 +81,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-fail() {
-    local f
-    echo "---- logs ----" >&2
-    for f in "$TMP"/*.log; do
-        [[ -f $f ]] || continue
-        echo "== ${f##*/} (last 20 lines)" >&2
-        tail -n 20 "$f" >&2 || true
-    done
-    echo "FAIL: $*"
-    exit 1
-}
 
 # Namespace setup failures before anything ran are environment limits: SKIP (cleaned up).
 setup() { "$@" 2>>"$TMP/setup.log" || skip "'$*' failed: $(tail -n 1 "$TMP/setup.log")"; }

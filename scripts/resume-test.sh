@@ -8,12 +8,11 @@ source "$ROOT/scripts/lib.sh"
 find_convoy
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/convoy-resume.XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+cleanup() { stop_pids "${PIDS[@]}"; rm -rf "$TMP"; }
 trap cleanup EXIT
-fail() { echo "FAIL: resume-test: $*"; for f in "$TMP"/*.log; do echo "== $f"; tail -n 5 "$f"; done; exit 1; }
 
 FLAGS=(--epochs 2 --train-samples 3200 --test-samples 500 --seed 5)
-"$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "reference training failed"
+"$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/train.log" || fail "resume-test: reference training failed"
 reference=$(model_checksum "$TMP/reference.convoy")
 
 PORT=$(free_port)
@@ -29,19 +28,19 @@ workers=("${PIDS[@]:1}")
 # Kill the coordinator once it has written two checkpoints (steps 10 and 20 of 100).
 for _ in $(seq 300); do
     (( $(ls "$TMP/checkpoints" 2>/dev/null | wc -l) >= 2 )) && break
-    kill -0 "$first" 2>/dev/null || fail "the coordinator ended before its second checkpoint"
+    kill -0 "$first" 2>/dev/null || fail "resume-test: the coordinator ended before its second checkpoint"
     sleep 0.1
 done
 kill -9 "$first"
 wait "$first" 2>/dev/null || true
 
 timeout 120 "$CONVOY" coordinator "${COMMON[@]}" --resume "$TMP/checkpoints" >/dev/null 2>"$TMP/coordinator2.log" \
-    || fail "the resumed coordinator exited with $?"
-grep -q "resuming at" "$TMP/coordinator2.log" || fail "the coordinator did not resume"
+    || fail "resume-test: the resumed coordinator exited with $?"
+grep -q "resuming at" "$TMP/coordinator2.log" || fail "resume-test: the coordinator did not resume"
 for p in "${workers[@]}"; do
-    timeout 30 tail --pid="$p" -f /dev/null || fail "worker $p did not finish"
-    wait "$p" || fail "worker $p exited with $?"
+    timeout 30 tail --pid="$p" -f /dev/null || fail "resume-test: worker $p did not finish"
+    wait "$p" || fail "resume-test: worker $p exited with $?"
 done
 resumed=$(model_checksum "$TMP/resumed.convoy")
-[[ $resumed == "$reference" ]] || fail "weights differ: resumed $resumed, uninterrupted $reference"
+[[ $resumed == "$reference" ]] || fail "resume-test: weights differ: resumed $resumed, uninterrupted $reference"
 echo "PASS: resume-test killed at $(grep -o 'step [0-9]* of the run' "$TMP/coordinator2.log"), resumed, checksum $resumed equals the uninterrupted run"
