@@ -52,11 +52,12 @@ free_port() {
 # stop_pids PID...: SIGTERM to each that still runs, SIGKILL to any left 2 s later, then reaps.
 stop_pids() {
     local pid
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null; done
+    # Every status is ignored: callers run this from EXIT traps under `set -e`.
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "$@"; do
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
     return 0
 }
