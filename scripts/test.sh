@@ -32,6 +32,7 @@ export CONVOY="$PWD/.build/release/convoy"
 stage "swift test" swift test -c release -Xswiftc -enable-testing
 stage "local cluster (2 workers)" scripts/local-cluster.sh 2
 stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-cluster.sh 2
+stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 

@@ -21,6 +21,6 @@ public enum CPUAffinity {
     public struct AffinityError: Error, CustomStringConvertible {
         public let cpu: Int
         public let reason: String
-        public var description: String { "--cpu \(cpu): cannot pin to that CPU (\(reason))" }
+        public var description: String { "CPU \(cpu): cannot pin this thread to it (\(reason))" }
     }
 }

@@ -184,7 +184,7 @@ public final class ZAPAuthenticator: @unchecked Sendable {
         let event = Int32(frames[0][0]) | Int32(frames[0][1]) << 8
         let value = (2..<6).reduce(UInt32(0)) { $0 | UInt32(frames[0][$1]) << (8 * UInt32($1 - 2)) }
         let why = value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) ? "the peer has no CURVE keys"
-            : value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) ? "the peer's keys do not match (wrong --server-key?)"
+            : value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) ? "the peer's keys do not match (wrong server key?)"
             : event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "its key is not authorized"
             : "handshake failed (event 0x\(String(event, radix: 16)), code 0x\(String(value, radix: 16)))"
         report("refused a connection on \(String(decoding: frames[1], as: UTF8.self)): \(why)")

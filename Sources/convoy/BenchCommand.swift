@@ -30,7 +30,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         reportingErrors {
             guard batch >= 1, steps >= 1, inferBatch >= 1, threads >= 1 else {
-                throw ConfigError("--batch, --steps, --infer-batch and --threads must be at least 1")
+                throw FlagError("--batch, --steps, --infer-batch and --threads must be at least 1")
             }
             BLAS.setThreads(threads)
             var config = TrainingConfig()
@@ -46,26 +46,19 @@ struct Bench: ParsableCommand {
             let size = architecture.inputShape.count
             let data = Dataset(pixels: (0..<(sampleCount * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
                                labels: (0..<sampleCount).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: size)
-            let trainer = try Trainer(config: config, train: data, test: data.prefix(inferBatch))
-            let order = trainer.plan.order(epoch: 0)
-            var pixels = [UInt8](repeating: 0, count: batch * size)
-            var labels = [UInt8](repeating: 0, count: batch)
+            let session = try TrainingSession(config: config, train: data, test: data.prefix(inferBatch),
+                                              runner: LocalStepRunner())
+            let order = session.plan.order(epoch: 0)
             func trainSteps(_ count: Int) throws {
                 for step in 0..<count {
-                    let range = trainer.plan.batchRange(step: step % trainer.plan.stepsPerEpoch)
-                    try pixels.withUnsafeMutableBufferPointer { p in
-                        try labels.withUnsafeMutableBufferPointer { l in
-                            data.gather(order[range], pixels: p.baseAddress!, labels: l.baseAddress!)
-                            try trainer.step(pixels: p.baseAddress!, labels: l.baseAddress!, count: range.count)
-                        }
-                    }
+                    try session.trainStep(step: step, samples: order[session.plan.batchRange(step: step % session.plan.stepsPerEpoch)])
                 }
             }
             try trainSteps(20)
             var started = Date()
             try trainSteps(steps)
             let trainSeconds = Date().timeIntervalSince(started)
-            let inference = Network(architecture, maxBatch: inferBatch, parameters: trainer.server.parameters.array)
+            let inference = Network(architecture, maxBatch: inferBatch, parameters: session.server.parameters.array)
             let inferData = data.prefix(inferBatch)
             func infer(_ times: Int) {
                 inferData.pixels.withUnsafeBufferPointer { p in

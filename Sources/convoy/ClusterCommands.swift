@@ -17,70 +17,71 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .customLong("join-timeout"), help: "Seconds to wait for the workers.") var joinTimeout: Double = 120
     @Option(name: .customLong("step-timeout"), help: "Seconds a worker has for one slice before it is dropped and its work reassigned.") var stepTimeout: Double = 5
     @Option(name: .customLong("min-workers"), help: "Train only while at least K workers are live; below that, wait for more.") var minWorkers = 1
-    @Option(name: .customLong("checkpoint-dir"), help: "Write checkpoints here (at each epoch's end, and every --checkpoint-every steps).") var checkpointDir: String?
-    @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: epoch ends only).") var checkpointEvery = 0
-    @Option(name: .customLong("keep-checkpoints"), help: "How many checkpoints to keep.") var keepCheckpoints = 3
-    @Option(help: "Continue from the newest valid checkpoint in DIR (and keep checkpointing there).") var resume: String?
+    @OptionGroup var checkpoints: CheckpointOptions
     @Option(name: .customLong("curve-key"), help: "This coordinator's CURVE secret key file (from convoy keygen): workers must authenticate.") var curveKey: String?
     @Option(name: .customLong("authorized-keys"), help: "Public keys of the workers allowed in, one per line (with --curve-key).") var authorizedKeys: String?
     @Flag(help: "Allow binding a non-loopback address without CURVE: anyone who reaches the port can join.") var insecure = false
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
 
+    var options: ClusterOptions {
+        var options = ClusterOptions(workers: workers)
+        options.joinTimeout = joinTimeout
+        options.stepTimeout = stepTimeout
+        options.minWorkers = minWorkers
+        return options
+    }
+
+    func validate() throws {
+        if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
+        guard (curveKey == nil) == (authorizedKeys == nil) else {
+            throw ValidationError("--curve-key and --authorized-keys go together")
+        }
+        if curveKey == nil && !insecure && !isLoopback(bind) {
+            throw ValidationError("refusing to bind \(bind) without CURVE: anyone who can reach it could join the run or read the weights; give --curve-key and --authorized-keys (see convoy keygen), or --insecure on a trusted network")
+        }
+    }
+
     func run() throws {
         reportingErrors {
             let config = try training.config()
             try checkOutputPath(out)
-            guard (curveKey == nil) == (authorizedKeys == nil) else {
-                throw ConfigError("--curve-key and --authorized-keys go together")
-            }
-            if curveKey == nil && !insecure && !isLoopback(bind) {
-                throw ConfigError("refusing to bind \(bind) without CURVE: anyone who can reach it could join the run or read the weights; give --curve-key and --authorized-keys (see convoy keygen), or --insecure on a trusted network")
-            }
             let secretKey = try curveKey.map { try CurveKeyPair.readKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
-            guard joinTimeout > 0, stepTimeout > 0 else { throw ConfigError("--join-timeout and --step-timeout must be positive") }
-            guard checkpointEvery >= 0, keepCheckpoints >= 1 else { throw ConfigError("--checkpoint-every must be ≥ 0 and --keep-checkpoints ≥ 1") }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
-            let checkpoint = try resume.map { try Checkpoint.newest(in: $0, log: log) }
+            let checkpoint = try checkpoints.checkpoint(log: log)
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
             let authenticator = try authorized.map { try ZAPAuthenticator(context: context, authorized: $0, log: log) }
             defer { authenticator?.stop() }
             let transport = try ZMQCoordinatorTransport(context: context, bind: bind, curveSecretKey: secretKey,
                                                         authenticator: authenticator)
-            var options = ClusterOptions(workers: workers)
-            options.joinTimeout = joinTimeout
-            options.stepTimeout = stepTimeout
-            options.checkpointDirectory = checkpointDir ?? resume
-            options.checkpointEvery = checkpointEvery
-            guard workers >= 1 && workers <= Int(Wire.maxWorkers) else { throw ConfigError("--workers must be in 1...\(Wire.maxWorkers) (got \(workers))") }
-            guard minWorkers >= 1 && minWorkers <= workers else { throw ConfigError("--min-workers must be in 1...--workers (got \(minWorkers))") }
-            options.minWorkers = minWorkers
-            options.keepCheckpoints = keepCheckpoints
-            let coordinator = try Coordinator(config: config, train: train, test: test, transport: transport, options: options, log: log)
-            if let checkpoint { try coordinator.resume(from: checkpoint) }
+            let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
+            let session = try TrainingSession(config: config, train: train, test: test, runner: runner,
+                                              checkpoints: checkpoints.policy, log: log)
+            if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
-            ProgressPrinter.error("coordinator: run \(String(coordinator.runID, radix: 16)): \(config.model) on \(train.count) samples, batch \(config.batchSize), waiting for \(workers) worker(s)")
+            ProgressPrinter.error("coordinator: run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, batch \(config.batchSize), waiting for \(workers) worker(s)")
             var printer = ProgressPrinter(json: json)
-            try coordinator.run(progress: { epoch, step, steps, loss, workerMs in
-                let extra = "  " + workerMs.enumerated().map { "w\($0.offset) \(format($0.element, 1))ms" }.joined(separator: " ")
-                printer.step(epoch: epoch, epochs: config.epochs, step: step, steps: steps, loss: loss, extra: extra)
-            }, epochDone: { report, stats in
+            try session.run(progress: { progress in
+                let extra = "  " + runner.workerStepMs.enumerated().map { "w\($0.offset) \(format($0.element, 1))ms" }.joined(separator: " ")
+                printer.step(progress, epochs: config.epochs, extra: extra)
+            }, epochDone: { report in
+                let stats = runner.takeEpochStats()
                 if json {
                     ProgressPrinter.line(ProgressPrinter.jsonLine(ClusterEpoch(report: report, cluster: stats)))
                 } else {
                     printer.epoch(report, epochs: config.epochs)
                     ProgressPrinter.line("  \(stats.workers) workers: step \(format(stats.stepMs, 2)) ms, coordinator \(format(stats.coordinatorMs, 2)) ms, worker compute " + stats.workerStepMs.map { format($0, 2) }.joined(separator: "/") + " ms, waiting \(percent(stats.workerWaitFraction)), \(Int(stats.bytesPerStep / 1024)) KiB/step")
                 }
-                try coordinator.modelFile.save(to: out)
+                try session.modelFile.save(to: out)
             })
             // Also when a resumed run had no epoch left to train.
-            try coordinator.modelFile.save(to: out)
+            try session.modelFile.save(to: out)
             // The workers' shutdown messages are still queued: send them before exiting.
             transport.close()
             authenticator?.stop()
             context.terminate()
-            if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", coordinator.modelFile.parameterChecksum)))") }
+            if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", session.modelFile.parameterChecksum)))") }
         }
     }
 }
@@ -109,18 +110,24 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (its .pub).") var serverKey: String?
     @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
 
+    func validate() throws {
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+        guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
+            throw ValidationError("--connect \(connect) is not a tcp:// or ipc:// endpoint")
+        }
+        guard connectTimeout > 0, idleTimeout > 0 else {
+            throw ValidationError("--connect-timeout and --idle-timeout must be positive")
+        }
+        guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }
+    }
+
     func run() throws {
         reportingErrors {
-            guard threads >= 1 && threads <= 256 else { throw ConfigError("--threads must be in 1...256 (got \(threads))") }
-            guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
-                throw ConfigError("--connect \(connect) is not a tcp:// or ipc:// endpoint")
-            }
             BLAS.setThreads(threads)
             var runner = WorkerRunner(endpoint: connect, threads: threads, log: { ProgressPrinter.error("worker \(getpid()): \($0)") })
-            runner.connectTimeout = connectTimeout
-            runner.idleTimeout = idleTimeout
+            runner.timing.connectTimeout = connectTimeout
+            runner.timing.idleTimeout = idleTimeout
             runner.cpu = cpu
-            guard (serverKey == nil) == (key == nil) else { throw ConfigError("--server-key and --key go together") }
             if let serverKey, let key {
                 runner.curve = (try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),
                                 try CurveKeyPair(secretKey: try CurveKeyPair.readKey(path: key, what: "--key")))
@@ -151,7 +158,7 @@ struct KeyGen: ParsableCommand {
         reportingErrors {
             let (secretPath, publicPath) = (name + ".key", name + ".pub")
             for path in [secretPath, publicPath] where !force && FileManager.default.fileExists(atPath: path) {
-                throw ConfigError("\(path) exists; pass --force to overwrite it")
+                throw FlagError("\(path) exists; pass --force to overwrite it")
             }
             try checkOutputPath(secretPath)
             let pair = try CurveKeyPair.generate()

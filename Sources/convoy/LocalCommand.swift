@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvoyCluster
 import ConvoyEngine
 import Foundation
 #if canImport(Glibc)
@@ -17,11 +18,15 @@ struct Local: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
     @Flag(inversion: .prefixedNo, help: "Pin worker i to CPU i when the workers fit the cores.") var pin = true
 
+    /// Fails here, before spawning anything, with the coordinator's own rule for --workers.
+    func validate() throws {
+        if let problem = ClusterOptions(workers: workers).problem { throw ValidationError(ErrorWording.line(for: problem)) }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+    }
+
     func run() throws {
         reportingErrors {
-            _ = try training.config()   // fail here, before spawning anything
             try checkOutputPath(out)
-            guard workers >= 1 && workers <= 256 else { throw ConfigError("--workers must be in 1...256 (got \(workers))") }
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
             let children = ChildProcesses()
             children.endOnSignals()

@@ -33,6 +33,11 @@ struct ProgressPrinter {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
+    mutating func step(_ progress: StepProgress, epochs: Int, extra: String = "") {
+        step(epoch: progress.epoch, epochs: epochs, step: progress.step, steps: progress.stepsPerEpoch,
+             loss: progress.runningLoss, extra: extra)
+    }
+
     mutating func step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, extra: String = "") {
         guard isTerminal, !json else { return }
         let now = Date()
@@ -73,6 +78,6 @@ func fail(_ message: String) -> Never {
 /// Runs `body`, turning the engine's errors into a one-line message and exit status 1.
 func reportingErrors<T>(_ body: () throws -> T) -> T {
     do { return try body() } catch let error as ExitCode { Foundation.exit(error.rawValue) } catch {
-        fail("\(error)")
+        fail(ErrorWording.line(for: error))
     }
 }

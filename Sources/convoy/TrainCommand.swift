@@ -6,33 +6,41 @@ import Foundation
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model on MNIST in this process.",
-        discussion: "The defaults train LeNet-5 to about 99.2% test accuracy in 10 epochs.")
+        discussion: "The defaults train LeNet-5 to about 99.2% test accuracy in 10 epochs. With --checkpoint-dir a run killed at any point continues with --resume to the same weights.")
 
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var checkpoints: CheckpointOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads for this process.") var threads = 1
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
+
+    func validate() throws {
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+    }
 
     func run() throws {
         reportingErrors {
             let config = try training.config()
             try checkOutputPath(out)
-            guard threads >= 1 && threads <= 256 else { throw ConfigError("--threads must be in 1...256 (got \(threads))") }
             BLAS.setThreads(threads)
+            let log: (String) -> Void = { ProgressPrinter.error("train: \($0)") }
+            let checkpoint = try checkpoints.checkpoint(log: log)
             let (train, test) = try training.loadData(config)
-            let trainer = try Trainer(config: config, train: train, test: test)
-            var printer = ProgressPrinter(json: json)
+            let session = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner(),
+                                              checkpoints: checkpoints.policy, log: log)
+            if let checkpoint { try session.resume(from: checkpoint) }
             if !json {
-                ProgressPrinter.line("training \(config.model) (\(trainer.architecture.parameterCount) parameters) on \(train.count) samples, testing on \(test.count); batch \(config.batchSize), \(config.optimizer.rawValue) lr \(config.learningRate) \(config.schedule.rawValue), seed \(config.seed)\(config.deterministic ? ", deterministic" : "")")
+                ProgressPrinter.line("training \(config.model) (\(session.architecture.parameterCount) parameters) on \(train.count) samples, testing on \(test.count); batch \(config.batchSize), \(config.optimizer.rawValue) lr \(config.learningRate) \(config.schedule.rawValue), seed \(config.seed)\(config.deterministic ? ", deterministic" : "")")
             }
-            try trainer.run(progress: { epoch, step, steps, loss in
-                printer.step(epoch: epoch, epochs: config.epochs, step: step, steps: steps, loss: loss)
-            }, epochDone: { report in
+            var printer = ProgressPrinter(json: json)
+            try session.run(progress: { printer.step($0, epochs: config.epochs) }, epochDone: { report in
                 printer.epoch(report, epochs: config.epochs)
                 // Saved after every epoch so an interrupted run still leaves a usable model.
-                try trainer.modelFile.save(to: out)
+                try session.modelFile.save(to: out)
             })
-            if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", trainer.modelFile.parameterChecksum)))") }
+            // Also when a resumed run had no epoch left to train.
+            try session.modelFile.save(to: out)
+            if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", session.modelFile.parameterChecksum)))") }
         }
     }
 }
@@ -58,15 +66,18 @@ struct Evaluate: ParsableCommand {
         }
     }
 
+    func validate() throws {
+        if let n = testSamples, n < 1 { throw ValidationError("--test-samples must be at least 1 (got \(n))") }
+    }
+
     func run() throws {
         reportingErrors {
-            if let n = testSamples, n < 1 { throw ConfigError("--test-samples must be at least 1 (got \(n))") }
             BLAS.setThreads(1)
             let file = try ModelFile.load(path: modelFile)
             let test = try MNIST.load(directory: data, split: .test, limit: testSamples)
             let network = Network(try Architecture(file.spec), maxBatch: 500, parameters: file.parameters)
             guard network.architecture.inputShape.count == test.sampleSize else {
-                throw ConfigError("\(modelFile): model takes \(network.architecture.inputShape.count) inputs, MNIST has \(test.sampleSize)")
+                throw FlagError("--model-file \(modelFile): the model takes \(network.architecture.inputShape.count) inputs, MNIST has \(test.sampleSize)")
             }
             var confusion = [[Int]](repeating: [Int](repeating: 0, count: network.classes), count: test.classes)
             var lossSum = 0.0

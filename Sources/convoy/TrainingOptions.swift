@@ -25,12 +25,12 @@ struct TrainingOptions: ParsableArguments {
         config.epochs = epochs
         config.batchSize = batch
         guard let kind = OptimizerKind(rawValue: optimizer.lowercased()) else {
-            throw ConfigError("--optimizer \(optimizer) is unknown; use one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw FlagError("--optimizer \(optimizer) is unknown; use one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         config.optimizer = kind
         config.learningRate = lr
         guard let schedule = LearningRateSchedule(rawValue: schedule.lowercased()) else {
-            throw ConfigError("--schedule \(self.schedule) is unknown; use cosine or constant")
+            throw FlagError("--schedule \(self.schedule) is unknown; use cosine or constant")
         }
         config.schedule = schedule
         config.seed = seed
@@ -40,12 +40,17 @@ struct TrainingOptions: ParsableArguments {
         config.microBatch = microBatch
         if let initializer {
             guard let parsed = Initializer(argument: initializer) else {
-                throw ConfigError("--init \(initializer) is unknown; use he, xavier, uniform or gaussian:SIGMA")
+                throw FlagError("--init \(initializer) is unknown; use he, xavier, uniform or gaussian:SIGMA")
             }
             config.initializer = parsed
         }
         try config.validate()
         return config
+    }
+
+    /// ArgumentParser calls this before `run`: impossible flags fail before any work.
+    func validate() throws {
+        do { _ = try config() } catch { throw ValidationError(ErrorWording.line(for: error)) }
     }
 
     func loadData(_ config: TrainingConfig) throws -> (train: Dataset, test: Dataset) {
@@ -60,10 +65,10 @@ func checkOutputPath(_ path: String) throws {
     let dir = directory.isEmpty ? "." : directory
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw ConfigError("--out \(path): directory \(dir) does not exist")
+        throw FlagError("--out \(path): directory \(dir) does not exist")
     }
     guard FileManager.default.isWritableFile(atPath: dir) else {
-        throw ConfigError("--out \(path): directory \(dir) is not writable")
+        throw FlagError("--out \(path): directory \(dir) is not writable")
     }
 }
 

@@ -10,9 +10,18 @@ struct Convoy: ParsableCommand {
         commandName: "convoy",
         abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
         version: "0.1.0",
-        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self, Summary.self, Bench.self, TransportBench.self])
+        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self,
+                      Summary.self, Bench.self, TransportBench.self])
 }
 
 Process.clearInheritedSignalMask()
 Malloc.keepLargeBlocksInHeap()
-Convoy.main()
+// Bad flags are one line on stderr and exit status 1 (ArgumentParser alone would add the
+// usage text); --help and --version print as usual.
+do {
+    var command = try Convoy.parseAsRoot()
+    try command.run()
+} catch {
+    if Convoy.exitCode(for: error) == .success { Convoy.exit(withError: error) }
+    fail(Convoy.message(for: error))
+}

@@ -15,6 +15,8 @@ final class InMemoryCluster: CoordinatorTransport {
         let core: WorkerCore
         var silentAfterSteps: Int?
         var stepsAnswered = 0
+        /// Rewrites this worker's replies (a broken or hostile worker); nil: honest.
+        var tamper: ((Message) -> [UInt8]?)?
         init(peer: PeerID, core: WorkerCore) { self.peer = peer; self.core = core }
     }
     var nodes: [Node] = []
@@ -32,18 +34,19 @@ final class InMemoryCluster: CoordinatorTransport {
         inbox.append((node.peer, node.core.helloMessage.encoded()))
     }
 
-    func send(_ message: Message, to peer: PeerID) throws -> Bool {
-        guard let node = nodes.first(where: { $0.peer == peer }) else { return false }
+    func send(_ message: Message, to peer: PeerID) throws -> Int {
+        let frame = message.encoded()
+        guard let node = nodes.first(where: { $0.peer == peer }) else { return 0 }
         if case .step = message.payload {
             stepMessages += 1
             if stepMessages == crashAtStepMessage { throw Crash() }
         }
-        if case .step = message.payload, let limit = node.silentAfterSteps, node.stepsAnswered >= limit { return true }
-        let (replies, line) = node.core.handle(message.encoded())
-        if let line { log.append(line) }
+        if case .step = message.payload, let limit = node.silentAfterSteps, node.stepsAnswered >= limit { return frame.count }
+        var replies: [Message] = []
+        if let line = node.core.handle(frame, send: { replies.append($0) }) { log.append(line) }
         if case .step = message.payload { node.stepsAnswered += 1 }
-        inbox += replies.map { (peer, $0.encoded()) }
-        return true
+        inbox += replies.map { reply in (peer, node.tamper?(reply) ?? reply.encoded()) }
+        return frame.count
     }
 
     func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
@@ -63,25 +66,36 @@ final class InMemoryCluster: CoordinatorTransport {
         return config
     }
 
-    func clusterWeights(workers: Int, silentAfter: [Int: Int] = [:], config: TrainingConfig = Self.config) throws -> ([Float], [String]) {
+    /// A training session whose steps go to `cluster`'s in-memory workers.
+    static func clusterSession(_ cluster: InMemoryCluster, options: ClusterOptions, config: TrainingConfig = Self.config,
+                               checkpoints: CheckpointPolicy? = nil, runID: UInt64,
+                               log: @escaping (String) -> Void = { _ in }) throws -> TrainingSession {
+        let runner = try ClusterStepRunner(transport: cluster, options: options, runID: runID, log: log)
+        return try TrainingSession(config: config, train: Self.train, test: Self.test, runner: runner,
+                                   checkpoints: checkpoints, log: log)
+    }
+
+    func clusterWeights(workers: Int, silentAfter: [Int: Int] = [:], config: TrainingConfig = Self.config,
+                        prepare: (InMemoryCluster) -> Void = { _ in }) throws -> ([Float], [String]) {
         let cluster = InMemoryCluster()
         for w in 0..<workers { cluster.addWorker(silentAfterSteps: silentAfter[w]) }
+        prepare(cluster)
         var options = ClusterOptions(workers: workers)
         options.stepTimeout = 0.3
         options.joinTimeout = 2
         var messages: [String] = []
-        let coordinator = try Coordinator(config: config, train: Self.train, test: Self.test, transport: cluster, options: options,
-                                          runID: 99, log: { messages.append($0) })
+        let session = try Self.clusterSession(cluster, options: options, config: config, runID: 99,
+                                              log: { messages.append($0) })
         var reports: [EpochReport] = []
-        try coordinator.run(progress: { _, _, _, _, _ in }, epochDone: { report, _ in reports.append(report) })
+        try session.run(epochDone: { reports.append($0) })
         #expect(reports.count == config.epochs)
-        return (coordinator.server.parameters.array, messages)
+        return (session.server.parameters.array, messages)
     }
 
     func trainerWeights(_ config: TrainingConfig = Self.config) throws -> [Float] {
-        let trainer = try Trainer(config: config, train: Self.train, test: Self.test)
-        try trainer.run { _ in }
-        return trainer.server.parameters.array
+        let session = try TrainingSession(config: config, train: Self.train, test: Self.test, runner: LocalStepRunner())
+        try session.run(epochDone: { _ in })
+        return session.server.parameters.array
     }
 
     @Test func anyNumberOfWorkersGivesTheSingleProcessWeightsBitForBit() throws {
@@ -99,6 +113,33 @@ final class InMemoryCluster: CoordinatorTransport {
         #expect(log.contains { $0.contains("dropped worker 1") && $0.contains("deadline") }, "\(log)")
     }
 
+    /// A worker whose results break a validation rule (or do not decode) is dropped and its
+    /// slice goes to another: the weights are those of an honest run.
+    @Test(arguments: ["sample count", "bucket layout", "gradient kind", "garbage"])
+    func aWorkerWithBadResultsIsDroppedAndItsSliceReassigned(fault: String) throws {
+        let reference = try trainerWeights()
+        let (weights, log) = try clusterWeights(workers: 3, prepare: { cluster in
+            var results = 0
+            cluster.nodes[1].tamper = { message in
+                guard case var .result(result) = message.payload, result.gradient != .none else { return nil }
+                results += 1
+                guard results >= 3 else { return nil }   // honest for its first step (two buckets)
+                var bad = message
+                switch fault {
+                case "sample count": result.count += 1
+                case "bucket layout": result.gradientOffset += 1
+                case "gradient kind": result.gradient = .float(Array(repeating: 0, count: result.gradient.count))
+                default: return Array(repeating: 0xAB, count: 64)
+                }
+                bad.payload = .result(result)
+                return bad.encoded()
+            }
+        })
+        #expect(weights == reference, "\(fault)")
+        let reason = fault == "garbage" ? "sent an invalid message" : "sent a bad result"
+        #expect(log.contains { $0.contains("dropped worker 1") && $0.contains(reason) }, "\(log)")
+    }
+
     @Test func fastModeWithOneWorkerMatchesTheSingleProcessTrainer() throws {
         var config = Self.config
         config.deterministic = false
@@ -113,19 +154,16 @@ final class InMemoryCluster: CoordinatorTransport {
         let reference = try trainerWeights()
         let directory = NSTemporaryDirectory() + "convoy-ckpt-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var options = ClusterOptions(workers: 2)
-        options.checkpointDirectory = directory
-        options.checkpointEvery = 2
-        options.keepCheckpoints = 2
+        let options = ClusterOptions(workers: 2)
+        let policy = CheckpointPolicy(directory: directory, every: 2, keep: 2)
 
         // 200 samples, batch 48: 5 steps an epoch, 2 step messages a step, 2 more to evaluate.
         // The 17th step message is the third step of the second epoch.
         let first = InMemoryCluster()
         first.addWorker(); first.addWorker()
         first.crashAtStepMessage = 17
-        let crashing = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: first,
-                                       options: options, runID: 1, log: { _ in })
-        #expect(throws: InMemoryCluster.Crash.self) { try crashing.run(progress: { _, _, _, _, _ in }, epochDone: { _, _ in }) }
+        let crashing = try Self.clusterSession(first, options: options, checkpoints: policy, runID: 1)
+        #expect(throws: InMemoryCluster.Crash.self) { try crashing.run(epochDone: { _ in }) }
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         #expect(files == ["checkpoint-0000000005.convoy-ckpt", "checkpoint-0000000006.convoy-ckpt"])
         if corruptNewest {
@@ -141,14 +179,13 @@ final class InMemoryCluster: CoordinatorTransport {
         let checkpoint = try Checkpoint.newest(in: directory, log: { messages.append($0) })
         #expect(checkpoint.header.step == (corruptNewest ? 5 : 6))
         #expect(messages.count == (corruptNewest ? 1 : 0), "\(messages)")
-        let resumed = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: second,
-                                      options: options, runID: 2, log: { _ in })
+        let resumed = try Self.clusterSession(second, options: options, checkpoints: policy, runID: 2)
         try resumed.resume(from: checkpoint)
         var reports: [EpochReport] = []
-        try resumed.run(progress: { _, _, _, _, _ in }, epochDone: { report, _ in reports.append(report) })
+        try resumed.run(epochDone: { reports.append($0) })
         #expect(resumed.server.parameters.array == reference)
         #expect(reports.map(\.epoch) == [2])
-        #expect(resumed.epochReports.map(\.epoch) == [1, 2])
+        #expect(resumed.reports.map(\.epoch) == [1, 2])
     }
 
     @Test func aCheckpointOfAnotherRunIsRefused() throws {
@@ -156,9 +193,8 @@ final class InMemoryCluster: CoordinatorTransport {
         other.seed = 99
         let header = Checkpoint.Header(config: other, epoch: 0, stepInEpoch: 1, step: 1, epochTotals: .init(), reports: [])
         let checkpoint = Checkpoint(header: header, parameters: [], optimizerState: [])
-        let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: InMemoryCluster(),
-                                          options: ClusterOptions(workers: 1), runID: 3, log: { _ in })
-        #expect(throws: ConfigError.self) { try coordinator.resume(from: checkpoint) }
+        let session = try Self.clusterSession(InMemoryCluster(), options: ClusterOptions(workers: 1), runID: 3)
+        #expect(throws: ResumeError.self) { try session.resume(from: checkpoint) }
     }
 
     /// With --min-workers 2, losing one of two workers makes the coordinator wait, say so,
@@ -171,13 +207,12 @@ final class InMemoryCluster: CoordinatorTransport {
         options.stepTimeout = 0.2
         options.joinTimeout = 0.5
         var messages: [String] = []
-        let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: cluster,
-                                          options: options, runID: 4, log: { messages.append($0) })
+        let session = try Self.clusterSession(cluster, options: options, runID: 4, log: { messages.append($0) })
         do {
-            try coordinator.run(progress: { _, _, _, _, _ in }, epochDone: { _, _ in })
+            try session.run(epochDone: { _ in })
             Issue.record("trained with fewer than --min-workers")
         } catch let error as ClusterError {
-            #expect(error.description.contains("fewer than 2"), "\(error)")
+            #expect(error == .tooFewWorkers(live: 1, needed: 2, seconds: 0, joined: "worker 0 (mem pid 0)"), "\(error)")
         }
         #expect(messages.contains { $0.contains("1 live worker(s), fewer than 2: waiting") }, "\(messages)")
     }
@@ -205,13 +240,12 @@ final class InMemoryCluster: CoordinatorTransport {
         cluster.addWorker()
         var options = ClusterOptions(workers: 3)
         options.joinTimeout = 0.3
-        let coordinator = try Coordinator(config: Self.config, train: Self.train, test: Self.test, transport: cluster, options: options,
-                                          runID: 5, log: { _ in })
+        let session = try Self.clusterSession(cluster, options: options, runID: 5)
         do {
-            try coordinator.waitForWorkers()
+            try session.startRunner()
             Issue.record("no error with 1 of 3 workers")
         } catch let error as ClusterError {
-            #expect(error.description.contains("only 1 of 3 workers joined"), "\(error)")
+            #expect(error.description.contains("only 1 of 3 workers live"), "\(error)")
             #expect(error.description.contains("2 missing"), "\(error)")
         }
     }

@@ -168,9 +168,9 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         config.trainSamples = 4000
         let train = try MNIST.load(directory: mnistDirectory, split: .train, limit: 4000)
         let test = try MNIST.load(directory: mnistDirectory, split: .test, limit: 1000)
-        let trainer = try Trainer(config: config, train: train, test: test)
+        let session = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner())
         var reports: [EpochReport] = []
-        try trainer.run { reports.append($0) }
+        try session.run { reports.append($0) }
         #expect(reports.count == 3)
         #expect(reports[2].testAccuracy > 0.88, "\(reports)")
         #expect(reports[2].loss < reports[0].loss)
@@ -184,9 +184,9 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         let train = try MNIST.load(directory: mnistDirectory, split: .train, limit: 640)
         let test = try MNIST.load(directory: mnistDirectory, split: .test, limit: 100)
         func weights(_ config: TrainingConfig) throws -> [Float] {
-            let trainer = try Trainer(config: config, train: train, test: test)
-            try trainer.run { _ in }
-            return trainer.server.parameters.array
+            let session = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner())
+            try session.run { _ in }
+            return session.server.parameters.array
         }
         let a = try weights(config)
         #expect(try weights(config) == a)
@@ -196,10 +196,10 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         #expect(maxDifference < 1e-3)
     }
 
-    @Test func invalidConfigsAreRefusedWithTheFlagName() {
+    @Test func invalidConfigsAreRefusedNamingTheSetting() {
         var config = TrainingConfig()
         config.epochs = 0
-        #expect(throws: ConfigError.self) { try config.validate() }
+        #expect(throws: SettingError(setting: .epochs, value: "0", rule: "must be at least 1")) { try config.validate() }
         config = TrainingConfig(); config.learningRate = -1
         #expect((try? config.validate()) == nil)
         config = TrainingConfig(); config.model = "vgg16"

@@ -118,18 +118,20 @@ import Testing
         let pixels = (0..<(count * 784)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let labels = (0..<count).map { _ in UInt8(rng.nextIndex(below: 10)) }
         func total(parts: Int) throws -> [Int64] {
-            var sums = [Int64](repeating: 0, count: architecture.parameterCount)
+            let total = GradientSum(mode: .fixedPoint, count: architecture.parameterCount)
             for slice in BatchPlan.slices(count: count, parts: parts, unit: 8) where !slice.isEmpty {
                 let computer = GradientComputer(network: Network(architecture, maxBatch: 16, parameters: parameters))
+                let sum = GradientSum(mode: .fixedPoint, count: architecture.parameterCount)
                 _ = try pixels.withUnsafeBufferPointer { p in
                     try labels.withUnsafeBufferPointer { l in
                         try computer.compute(pixels: p.baseAddress! + slice.lowerBound * 784, labels: l.baseAddress! + slice.lowerBound,
-                                             count: slice.count, deterministic: true, microBatch: 8)
+                                             count: slice.count, microBatch: 8, into: sum)
                     }
                 }
-                sums.withUnsafeMutableBufferPointer { FixedPoint.add(computer.fixedSums, into: $0.baseAddress!, count: architecture.parameterCount) }
+                total.add(sum)
             }
-            return sums
+            #expect(total.samples == count)
+            return Array(UnsafeBufferPointer(start: total.fixed, count: total.count))
         }
         let one = try total(parts: 1)
         #expect(one.contains { $0 != 0 })

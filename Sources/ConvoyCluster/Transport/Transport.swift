@@ -7,9 +7,10 @@ public typealias PeerID = [UInt8]
 /// What the coordinator needs from a network: send a message to a peer, receive the next
 /// frame from any peer. ZeroMQ in production; an in-memory loop in tests.
 public protocol CoordinatorTransport: AnyObject {
-    /// Returns false when the peer is unknown or gone.
+    /// Returns the bytes sent: the encoded frame's size, or 0 when the peer is unknown or
+    /// gone (a frame is never empty).
     @discardableResult
-    func send(_ message: Message, to peer: PeerID) throws -> Bool
+    func send(_ message: Message, to peer: PeerID) throws -> Int
     /// The next frame and its sender, or nil after `timeoutMs` without one.
     func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])?
 }
@@ -18,8 +19,6 @@ public protocol CoordinatorTransport: AnyObject {
 public final class ZMQCoordinatorTransport: CoordinatorTransport {
     let socket: ZMQSocket
     public let endpoint: String
-    public private(set) var bytesSent = 0
-    public private(set) var bytesReceived = 0
 
     /// With `curveSecretKey`, only CURVE clients that the context's `ZAPAuthenticator`
     /// admits can connect.
@@ -40,10 +39,9 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
     /// Closes the socket; the context's `terminate()` then waits for the last messages.
     public func close() { socket.close() }
 
-    public func send(_ message: Message, to peer: PeerID) throws -> Bool {
+    public func send(_ message: Message, to peer: PeerID) throws -> Int {
         let frame = message.encoded()
-        bytesSent += frame.count
-        return try socket.send([peer, frame])
+        return try socket.send([peer, frame]) ? frame.count : 0
     }
 
     public func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
@@ -53,7 +51,6 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
             // the caller an undecodable frame so it is refused and logged.
             return (frames.first ?? [], [])
         }
-        bytesReceived += frames[1].count
         return (frames[0], frames[1])
     }
 }

@@ -12,6 +12,7 @@ public final class WorkerCore {
     public let hello: Hello
     private var welcome: Welcome?
     private var computer: GradientComputer?
+    private var sum: GradientSum?
     private var hasWeights = false
 
     public init(hello: Hello) { self.hello = hello }
@@ -43,10 +44,10 @@ public final class WorkerCore {
         case let .welcome(welcome):
             return accept(welcome, runID: message.runID)
         case let .step(work):
-            guard let runID, message.runID == runID, let computer, let welcome else {
+            guard let runID, message.runID == runID, let computer, let sum, let welcome else {
                 return ([], "refused a step of run \(hex(message.runID)): \(self.runID.map { "this worker is in run \(hex($0))" } ?? "not welcomed yet")")
             }
-            return (perform(work, step: message.step, runID: runID, computer: computer, welcome: welcome, send: send), nil)
+            return (perform(work, step: message.step, runID: runID, computer: computer, sum: sum, welcome: welcome, send: send), nil)
         case .shutdown:
             guard message.runID == runID else { return ([], "ignored a shutdown for run \(hex(message.runID))") }
             isFinished = true
@@ -54,8 +55,8 @@ public final class WorkerCore {
             return ([Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)], "coordinator finished the run")
         case let .refuse(reason):
             isFinished = true
-            refusal = reason
-            return ([], "refused by the coordinator: \(reason)")
+            refusal = "refused by the coordinator: \(reason)"
+            return ([], refusal)
         case .hello, .result:
             return ([], "ignored a \(message.payload.type) message, which only workers send")
         }
@@ -65,12 +66,13 @@ public final class WorkerCore {
         do {
             let architecture = try Architecture(welcome.spec)
             guard architecture.inputShape.count == welcome.sampleSize else {
-                throw ConfigError("model takes \(architecture.inputShape.count) inputs, samples have \(welcome.sampleSize)")
+                throw DataError("the model takes \(architecture.inputShape.count) inputs per sample, the run sends \(welcome.sampleSize)")
             }
             // A repeated welcome (the answer to a repeated hello) changes nothing.
             if self.runID == runID && self.welcome == welcome { return ([], nil) }
             if self.runID != runID || self.welcome != welcome {
                 computer = GradientComputer(network: Network(architecture, maxBatch: max(welcome.microBatch, 256)))
+                sum = GradientSum(mode: SumMode(deterministic: welcome.deterministic), count: architecture.parameterCount)
                 hasWeights = false
             }
             self.runID = runID
@@ -84,7 +86,7 @@ public final class WorkerCore {
         }
     }
 
-    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, computer: GradientComputer, welcome: Welcome,
+    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, computer: GradientComputer, sum: GradientSum, welcome: Welcome,
                          send: (Message) throws -> Void) -> [Message] {
         let network = computer.network
         let id = workerID ?? 0
@@ -104,15 +106,12 @@ public final class WorkerCore {
             return refuse("step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)")
         }
         let started = Date()
-        let parameterCount = network.parameters.count
         /// One bucket of the slice's gradient sums, as a result message.
         func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) -> Message {
-            let gradient: StepResult.Gradient = welcome.deterministic
-                ? .fixedPoint(Array(UnsafeBufferPointer(start: computer.fixedSums + parameters.lowerBound, count: parameters.count)))
-                : .float(Array(UnsafeBufferPointer(start: network.gradient.pointer + parameters.lowerBound, count: parameters.count)))
-            return Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
+            Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
                 slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
-                computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound, gradient: gradient)))
+                computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound,
+                gradient: StepResult.Gradient(sum, parameters))))
         }
         do {
             return try work.pixels.withUnsafeBufferPointer { pixels in
@@ -123,20 +122,15 @@ public final class WorkerCore {
                             slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
                             computeSeconds: Date().timeIntervalSince(started), gradient: .none)))]
                     }
-                    // The head's bucket leaves while the trunk is computed; the trunk's (or,
-                    // for a network without a head, the whole gradient) follows.
-                    var shipped = 0..<0
-                    let totals = try withoutActuallyEscaping(send) { send in
-                        try computer.compute(
-                            pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
-                            deterministic: welcome.deterministic, microBatch: welcome.microBatch,
-                            headReady: { head, totals in
-                                shipped = head
-                                try send(result(totals, head))
-                            })
+                    // Each bucket leaves as soon as it is final: the head's while the trunk
+                    // is computed (Architecture.gradientBuckets).
+                    sum.reset()
+                    try withoutActuallyEscaping(send) { send in
+                        _ = try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
+                                             microBatch: welcome.microBatch, into: sum,
+                                             bucketReady: { bucket, totals in try send(result(totals, bucket)) })
                     }
-                    let rest = shipped.isEmpty ? 0..<parameterCount : 0..<shipped.lowerBound
-                    return [result(totals, rest)]
+                    return []
                 }
             }
         } catch {
@@ -146,3 +140,13 @@ public final class WorkerCore {
 }
 
 func hex(_ value: UInt64) -> String { String(value, radix: 16) }
+
+extension StepResult.Gradient {
+    /// The values of `sum` over `range`, in the sum's mode.
+    init(_ sum: GradientSum, _ range: Range<Int>) {
+        switch sum.mode {
+        case .fixedPoint: self = .fixedPoint(Array(UnsafeBufferPointer(start: sum.fixed + range.lowerBound, count: range.count)))
+        case .float: self = .float(Array(UnsafeBufferPointer(start: sum.float + range.lowerBound, count: range.count)))
+        }
+    }
+}

@@ -2,15 +2,80 @@ import ConvoyEngine
 import ConvoyInterop
 import Foundation
 
-/// A worker process's loop: a DEALER socket to the coordinator, hello with backoff until
-/// welcomed (so start order does not matter), then steps until shutdown.
-public struct WorkerRunner {
-    public var endpoint: String
-    public var threads: Int
+/// When a worker says hello and when it gives up.
+public struct WorkerTiming: Sendable {
     /// Seconds to keep trying to reach a coordinator before giving up.
     public var connectTimeout: Double = 300
     /// Seconds without any message from a coordinator (after joining) before giving up.
     public var idleTimeout: Double = 300
+    /// The first hello's repeat interval; it doubles up to `maxHelloInterval`.
+    public var firstHelloInterval = 0.1
+    public var maxHelloInterval = 5.0
+    /// Seconds of coordinator silence after which a joined worker says hello again (a
+    /// restarted coordinator admits it; the old one just repeats its welcome), and how often.
+    public var rehelloAfterSilence = 2.0
+    /// How long one receive waits before the loop checks its clocks.
+    public var pollMilliseconds = 200
+    public init() {}
+}
+
+/// A worker's loop over any `WorkerTransport`: hello with backoff until welcomed (so start
+/// order does not matter), then steps until shutdown; hello again when the coordinator goes
+/// quiet. Tested with a scripted transport; `WorkerRunner` runs it over ZeroMQ.
+public struct WorkerLoop {
+    public var timing = WorkerTiming()
+    public var endpoint: String
+    /// Whether CURVE is in use, for the words of a failed connection.
+    public var usesCurve = false
+    public var log: (String) -> Void
+    /// The time; tests drive a virtual one.
+    public var now: () -> Date = { Date() }
+
+    public init(endpoint: String, log: @escaping (String) -> Void) {
+        self.endpoint = endpoint; self.log = log
+    }
+
+    public func run(_ core: WorkerCore, over transport: WorkerTransport) throws {
+        var interval = timing.firstHelloInterval
+        var nextHello = now()
+        var lastHeard = now()
+        let started = now()
+        while !core.isFinished {
+            if core.runID == nil && now() >= nextHello {
+                try transport.send(core.helloMessage.encoded(), dontWait: true)
+                nextHello = now().addingTimeInterval(interval)
+                interval = min(interval * 2, timing.maxHelloInterval)
+                if now().timeIntervalSince(started) > timing.connectTimeout {
+                    throw ClusterError.noCoordinator(endpoint: endpoint, seconds: Int(timing.connectTimeout), curve: usesCurve)
+                }
+            }
+            guard let frames = try transport.receive(timeoutMs: timing.pollMilliseconds) else {
+                let silent = now().timeIntervalSince(lastHeard)
+                if core.runID != nil && silent > timing.idleTimeout {
+                    throw ClusterError.coordinatorSilent(endpoint: endpoint, seconds: Int(timing.idleTimeout))
+                }
+                if core.runID != nil && silent > timing.rehelloAfterSilence && now() >= nextHello {
+                    try transport.send(core.helloMessage.encoded(), dontWait: true)
+                    nextHello = now().addingTimeInterval(timing.rehelloAfterSilence)
+                }
+                continue
+            }
+            lastHeard = now()
+            guard frames.count == 1 else {
+                log("refused a message of \(frames.count) frames")
+                continue
+            }
+            if let line = core.handle(frames[0], send: { try transport.send($0.encoded(), dontWait: false) }) { log(line) }
+        }
+        if let refusal = core.refusal { throw ClusterError.runRefused(reason: refusal) }
+    }
+}
+
+/// A worker process: a ZeroMQ connection to the coordinator and the loop over it.
+public struct WorkerRunner {
+    public var endpoint: String
+    public var threads: Int
+    public var timing = WorkerTiming()
     /// CPU to pin the computing thread to (ZeroMQ's I/O thread stays free to run anywhere).
     public var cpu: Int?
     /// The coordinator's CURVE public key and this worker's key pair; nil: plain TCP.
@@ -22,60 +87,15 @@ public struct WorkerRunner {
     }
 
     public func run() throws {
-        let context = ZMQContext()
-        let socket = try ZMQSocket(context: context, kind: .dealer)
-        try socket.setMaxMessageSize(Wire.maxMessageBytes)
-        try socket.setReconnectInterval(100, max: 5000)
-        try socket.setImmediate()
-        try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
-        if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
-        try socket.connect(endpoint)
+        let transport = try ZMQWorkerTransport(endpoint: endpoint, curve: curve)
+        defer { transport.close() }
         // After the context exists, so its I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
-        let hostName = ProcessInfo.processInfo.hostName
-        let core = WorkerCore(hello: Hello(host: hostName, pid: getpid(), threads: threads))
+        let core = WorkerCore(hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads))
         log("connecting to \(endpoint)")
-        var backoff = 0.1
-        var nextHello = Date()
-        var lastHeard = Date()
-        let started = Date()
-        while !core.isFinished {
-            if core.runID == nil && Date() >= nextHello {
-                if try socket.send([core.helloMessage.encoded()], dontWait: true) {
-                    nextHello = Date().addingTimeInterval(backoff)
-                } else {
-                    nextHello = Date().addingTimeInterval(backoff)
-                }
-                backoff = min(backoff * 2, 5)
-                if Date().timeIntervalSince(started) > connectTimeout {
-                    throw ClusterError("no coordinator answered at \(endpoint) within \(Int(connectTimeout)) s" + (curve == nil ? "" : " (with CURVE: is --server-key the coordinator's, and this worker's public key in its authorized keys?)"))
-                }
-            }
-            guard let frames = try socket.receive(timeoutMs: 200) else {
-                let silent = Date().timeIntervalSince(lastHeard)
-                if core.runID != nil && silent > idleTimeout {
-                    throw ClusterError("coordinator at \(endpoint) silent for \(Int(idleTimeout)) s")
-                }
-                // A quiet coordinator may have been restarted (say, resumed from a
-                // checkpoint): say hello again so a new one admits this worker; the old one
-                // just repeats its welcome.
-                if core.runID != nil && silent > 2 && Date() >= nextHello {
-                    try socket.send([core.helloMessage.encoded()], dontWait: true)
-                    nextHello = Date().addingTimeInterval(2)
-                }
-                continue
-            }
-            lastHeard = Date()
-            guard frames.count == 1 else {
-                log("refused a message of \(frames.count) frames")
-                continue
-            }
-            if let line = core.handle(frames[0], send: { try socket.send([$0.encoded()]) }) { log(line) }
-        }
-        // Let the last reply (the shutdown acknowledgement) leave before the process exits.
-        try? socket.setLinger(milliseconds: 1000)
-        socket.close()
-        context.terminate()
-        if let refusal = core.refusal { throw ClusterError(refusal) }
+        var loop = WorkerLoop(endpoint: endpoint, log: log)
+        loop.timing = timing
+        loop.usesCurve = curve != nil
+        try loop.run(core, over: transport)
     }
 }

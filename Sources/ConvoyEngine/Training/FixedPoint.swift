@@ -18,8 +18,8 @@ public enum FixedPoint {
         public let value: Double
         public var description: String {
             value.isFinite
-                ? "gradient element \(index) = \(value) is outside the fixed-point range (±2^18 per micro-batch): the training has diverged; lower --lr"
-                : "gradient element \(index) is \(value): the training has diverged; lower --lr"
+                ? "gradient element \(index) = \(value) is outside the fixed-point range (±2^18 per micro-batch): the training has diverged (a lower learning rate may help)"
+                : "gradient element \(index) is \(value): the training has diverged (a lower learning rate may help)"
         }
     }
 

@@ -19,26 +19,40 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    /// One line per impossible value, naming the flag.
+    /// Throws a `SettingError` for the first impossible value.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigError(message) } }
+        func check(_ ok: Bool, _ setting: TrainingSetting, _ value: Any, _ rule: String) throws {
+            if !ok { throw SettingError(setting: setting, value: "\(value)", rule: rule) }
+        }
         _ = try ModelZoo.spec(named: model)
-        try check(ModelZoo.trainable.contains(model.lowercased()),
-                  "--model \(model) is for summaries only; trainable models: \(ModelZoo.trainable.joined(separator: ", "))")
-        try check(epochs >= 1, "--epochs must be at least 1 (got \(epochs))")
-        try check(batchSize >= 1 && batchSize <= 65536, "--batch must be in 1...65536 (got \(batchSize))")
-        try check(learningRate.isFinite && learningRate > 0, "--lr must be a positive number (got \(learningRate))")
-        try check(microBatch >= 1 && microBatch <= 65536, "--micro-batch must be in 1...65536 (got \(microBatch))")
-        try check((batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms,
-                  "--batch \(batchSize) / --micro-batch \(microBatch) gives more than \(FixedPoint.maxTerms) micro-batches per step")
-        if let n = trainSamples { try check(n >= 1, "--train-samples must be at least 1 (got \(n))") }
-        if let n = testSamples { try check(n >= 1, "--test-samples must be at least 1 (got \(n))") }
+        try check(ModelZoo.trainable.contains(model.lowercased()), .model, model,
+                  "is for summaries only; trainable models: \(ModelZoo.trainable.joined(separator: ", "))")
+        try check(epochs >= 1, .epochs, epochs, "must be at least 1")
+        try check(batchSize >= 1 && batchSize <= 65536, .batchSize, batchSize, "must be in 1...65536")
+        try check(learningRate.isFinite && learningRate > 0, .learningRate, learningRate, "must be a positive number")
+        try check(microBatch >= 1 && microBatch <= 65536, .microBatch, microBatch, "must be in 1...65536")
+        try check((batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms, .microBatch, microBatch,
+                  "gives more than \(FixedPoint.maxTerms) micro-batches in a batch of \(batchSize)")
+        if let n = trainSamples { try check(n >= 1, .trainSamples, n, "must be at least 1") }
+        if let n = testSamples { try check(n >= 1, .testSamples, n, "must be at least 1") }
     }
 }
 
-public struct ConfigError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// The settings of a training run, by name; the CLI knows each one's flag.
+public enum TrainingSetting: String, Sendable, CaseIterable {
+    case model, epochs, batchSize, optimizer, learningRate, schedule, seed, microBatch, initializer
+    case trainSamples, testSamples
+}
+
+/// A setting whose value cannot work, and the rule it breaks.
+public struct SettingError: Error, CustomStringConvertible, Equatable {
+    public let setting: TrainingSetting
+    public let value: String
+    public let rule: String
+    public init(setting: TrainingSetting, value: String, rule: String) {
+        self.setting = setting; self.value = value; self.rule = rule
+    }
+    public var description: String { "\(setting.rawValue) \(value): \(rule)" }
 }
 
 /// What one epoch produced; `--json` prints exactly these keys.

@@ -1,0 +1,51 @@
+import ConvoyEngine
+
+/// Why a cluster run stopped. Values, not sentences: the CLI words them for its users.
+public enum ClusterError: Error, CustomStringConvertible, Equatable {
+    /// Fewer than `needed` workers were live after waiting `seconds`.
+    case tooFewWorkers(live: Int, needed: Int, seconds: Int, joined: String)
+    case noLiveWorkers
+    /// A worker refused a step it cannot compute; every worker would.
+    case workerRefused(worker: String, step: UInt64, reason: String)
+    /// No coordinator answered a worker within `seconds`; `curve` when CURVE was in use.
+    case noCoordinator(endpoint: String, seconds: Int, curve: Bool)
+    /// The coordinator went silent for `seconds` after the worker joined.
+    case coordinatorSilent(endpoint: String, seconds: Int)
+    /// The worker cannot take part: the coordinator refused it, or it cannot build the model.
+    case runRefused(reason: String)
+
+    public var description: String {
+        switch self {
+        case let .tooFewWorkers(live, needed, seconds, joined):
+            "only \(live) of \(needed) workers live within \(seconds) s (joined: \(joined)); \(needed - live) missing"
+        case .noLiveWorkers:
+            "no live workers"
+        case let .workerRefused(worker, step, reason):
+            "\(worker) refused step \(step): \(reason)"
+        case let .noCoordinator(endpoint, seconds, curve):
+            "no coordinator answered at \(endpoint) within \(seconds) s"
+                + (curve ? " (with CURVE: is the server key the coordinator's, and this worker's public key among its authorized keys?)" : "")
+        case let .coordinatorSilent(endpoint, seconds):
+            "coordinator at \(endpoint) silent for \(seconds) s"
+        case let .runRefused(reason):
+            reason
+        }
+    }
+}
+
+/// A cluster setting out of its bounds; the CLI names the flag.
+public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
+    case workers(Int)
+    case minWorkers(Int)
+    case joinTimeout(Double)
+    case stepTimeout(Double)
+
+    public var description: String {
+        switch self {
+        case let .workers(n): "workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
+        case let .minWorkers(n): "minimum workers must be in 1...workers (got \(n))"
+        case let .joinTimeout(s): "join timeout must be positive (got \(s))"
+        case let .stepTimeout(s): "step timeout must be positive (got \(s))"
+        }
+    }
+}

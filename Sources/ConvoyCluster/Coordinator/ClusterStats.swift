@@ -1,0 +1,71 @@
+import ConvoyEngine
+
+/// Cluster figures of an epoch, added to its report.
+public struct ClusterStats: Codable, Equatable, Sendable {
+    public var workers: Int
+    /// Mean compute time of one slice, per worker id.
+    public var workerStepMs: [Double]
+    /// Mean wall time of a training step.
+    public var stepMs: Double
+    /// Mean time per step the coordinator spent sending work and combining results.
+    public var coordinatorMs: Double
+    /// Bytes sent plus received per training step, all workers together, as the transport
+    /// counted them.
+    public var bytesPerStep: Double
+    /// Fraction of step time workers spent not computing (waiting for the step's weights).
+    public var workerWaitFraction: Double
+
+    enum CodingKeys: String, CodingKey {
+        case workers
+        case workerStepMs = "worker_step_ms", stepMs = "step_ms", coordinatorMs = "coordinator_ms"
+        case bytesPerStep = "bytes_per_step", workerWaitFraction = "worker_wait_fraction"
+    }
+}
+
+/// Collects the figures of `ClusterStats` as an epoch runs.
+final class ClusterStatsRecorder {
+    private var coordinatorSeconds = 0.0
+    private var stepSeconds = 0.0
+    private var bytes = 0
+    private var steps = 0
+    /// Compute seconds and slices per worker id, this epoch.
+    private var computeSeconds: [Double] = []
+    private var slices: [Int] = []
+    /// Bytes of training rounds only: evaluation traffic is not a step's cost.
+    var counting = true
+
+    func countBytes(_ n: Int) { if counting { bytes += n } }
+
+    func addStep(seconds: Double, coordinatorSeconds: Double) {
+        stepSeconds += seconds
+        self.coordinatorSeconds += coordinatorSeconds
+        steps += 1
+    }
+
+    func addSlice(worker id: UInt32, computeSeconds seconds: Double) {
+        let i = Int(id)
+        if computeSeconds.count <= i {
+            computeSeconds += Array(repeating: 0, count: i + 1 - computeSeconds.count)
+            slices += Array(repeating: 0, count: i + 1 - slices.count)
+        }
+        computeSeconds[i] += seconds
+        slices[i] += 1
+    }
+
+    var workerStepMs: [Double] {
+        zip(computeSeconds, slices).map { $1 > 0 ? $0 / Double($1) * 1000 : 0 }
+    }
+
+    /// The epoch's figures; the counters start again.
+    func take(liveWorkers: Int) -> ClusterStats {
+        let n = Double(max(steps, 1))
+        let busy = zip(computeSeconds, slices).filter { $1 > 0 }.map(\.0)
+        let meanCompute = busy.isEmpty ? 0 : busy.reduce(0, +) / Double(busy.count)
+        let stats = ClusterStats(workers: liveWorkers, workerStepMs: workerStepMs, stepMs: stepSeconds / n * 1000,
+                                 coordinatorMs: coordinatorSeconds / n * 1000, bytesPerStep: Double(bytes) / n,
+                                 workerWaitFraction: stepSeconds > 0 ? max(0, 1 - meanCompute / stepSeconds) : 0)
+        coordinatorSeconds = 0; stepSeconds = 0; bytes = 0; steps = 0
+        computeSeconds = []; slices = []
+        return stats
+    }
+}

@@ -1,0 +1,137 @@
+import ConvoyEngine
+import Foundation
+
+/// How the coordinator waits for its workers.
+public struct ClusterOptions: Sendable {
+    /// Workers to wait for before the first step.
+    public var workers: Int
+    /// Seconds to wait for them; then the run fails naming how many are missing.
+    public var joinTimeout: Double = 120
+    /// Seconds a worker has for one slice; past that it is dropped and its slice reassigned.
+    public var stepTimeout: Double = 5
+    /// Fewest live workers to train with: below it the coordinator waits (up to
+    /// `joinTimeout`) for workers to join or come back.
+    public var minWorkers = 1
+    public init(workers: Int) { self.workers = workers }
+
+    /// Most workers one coordinator admits: the wire protocol's bound.
+    public static let maxWorkers = Int(Wire.maxWorkers)
+
+    /// Why these options cannot run, or nil.
+    public var problem: ClusterSettingError? {
+        if !(1...Self.maxWorkers).contains(workers) { return .workers(workers) }
+        if !(1...workers).contains(minWorkers) { return .minWorkers(minWorkers) }
+        if !(joinTimeout > 0) { return .joinTimeout(joinTimeout) }
+        if !(stepTimeout > 0) { return .stepTimeout(stepTimeout) }
+        return nil
+    }
+}
+
+/// A training session's steps computed by worker processes: the coordinator's side of the
+/// cluster. Each round cuts the samples into one slice per live worker (whole micro-batches),
+/// ships weights and samples, and adds the gradient buckets that come back into the step's
+/// sum, in slice order. Workers that miss the step deadline or answer nonsense are dropped and
+/// their slices reassigned; workers that join mid-run take part from the next round. None of
+/// this changes the result.
+public final class ClusterStepRunner: StepRunner {
+    public let runID: UInt64
+    let options: ClusterOptions
+    let transport: CoordinatorTransport
+    let log: (String) -> Void
+    private let stats = ClusterStatsRecorder()
+    private var run: (description: RunDescription, pool: WorkerPool, validator: ResultValidator)?
+    private var evaluationRounds: UInt64 = 0
+
+    public init(transport: CoordinatorTransport, options: ClusterOptions,
+                runID: UInt64 = UInt64.random(in: 1...UInt64.max), log: @escaping (String) -> Void) throws {
+        if let problem = options.problem { throw problem }
+        self.transport = transport
+        self.options = options
+        self.runID = runID
+        self.log = log
+    }
+
+    public var liveWorkers: Int { run?.pool.liveCount ?? 0 }
+    /// Mean compute time of one slice this epoch, per worker id.
+    public var workerStepMs: [Double] { stats.workerStepMs }
+    /// This epoch's cluster figures; the counters start again.
+    public func takeEpochStats() -> ClusterStats { stats.take(liveWorkers: liveWorkers) }
+
+    public func start(_ description: RunDescription) throws {
+        guard run == nil else { return }
+        let config = description.config
+        let welcome = { (id: UInt32) in
+            Welcome(workerID: id, spec: description.architecture.spec, deterministic: config.deterministic,
+                    microBatch: config.microBatch, sampleSize: description.sampleSize)
+        }
+        let pool = WorkerPool(transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
+                              welcome: welcome, log: log)
+        run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
+        try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
+    }
+
+    private func round(_ work: RoundWork) throws -> (results: [[StepResult]], sendSeconds: Double) {
+        guard let run else { preconditionFailure("ClusterStepRunner used before start") }
+        if run.pool.liveCount < options.minWorkers {
+            log("\(run.pool.liveCount) live worker(s), fewer than \(options.minWorkers): waiting up to \(formatSeconds(options.joinTimeout)) s for more to join")
+            try run.pool.waitUntilLive(options.minWorkers, timeout: options.joinTimeout)
+        }
+        let round = Round(work, pool: run.pool, validator: run.validator, stats: stats, options: options, log: log)
+        return (try round.run(), round.sendSeconds)
+    }
+
+    public func train(step: Int, samples: ArraySlice<Int32>, of data: Dataset, weights: FloatBuffer,
+                      into sum: GradientSum) throws -> GradientComputer.Totals {
+        guard let run else { preconditionFailure("ClusterStepRunner used before start") }
+        let clock = Date()
+        let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
+        let (results, sendSeconds) = try round(RoundWork(step: UInt64(step), data: data, samples: samples, unit: unit,
+                                                          weights: weights.array, evaluate: false))
+        let combining = Date()
+        var totals = GradientComputer.Totals()
+        // Slice order: fixed in float mode too, so a run repeats with the same workers.
+        for buckets in results {
+            totals.add(buckets[0].totals)
+            sum.addSamples(buckets[0].count)
+            for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
+        }
+        stats.addStep(seconds: Date().timeIntervalSince(clock),
+                      coordinatorSeconds: sendSeconds + Date().timeIntervalSince(combining))
+        return totals
+    }
+
+    public func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals {
+        evaluationRounds += 1
+        stats.counting = false
+        defer { stats.counting = true }
+        // Evaluation rounds are numbered apart from training steps (bit 47 set).
+        let (results, _) = try round(RoundWork(step: (1 << 47) | evaluationRounds, data: data,
+                                               samples: Array(0..<Int32(data.count))[...], unit: 1,
+                                               weights: weights.array, evaluate: true))
+        var totals = GradientComputer.Totals()
+        for buckets in results { totals.add(buckets[0].totals) }
+        return totals
+    }
+
+    public func finish() throws {
+        try run?.pool.shutDown()
+    }
+}
+
+extension StepResult {
+    var totals: GradientComputer.Totals { GradientComputer.Totals(count: count, lossSum: lossSum, correct: correct) }
+}
+
+extension GradientSum {
+    /// Adds a worker's bucket, whose values start at parameter `offset`. The validator has
+    /// checked that its kind matches this sum's mode and its range the model's layout.
+    func add(_ gradient: StepResult.Gradient, at offset: Int) {
+        switch gradient {
+        case .none: break
+        case let .fixedPoint(values):
+            values.withUnsafeBufferPointer { add(fixed: $0.baseAddress!, range: offset..<(offset + values.count)) }
+        case let .float(values):
+            values.withUnsafeBufferPointer { add(float: $0.baseAddress!, range: offset..<(offset + values.count)) }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import ConvoyEngine
+import Foundation
+
+/// What one round asks of the workers: train (gradients) or evaluate (totals only) on some
+/// samples of a dataset, at some weights.
+struct RoundWork {
+    let step: UInt64
+    let data: Dataset
+    let samples: ArraySlice<Int32>
+    /// Slices are cut only at multiples of this (the micro-batch in deterministic mode).
+    let unit: Int
+    let weights: [Float]
+    let evaluate: Bool
+}
+
+/// Runs one round: cuts the samples into contiguous slices, one per live worker, sends them,
+/// collects the results, and gives the slices of workers that fail (unreachable, past the
+/// deadline, bad results) to the others. A slice's buckets count only once all of them came
+/// from one worker: the buckets of a worker dropped halfway are discarded with it.
+final class Round {
+    private let work: RoundWork
+    private let pool: WorkerPool
+    private let validator: ResultValidator
+    private let stats: ClusterStatsRecorder
+    private let options: ClusterOptions
+    private let log: (String) -> Void
+    private let ranges: [Range<Int>]
+    private var results: [[StepResult]]
+    /// Slice → the worker that holds it, until all its buckets are in.
+    private var owner: [Int: Int] = [:]
+    /// Buckets of unfinished slices.
+    private var partial: [Int: [StepResult]] = [:]
+    /// Seconds spent sending work, the coordinator's share of the round.
+    private(set) var sendSeconds = 0.0
+
+    init(_ work: RoundWork, pool: WorkerPool, validator: ResultValidator, stats: ClusterStatsRecorder,
+         options: ClusterOptions, log: @escaping (String) -> Void) {
+        self.work = work; self.pool = pool; self.validator = validator; self.stats = stats
+        self.options = options; self.log = log
+        ranges = BatchPlan.slices(count: work.samples.count, parts: max(pool.liveCount, 1), unit: work.unit)
+            .filter { !$0.isEmpty }
+        results = Array(repeating: [], count: ranges.count)
+    }
+
+    /// Each slice's result buckets, in slice order (and bucket order within a slice).
+    func run() throws -> [[StepResult]] {
+        pool.inRound = true
+        defer { pool.inRound = false }
+        for (slice, w) in zip(ranges.indices, pool.live) { try assign(slice, to: w) }
+        var deadline = Date().addingTimeInterval(options.stepTimeout)
+        while !owner.isEmpty {
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 {
+                for w in Set(owner.values) { pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline") }
+                try reassignOrphans()
+                deadline = Date().addingTimeInterval(options.stepTimeout)
+                continue
+            }
+            guard let (peer, frame) = try pool.transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) else { continue }
+            stats.countBytes(frame.count)
+            guard let w = pool.liveIndex(of: peer) else {
+                try pool.handleUnexpected(peer: peer, frame: frame)
+                continue
+            }
+            try handle(frame, from: w)
+        }
+        return results
+    }
+
+    private func message(for slice: Int) -> Message {
+        let range = ranges[slice]
+        let start = work.samples.startIndex
+        let indices = work.samples[(start + range.lowerBound)..<(start + range.upperBound)]
+        var pixels = [UInt8](repeating: 0, count: range.count * work.data.sampleSize)
+        var labels = [UInt8](repeating: 0, count: range.count)
+        pixels.withUnsafeMutableBufferPointer { p in
+            labels.withUnsafeMutableBufferPointer { l in work.data.gather(indices, pixels: p.baseAddress!, labels: l.baseAddress!) }
+        }
+        return Message(runID: pool.runID, step: work.step, payload: .step(StepWork(
+            slice: UInt32(slice), evaluate: work.evaluate, weights: work.weights, sampleSize: work.data.sampleSize,
+            pixels: pixels, labels: labels)))
+    }
+
+    /// Sends `slice` to worker `w`, or to the next live one while sends fail.
+    private func assign(_ slice: Int, to w: Int) throws {
+        let clock = Date()
+        defer { sendSeconds += Date().timeIntervalSince(clock) }
+        let message = message(for: slice)
+        var target = w
+        while try !pool.send(message, to: target) { target = try nextLiveWorker(after: target) }
+        owner[slice] = target
+    }
+
+    /// Gives the slices of dropped workers to live ones.
+    private func reassignOrphans() throws {
+        let orphans = owner.filter { !pool.workers[$0.value].alive }.sorted { $0.key < $1.key }
+        for (slice, w) in orphans {
+            owner[slice] = nil
+            partial[slice] = nil
+            try assign(slice, to: try nextLiveWorker(after: w))
+        }
+    }
+
+    private func nextLiveWorker(after w: Int) throws -> Int {
+        if pool.liveCount == 0 {
+            // Everyone of this round is gone: take whoever joined meanwhile, or wait for one.
+            pool.inRound = false
+            defer { pool.inRound = true }
+            log("no live worker left: waiting up to \(formatSeconds(options.joinTimeout)) s for one to join")
+            try pool.waitUntilLive(1, timeout: options.joinTimeout)
+        }
+        let count = pool.workers.count
+        for offset in 1...count where pool.workers[(w + offset) % count].alive { return (w + offset) % count }
+        throw ClusterError.noLiveWorkers
+    }
+
+    private func handle(_ frame: [UInt8], from w: Int) throws {
+        let name = pool.workers[w].name
+        let message: Message
+        do { message = try Message(decoding: frame) } catch {
+            pool.drop(w, because: "sent an invalid message (\(error))")
+            return try reassignOrphans()
+        }
+        switch message.payload {
+        case let .result(result):
+            guard message.runID == pool.runID, message.step == work.step else {
+                return log("ignored a result of step \(message.step) run \(hex(message.runID)) from \(name) (now step \(work.step))")
+            }
+            try accept(result, from: w)
+        case let .refuse(reason):
+            // Workers refuse only what they cannot compute (a diverged gradient, a model
+            // they cannot build): every other worker would fail the same way.
+            throw ClusterError.workerRefused(worker: name, step: work.step, reason: reason)
+        case .hello:
+            try pool.handleUnexpected(peer: pool.workers[w].peer, frame: frame)
+        default:
+            log("ignored a \(message.payload.type) message from \(name)")
+        }
+    }
+
+    private func accept(_ result: StepResult, from w: Int) throws {
+        let slice = Int(result.slice)
+        guard slice < ranges.count, owner[slice] == w else {
+            return log("ignored a result for slice \(slice) that \(pool.workers[w].name) does not hold")
+        }
+        var buckets = partial[slice] ?? []
+        if let problem = validator.problem(with: result, expected: ranges[slice].count, evaluate: work.evaluate,
+                                           earlier: buckets) {
+            pool.drop(w, because: "sent a bad result (\(problem))")
+            return try reassignOrphans()
+        }
+        buckets.append(result)
+        guard validator.isComplete(buckets, evaluate: work.evaluate) else {
+            partial[slice] = buckets
+            return
+        }
+        results[slice] = buckets
+        partial[slice] = nil
+        owner[slice] = nil
+        if !work.evaluate { stats.addSlice(worker: pool.workers[w].id, computeSeconds: result.computeSeconds) }
+    }
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+}

@@ -1,0 +1,46 @@
+import ConvoyInterop
+
+/// What a worker needs from a network: send a frame to its coordinator, receive the next
+/// message. ZeroMQ in production; a scripted fake in tests.
+public protocol WorkerTransport: AnyObject {
+    /// Queues one frame. With `dontWait` it returns false at once when it cannot be queued
+    /// (no connection yet) instead of waiting.
+    @discardableResult
+    func send(_ frame: [UInt8], dontWait: Bool) throws -> Bool
+    /// The next message's frames, or nil after `timeoutMs` without one.
+    func receive(timeoutMs: Int) throws -> [[UInt8]]?
+}
+
+/// A worker's DEALER socket to its coordinator.
+public final class ZMQWorkerTransport: WorkerTransport {
+    let context: ZMQContext
+    let socket: ZMQSocket
+
+    /// Connects (in the background: ZeroMQ reconnects with backoff until the coordinator is
+    /// there). With `curve`, the coordinator must prove it holds `serverKey`'s secret.
+    public init(endpoint: String, curve: (serverKey: String, keys: CurveKeyPair)?) throws {
+        context = ZMQContext()
+        socket = try ZMQSocket(context: context, kind: .dealer)
+        try socket.setMaxMessageSize(Wire.maxMessageBytes)
+        try socket.setReconnectInterval(100, max: 5000)
+        try socket.setImmediate()
+        try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
+        if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
+        try socket.connect(endpoint)
+    }
+
+    public func send(_ frame: [UInt8], dontWait: Bool) throws -> Bool {
+        try socket.send([frame], dontWait: dontWait)
+    }
+
+    public func receive(timeoutMs: Int) throws -> [[UInt8]]? {
+        try socket.receive(timeoutMs: timeoutMs)
+    }
+
+    /// Lets the last reply (the shutdown acknowledgement) leave, then closes.
+    public func close() {
+        try? socket.setLinger(milliseconds: 1000)
+        socket.close()
+        context.terminate()
+    }
+}

@@ -1,0 +1,80 @@
+/// What a step runner needs to know about the run before its first step.
+public struct RunDescription: Sendable {
+    public let config: TrainingConfig
+    public let architecture: Architecture
+    /// Values per sample in the datasets.
+    public let sampleSize: Int
+    /// The mode of the sums `train` adds into.
+    public var sumMode: SumMode { SumMode(deterministic: config.deterministic) }
+}
+
+/// Where a training session's steps are computed: in this process (`LocalStepRunner`) or by
+/// a cluster of worker processes (`ClusterStepRunner` in ConvoyCluster). The session owns the
+/// epoch loop, the optimizer, checkpoints and reports; a runner only turns weights and
+/// samples into gradient sums and totals, so both run exactly the same training.
+public protocol StepRunner: AnyObject {
+    /// Called once before the first step; a cluster waits for its workers here.
+    func start(_ run: RunDescription) throws
+    /// Adds the gradient sum of `data`'s samples at `samples` (indices into `data`), computed
+    /// at `weights`, into `sum`, with their count; returns their loss and hits. `step` numbers
+    /// the run's steps from 0.
+    func train(step: Int, samples: ArraySlice<Int32>, of data: Dataset, weights: FloatBuffer,
+               into sum: GradientSum) throws -> GradientComputer.Totals
+    /// Loss and hits of every sample of `data` at `weights`.
+    func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals
+    /// Called once after the last step; a cluster tells its workers the run is over.
+    func finish() throws
+}
+
+/// Steps computed in this process by one `GradientComputer`: what `convoy train` runs.
+public final class LocalStepRunner: StepRunner {
+    private var computer: GradientComputer?
+    private var microBatch = 1
+    private var pixels: [UInt8] = []
+    private var labels: [UInt8] = []
+
+    public init() {}
+
+    public func start(_ run: RunDescription) throws {
+        guard computer == nil else { return }
+        let config = run.config
+        // Large enough for a whole batch in float mode and for evaluation chunks.
+        let maxBatch = max(config.deterministic ? config.microBatch : config.batchSize, 256)
+        computer = GradientComputer(network: Network(run.architecture, maxBatch: maxBatch))
+        microBatch = config.microBatch
+    }
+
+    private func ready() -> GradientComputer {
+        guard let computer else { preconditionFailure("LocalStepRunner used before start") }
+        return computer
+    }
+
+    public func train(step: Int, samples: ArraySlice<Int32>, of data: Dataset, weights: FloatBuffer,
+                      into sum: GradientSum) throws -> GradientComputer.Totals {
+        let computer = ready()
+        // The same hand-over as a worker receiving the step's weights.
+        computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
+        let needed = samples.count * data.sampleSize
+        if pixels.count < needed { pixels = [UInt8](repeating: 0, count: needed) }
+        if labels.count < samples.count { labels = [UInt8](repeating: 0, count: samples.count) }
+        return try pixels.withUnsafeMutableBufferPointer { pixels in
+            try labels.withUnsafeMutableBufferPointer { labels in
+                data.gather(samples, pixels: pixels.baseAddress!, labels: labels.baseAddress!)
+                return try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!,
+                                            count: samples.count, microBatch: microBatch, into: sum)
+            }
+        }
+    }
+
+    public func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals {
+        let computer = ready()
+        computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
+        return data.pixels.withUnsafeBufferPointer { pixels in
+            data.labels.withUnsafeBufferPointer { labels in
+                computer.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: data.count)
+            }
+        }
+    }
+
+    public func finish() throws {}
+}

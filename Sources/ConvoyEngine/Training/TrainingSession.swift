@@ -1,0 +1,174 @@
+import Foundation
+
+/// Where and how often a session writes checkpoints.
+public struct CheckpointPolicy: Sendable, Equatable {
+    public var directory: String
+    /// Also every this many steps (0: only at epoch ends).
+    public var every = 0
+    /// How many of the newest checkpoints to keep.
+    public var keep = 3
+    public init(directory: String, every: Int = 0, keep: Int = 3) {
+        self.directory = directory; self.every = every; self.keep = keep
+    }
+}
+
+/// Where a session is after a step, for progress displays.
+public struct StepProgress: Sendable {
+    public let epoch: Int
+    public let step: Int
+    public let stepsPerEpoch: Int
+    /// Mean loss of the epoch's steps so far.
+    public let runningLoss: Double
+}
+
+/// One training run, whoever computes its steps: the epoch loop, the optimizer step, the
+/// reports, checkpoints and resume. `convoy train` runs it with a `LocalStepRunner`, the
+/// cluster's coordinator with a `ClusterStepRunner`; the same config gives the same weights
+/// with either (bit for bit in deterministic mode).
+public final class TrainingSession {
+    public let config: TrainingConfig
+    public let architecture: Architecture
+    public let train: Dataset
+    public let test: Dataset
+    public let plan: BatchPlan
+    public let server: ParameterServer
+    public let runner: any StepRunner
+    public var checkpoints: CheckpointPolicy?
+    /// The reports of the epochs finished so far, including those before a resume.
+    public private(set) var reports: [EpochReport] = []
+    private let sum: GradientSum
+    private var started = false
+    /// Where `run` starts: (0, 0) for a new run, else what `resume` restored.
+    private var start = (epoch: 0, step: 0)
+    private var resumedTotals = GradientComputer.Totals()
+    private let log: (String) -> Void
+
+    public init(config: TrainingConfig, train: Dataset, test: Dataset, runner: any StepRunner,
+                checkpoints: CheckpointPolicy? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+        try config.validate()
+        let architecture = try Architecture(try ModelZoo.spec(named: config.model))
+        for (data, name) in [(train, "training"), (test, "test")] where architecture.inputShape.count != data.sampleSize {
+            throw DataError("model \(config.model) takes \(architecture.inputShape.count) inputs per sample; the \(name) data has \(data.sampleSize)")
+        }
+        self.config = config
+        self.architecture = architecture
+        self.train = train
+        self.test = test
+        self.runner = runner
+        self.checkpoints = checkpoints
+        self.log = log
+        plan = BatchPlan(sampleCount: train.count, batchSize: config.batchSize, seed: config.seed)
+        server = ParameterServer(parameters: architecture.initialParameters(seed: config.seed, initializer: config.initializer),
+                                 config: config, totalSteps: plan.stepsPerEpoch * config.epochs)
+        sum = GradientSum(mode: SumMode(deterministic: config.deterministic), count: architecture.parameterCount)
+    }
+
+    /// Continues from `checkpoint` instead of the start. Its configuration must be this run's
+    /// in everything that shapes the result.
+    public func resume(from checkpoint: Checkpoint) throws {
+        let saved = checkpoint.header.config
+        var comparable = saved
+        comparable.testSamples = config.testSamples   // evaluation only: may change
+        guard comparable == config else { throw ResumeError.differentRun(saved: saved) }
+        guard checkpoint.parameters.count == server.parameterCount else {
+            throw ResumeError.parameterCount(checkpoint: checkpoint.parameters.count, model: server.parameterCount)
+        }
+        server.parameters.load(checkpoint.parameters)
+        server.restore(step: checkpoint.header.step, optimizerState: checkpoint.optimizerState)
+        start = (checkpoint.header.epoch, checkpoint.header.stepInEpoch)
+        resumedTotals = checkpoint.header.epochTotals
+        reports = checkpoint.header.reports
+        log("resuming at epoch \(start.epoch + 1), step \(start.step) of \(plan.stepsPerEpoch) (step \(server.step) of the run)")
+    }
+
+    /// Hands the run to the runner (a cluster waits for its workers); `run` does it too.
+    public func startRunner() throws {
+        guard !started else { return }
+        try runner.start(RunDescription(config: config, architecture: architecture, sampleSize: train.sampleSize))
+        started = true
+    }
+
+    /// Trains every epoch left, then ends the runner.
+    public func run(progress: (StepProgress) -> Void = { _ in }, epochDone: (EpochReport) throws -> Void) throws {
+        try startRunner()
+        for epoch in start.epoch..<config.epochs {
+            let report = try runEpoch(epoch, progress: progress)
+            reports.append(report)
+            try saveCheckpoint(epoch: epoch + 1, stepInEpoch: 0, totals: GradientComputer.Totals())
+            try epochDone(report)
+        }
+        try runner.finish()
+    }
+
+    private func runEpoch(_ epoch: Int, progress: (StepProgress) -> Void) throws -> EpochReport {
+        let clock = Date()
+        let order = plan.order(epoch: epoch)
+        let rate = config.schedule.rate(base: config.learningRate, step: epoch * plan.stepsPerEpoch,
+                                        totalSteps: server.totalSteps)
+        let first = epoch == start.epoch ? start.step : 0
+        var totals = epoch == start.epoch ? resumedTotals : GradientComputer.Totals()
+        var trained = 0
+        for index in first..<plan.stepsPerEpoch {
+            let stepTotals = try trainStep(step: epoch * plan.stepsPerEpoch + index,
+                                           samples: order[plan.batchRange(step: index)])
+            totals.add(stepTotals)
+            trained += stepTotals.count
+            progress(StepProgress(epoch: epoch, step: index + 1, stepsPerEpoch: plan.stepsPerEpoch,
+                                  runningLoss: totals.lossSum / Double(max(totals.count, 1))))
+            if let every = checkpoints?.every, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch {
+                try saveCheckpoint(epoch: epoch, stepInEpoch: index + 1, totals: totals)
+            }
+        }
+        let seconds = Date().timeIntervalSince(clock)
+        let evaluation = try evaluate(test)
+        return EpochReport(epoch: epoch + 1, loss: totals.lossSum / Double(max(totals.count, 1)),
+                           trainAccuracy: Double(totals.correct) / Double(max(totals.count, 1)),
+                           testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
+                           testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
+                           seconds: seconds, samplesPerSec: Double(trained) / max(seconds, 1e-9),
+                           learningRate: Double(rate))
+    }
+
+    /// One optimizer step on the training samples at `samples` (indices into `train`).
+    @discardableResult
+    public func trainStep(step: Int, samples: ArraySlice<Int32>) throws -> GradientComputer.Totals {
+        try startRunner()
+        sum.reset()
+        let totals = try runner.train(step: step, samples: samples, of: train, weights: server.parameters, into: sum)
+        server.apply(sum)
+        return totals
+    }
+
+    /// Loss and hits of the current parameters on `data`.
+    public func evaluate(_ data: Dataset) throws -> GradientComputer.Totals {
+        try startRunner()
+        return try runner.evaluate(data, weights: server.parameters)
+    }
+
+    private func saveCheckpoint(epoch: Int, stepInEpoch: Int, totals: GradientComputer.Totals) throws {
+        guard let checkpoints else { return }
+        let header = Checkpoint.Header(config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: server.step,
+                                       epochTotals: totals, reports: reports)
+        try Checkpoint(header: header, parameters: server.parameters.array, optimizerState: server.optimizer.state)
+            .save(in: checkpoints.directory, keep: checkpoints.keep)
+    }
+
+    public var modelFile: ModelFile {
+        ModelFile(spec: architecture.spec, config: config, parameters: server.parameters.array)
+    }
+}
+
+/// Why a checkpoint cannot continue this run.
+public enum ResumeError: Error, CustomStringConvertible {
+    case differentRun(saved: TrainingConfig)
+    case parameterCount(checkpoint: Int, model: Int)
+
+    public var description: String {
+        switch self {
+        case let .differentRun(saved):
+            "the checkpoint was made by a different run (\(saved.model), batch \(saved.batchSize), seed \(saved.seed), \(saved.epochs) epochs, lr \(saved.learningRate), \(saved.optimizer.rawValue), \(saved.deterministic ? "deterministic" : "fast")): resume it with the same training settings"
+        case let .parameterCount(checkpoint, model):
+            "the checkpoint holds \(checkpoint) parameters, the model has \(model)"
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import ConvoyCluster
+import ConvoyEngine
+import ConvoyInterop
+
+/// The engine and the cluster report errors as values naming settings; this is where they
+/// become sentences that name this CLI's flags.
+enum ErrorWording {
+    static func flag(for setting: TrainingSetting) -> String {
+        switch setting {
+        case .model: "--model"
+        case .epochs: "--epochs"
+        case .batchSize: "--batch"
+        case .optimizer: "--optimizer"
+        case .learningRate: "--lr"
+        case .schedule: "--schedule"
+        case .seed: "--seed"
+        case .microBatch: "--micro-batch"
+        case .initializer: "--init"
+        case .trainSamples: "--train-samples"
+        case .testSamples: "--test-samples"
+        }
+    }
+
+    /// One line for any error convoy's commands can meet.
+    static func line(for error: Error) -> String {
+        switch error {
+        case let error as SettingError:
+            return "\(flag(for: error.setting)) \(error.value): \(error.rule)"
+        case let error as ClusterSettingError:
+            switch error {
+            case let .workers(n): return "--workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
+            case let .minWorkers(n): return "--min-workers must be in 1...--workers (got \(n))"
+            case let .joinTimeout(s): return "--join-timeout must be positive (got \(s))"
+            case let .stepTimeout(s): return "--step-timeout must be positive (got \(s))"
+            }
+        case let error as FixedPoint.OverflowError:
+            return "\(error); lower --lr"
+        case let error as ResumeError:
+            if case .differentRun = error { return "\(error) (the same training flags)" }
+            return "\(error)"
+        case let error as CPUAffinity.AffinityError:
+            return "--cpu \(error.cpu): cannot pin to that CPU (\(error.reason))"
+        case let error as ClusterError:
+            if case let .noCoordinator(endpoint, seconds, true) = error {
+                return "no coordinator answered at \(endpoint) within \(seconds) s (with CURVE: is --server-key the coordinator's, and this worker's public key in its --authorized-keys?)"
+            }
+            return "\(error)"
+        default:
+            return "\(error)"
+        }
+    }
+}
+
+/// A flag's value that cannot work: the CLI's own checks, worded like the engine's.
+struct FlagError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
