@@ -100,12 +100,28 @@ extension ZMQSocket {
     }
 }
 
-/// The ZAP handler (RFC 27) of a context: admits CURVE clients whose public key is in the
-/// authorized set, refuses (and reports) every other one. Runs on its own thread with its
-/// own socket, from before the server socket binds until `stop()`.
+/// A ZAP request as the policy sees it: the security mechanism ("NULL", "PLAIN", "CURVE")
+/// and, for CURVE, the client's public key in Z85.
+public struct ZAPRequest: Sendable {
+    public let mechanism: String
+    public let curveKey: String?
+    public init(mechanism: String, curveKey: String?) { self.mechanism = mechanism; self.curveKey = curveKey }
+}
+
+/// A policy's answer: admit or not, and why (logged for refusals).
+public struct ZAPDecision: Sendable {
+    public let allowed: Bool
+    public let reason: String
+    public init(allowed: Bool, reason: String) { self.allowed = allowed; self.reason = reason }
+}
+
+/// The ZAP handler (RFC 27) of a context: asks `policy` about each client and refuses (and
+/// reports) those it turns away. Who may join is the caller's policy, not this wrapper's.
+/// Runs on its own thread with its own socket, from before the server socket binds until
+/// `stop()`.
 public final class ZAPAuthenticator: @unchecked Sendable {
     private let context: ZMQContext
-    private let authorized: Set<String>
+    private let policy: @Sendable (ZAPRequest) -> ZAPDecision
     private let log: @Sendable (String) -> Void
     private let lock = NSLock()
     private var stopping = false
@@ -115,9 +131,10 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     private var refusals: [String: Int] = [:]
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(context: ZMQContext, authorized: Set<String>, log: @escaping @Sendable (String) -> Void) throws {
+    public init(context: ZMQContext, policy: @escaping @Sendable (ZAPRequest) -> ZAPDecision,
+                log: @escaping @Sendable (String) -> Void) throws {
         self.context = context
-        self.authorized = authorized
+        self.policy = policy
         self.log = log
         // Bound here, before any CURVE socket exists; then owned by the thread alone.
         let handover = SocketHandover(try ZMQSocket(context: context, kind: .reply))
@@ -165,11 +182,9 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             guard request.count >= 6 else { continue }
             let address = String(decoding: request[3], as: UTF8.self)
             let mechanism = String(decoding: request[5], as: UTF8.self)
-            var allowed = false, reason = "CURVE required"
-            if mechanism == "CURVE", request.count >= 7, let key = CurveKeyPair.z85(request[6]) {
-                allowed = authorized.contains(key)
-                reason = allowed ? "OK" : "unknown key \(key)"
-            }
+            let key = mechanism == "CURVE" && request.count >= 7 ? CurveKeyPair.z85(request[6]) : nil
+            let decision = policy(ZAPRequest(mechanism: mechanism, curveKey: key))
+            let (allowed, reason) = (decision.allowed, decision.reason)
             if !allowed { report("refused a connection from \(address): \(reason)") }
             let reply: [[UInt8]] = [request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
                                     Array((allowed ? "worker" : "").utf8), []]

@@ -51,7 +51,9 @@ struct CoordinatorCommand: ParsableCommand {
             let checkpoint = try checkpoints.checkpoint(log: log)
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
-            let authenticator = try authorized.map { try ZAPAuthenticator(context: context, authorized: $0, log: log) }
+            let authenticator = try authorized.map { keys in
+                try ZAPAuthenticator(context: context, policy: AuthorizedKeys(keys).decide, log: log)
+            }
             defer { authenticator?.stop() }
             let transport = try ZMQCoordinatorTransport(context: context, bind: bind, curveSecretKey: secretKey,
                                                         authenticator: authenticator)
