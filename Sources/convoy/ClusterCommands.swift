@@ -108,12 +108,14 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads (one per worker process keeps N workers on N cores).") var threads = 1
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach a coordinator.") var connectTimeout: Double = 300
     @Option(name: .customLong("idle-timeout"), help: "Seconds of coordinator silence before giving up.") var idleTimeout: Double = 300
-    @Option(help: "Pin this worker to one CPU (0-based), e.g. one worker per core.") var cpu: Int?
+    @Option(help: "Pin this worker to one CPU (0-based), e.g. one worker per core; with --slots K, CPUs CPU..CPU+K-1.") var cpu: Int?
+    @Option(help: "Compute threads in this process; their exact gradient sums are added before one send (one peer per host).") var slots = 1
     @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (its .pub).") var serverKey: String?
     @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
 
     func validate() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be in 1...1024 (got \(slots))") }
         guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
             throw ValidationError("--connect \(connect) is not a tcp:// or ipc:// endpoint")
         }
@@ -130,6 +132,7 @@ struct WorkerCommand: ParsableCommand {
             runner.timing.connectTimeout = connectTimeout
             runner.timing.idleTimeout = idleTimeout
             runner.cpu = cpu
+            runner.slots = slots
             if let serverKey, let key {
                 runner.curve = (try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),
                                 try CurveKeyPair(secretKey: try CurveKeyPair.readKey(path: key, what: "--key")))

@@ -14,14 +14,16 @@ struct Local: ParsableCommand {
     @Option(help: "Worker processes (default: the number of cores).") var workers = ProcessInfo.processInfo.activeProcessorCount
     @OptionGroup var training: TrainingOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
-    @Option(help: "OpenBLAS threads per worker.") var threads = 1
+    @Option(help: "OpenBLAS threads per compute thread.") var threads = 1
+    @Option(help: "Compute threads per worker process, pre-summing their gradients (per-host aggregation).") var slots = 1
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
-    @Flag(inversion: .prefixedNo, help: "Pin worker i to CPU i when the workers fit the cores.") var pin = true
+    @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin = true
 
     /// Fails here, before spawning anything, with the coordinator's own rule for --workers.
     func validate() throws {
         if let problem = ClusterOptions(workers: workers).problem { throw ValidationError(ErrorWording.line(for: problem)) }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be in 1...1024 (got \(slots))") }
     }
 
     func run() throws {
@@ -57,9 +59,11 @@ struct Local: ParsableCommand {
             for index in 0..<workers {
                 let worker = Process()
                 worker.executableURL = URL(fileURLWithPath: binary)
-                worker.arguments = ["worker", "--connect", endpoint, "--threads", String(threads), "--connect-timeout", "60", "--idle-timeout", "120"]
-                // One worker per core, pinned, when they fit (see CPUAffinity).
-                if pin && workers * threads <= cores { worker.arguments! += ["--cpu", String(index * threads)] }
+                worker.arguments = ["worker", "--connect", endpoint, "--threads", String(threads), "--slots", String(slots),
+                                    "--connect-timeout", "60", "--idle-timeout", "120"]
+                // One compute thread per core, pinned, when they fit (see CPUAffinity).
+                let perWorker = threads * slots
+                if pin && workers * perWorker <= cores { worker.arguments! += ["--cpu", String(index * perWorker)] }
                 try children.start(worker)
             }
             while let line = reader.next() { ProgressPrinter.error(line) }

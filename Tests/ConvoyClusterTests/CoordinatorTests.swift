@@ -27,8 +27,9 @@ final class InMemoryCluster: CoordinatorTransport {
     var stepMessages = 0
     struct Crash: Error {}
 
-    func addWorker(silentAfterSteps: Int? = nil) {
-        let node = Node(peer: [UInt8(nodes.count + 1)], core: WorkerCore(hello: Hello(host: "mem", pid: Int32(nodes.count), threads: 1)))
+    func addWorker(silentAfterSteps: Int? = nil, slots: Int = 1) {
+        let node = Node(peer: [UInt8(nodes.count + 1)],
+                        core: WorkerCore(hello: Hello(host: "mem", pid: Int32(nodes.count), threads: 1), slots: slots))
         node.silentAfterSteps = silentAfterSteps
         nodes.append(node)
         inbox.append((node.peer, node.core.helloMessage.encoded()))
@@ -103,6 +104,21 @@ final class InMemoryCluster: CoordinatorTransport {
         for n in 1...3 {
             let (weights, _) = try clusterWeights(workers: n)
             #expect(weights == reference, "\(n) workers")
+        }
+    }
+
+    /// Per-host aggregation: workers with several compute slots pre-sum their exact
+    /// gradients, and the weights are still those of one process, bit for bit.
+    @Test func workersWithSeveralSlotsGiveTheSingleProcessWeightsBitForBit() throws {
+        let reference = try trainerWeights()
+        for (workers, slots) in [(1, 2), (1, 3), (2, 2)] {
+            let cluster = InMemoryCluster()
+            for _ in 0..<workers { cluster.addWorker(slots: slots) }
+            var options = ClusterOptions(workers: workers)
+            options.joinTimeout = 2
+            let session = try Self.clusterSession(cluster, options: options, runID: 12)
+            try session.run(epochDone: { _ in })
+            #expect(session.server.parameters.array == reference, "\(workers) workers × \(slots) slots")
         }
     }
 

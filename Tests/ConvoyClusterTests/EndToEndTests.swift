@@ -54,8 +54,8 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         return json?["parameter_checksum"] as? String ?? "missing"
     }
 
-    /// The bar: `convoy train` and `convoy local` with 1, 2 and 3 worker processes end
-    /// with bit-identical weights.
+    /// `convoy train`, `convoy local` with 1, 2 and 3 worker processes, and one worker with two
+    /// compute slots end with bit-identical weights.
     @Test func trainAndLocalClustersSaveBitIdenticalModels() throws {
         let dir = NSTemporaryDirectory() + "convoy-e2e-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -63,16 +63,18 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         let single = try runConvoy(["train", "--out", dir + "/train.convoy", "--json"] + Self.quick)
         #expect(single.status == 0, "\(single.stderr)")
         let reference = try checksum(dir + "/train.convoy")
-        for n in 1...3 {
-            let path = dir + "/local\(n).convoy"
-            let result = try runConvoy(["local", "--workers", String(n), "--out", path, "--json"] + Self.quick)
+        // N worker processes, and one process with two compute slots (per-host aggregation).
+        for (n, slots) in [(1, 1), (2, 1), (3, 1), (1, 2)] {
+            let path = dir + "/local\(n)x\(slots).convoy"
+            let result = try runConvoy(["local", "--workers", String(n), "--slots", String(slots), "--out", path, "--json"]
+                                       + Self.quick)
             #expect(result.status == 0, "\(result.stderr)")
             let lines = result.stdout.split(separator: "\n")
             #expect(lines.count == 2, "one JSON object per epoch: \(result.stdout)")
-            #expect(try checksum(path) == reference, "\(n) workers")
+            #expect(try checksum(path) == reference, "\(n) workers × \(slots) slots")
         }
         // And the files load as models with sensible accuracy.
-        let evaluation = try runConvoy(["evaluate", "--model-file", dir + "/local2.convoy", "--test-samples", "200", "--data", mnistDirectory])
+        let evaluation = try runConvoy(["evaluate", "--model-file", dir + "/local2x1.convoy", "--test-samples", "200", "--data", mnistDirectory])
         #expect(evaluation.stdout.contains("confusion matrix"))
     }
 

@@ -138,4 +138,42 @@ import Testing
         #expect(try total(parts: 2) == one)
         #expect(try total(parts: 3) == one)
     }
+
+    /// Compute slots (threads of one worker) add their exact sums into the same bits as one
+    /// computer, announce every bucket once in layout order, and a slot that fails (here a
+    /// diverged gradient) makes the whole step throw instead of hanging.
+    @Test func computeSlotsSumToTheSameBitsAndFailCleanly() throws {
+        let architecture = try Architecture(ModelZoo.lenet5)
+        var parameters = architecture.initialParameters(seed: 4)
+        var rng = SeededRandom(seed: 6)
+        let count = 56
+        let pixels = (0..<(count * 784)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let labels = (0..<count).map { _ in UInt8(rng.nextIndex(below: 10)) }
+        func run(slots: Int) throws -> ([Int64], [Range<Int>], Int) {
+            let computeSlots = ComputeSlots(architecture: architecture, slots: slots, maxBatch: 64, mode: .fixedPoint)
+            parameters.withUnsafeBufferPointer { computeSlots.load(weights: $0) }
+            var announced: [Range<Int>] = []
+            let totals = try pixels.withUnsafeBufferPointer { p in
+                try labels.withUnsafeBufferPointer { l in
+                    try computeSlots.compute(pixels: p.baseAddress!, labels: l.baseAddress!, count: count, microBatch: 8,
+                                             unit: 8, bucketReady: { range, totals in
+                        #expect(totals.count == count)
+                        announced.append(range)
+                    })
+                }
+            }
+            #expect(totals.count == count && computeSlots.total.samples == count)
+            return (Array(UnsafeBufferPointer(start: computeSlots.total.fixed, count: computeSlots.total.count)),
+                    announced, totals.correct)
+        }
+        let one = try run(slots: 1)
+        #expect(one.1 == architecture.gradientBuckets.map(\.parameters))
+        for slots in [2, 3, 8] {
+            let many = try run(slots: slots)
+            #expect(many.0 == one.0, "\(slots) slots")
+            #expect(many.1 == one.1 && many.2 == one.2)
+        }
+        for i in parameters.indices { parameters[i] *= 1e6 }
+        #expect(throws: FixedPoint.OverflowError.self) { _ = try run(slots: 3) }
+    }
 }

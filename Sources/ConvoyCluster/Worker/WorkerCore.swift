@@ -11,11 +11,18 @@ public final class WorkerCore {
     public private(set) var refusal: String?
     public let hello: Hello
     private var welcome: Welcome?
-    private var computer: GradientComputer?
-    private var sum: GradientSum?
+    /// Compute threads of this process (`--slots`), and the CPU each is pinned to.
+    public let slotCount: Int
+    private let cpus: [Int]?
+    private var slots: ComputeSlots?
     private var hasWeights = false
 
-    public init(hello: Hello) { self.hello = hello }
+    public init(hello: Hello, slots: Int = 1, cpus: [Int]? = nil) {
+        precondition(slots >= 1)
+        self.hello = hello
+        self.slotCount = slots
+        self.cpus = cpus
+    }
 
     public var helloMessage: Message { Message(runID: runID ?? 0, payload: .hello(hello)) }
 
@@ -44,10 +51,10 @@ public final class WorkerCore {
         case let .welcome(welcome):
             return accept(welcome, runID: message.runID)
         case let .step(work):
-            guard let runID, message.runID == runID, let computer, let sum, let welcome else {
+            guard let runID, message.runID == runID, let slots, let welcome else {
                 return ([], "refused a step of run \(hex(message.runID)): \(self.runID.map { "this worker is in run \(hex($0))" } ?? "not welcomed yet")")
             }
-            return (perform(work, step: message.step, runID: runID, computer: computer, sum: sum, welcome: welcome, send: send), nil)
+            return (perform(work, step: message.step, runID: runID, slots: slots, welcome: welcome, send: send), nil)
         case .shutdown:
             guard message.runID == runID else { return ([], "ignored a shutdown for run \(hex(message.runID))") }
             isFinished = true
@@ -71,8 +78,8 @@ public final class WorkerCore {
             // A repeated welcome (the answer to a repeated hello) changes nothing.
             if self.runID == runID && self.welcome == welcome { return ([], nil) }
             if self.runID != runID || self.welcome != welcome {
-                computer = GradientComputer(network: Network(architecture, maxBatch: max(welcome.microBatch, 256)))
-                sum = GradientSum(mode: SumMode(deterministic: welcome.deterministic), count: architecture.parameterCount)
+                slots = ComputeSlots(architecture: architecture, slots: slotCount, maxBatch: max(welcome.microBatch, 256),
+                                     mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
                 hasWeights = false
             }
             self.runID = runID
@@ -86,16 +93,16 @@ public final class WorkerCore {
         }
     }
 
-    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, computer: GradientComputer, sum: GradientSum, welcome: Welcome,
+    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, slots: ComputeSlots, welcome: Welcome,
                          send: (Message) throws -> Void) -> [Message] {
-        let network = computer.network
+        let network = slots.computers[0].network
         let id = workerID ?? 0
         func refuse(_ reason: String) -> [Message] { [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))] }
         if let weights = work.weights {
             guard weights.count == network.parameters.count else {
                 return refuse("step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
             }
-            network.parameters.load(weights)
+            weights.withUnsafeBufferPointer { slots.load(weights: $0) }
             hasWeights = true
         }
         guard hasWeights else { return refuse("step \(step) carries no weights and this worker holds none") }
@@ -111,25 +118,22 @@ public final class WorkerCore {
             Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
                 slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
                 computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound,
-                gradient: StepResult.Gradient(sum, parameters))))
+                gradient: StepResult.Gradient(slots.total, parameters))))
         }
         do {
             return try work.pixels.withUnsafeBufferPointer { pixels in
                 try work.labels.withUnsafeBufferPointer { labels in
                     if work.evaluate {
-                        let totals = computer.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count)
+                        let totals = slots.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count)
                         return [Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
                             slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
                             computeSeconds: Date().timeIntervalSince(started), gradient: .none)))]
                     }
                     // Each bucket leaves as soon as it is final: the head's while the trunk
                     // is computed (Architecture.gradientBuckets).
-                    sum.reset()
-                    try withoutActuallyEscaping(send) { send in
-                        _ = try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
-                                             microBatch: welcome.microBatch, into: sum,
-                                             bucketReady: { bucket, totals in try send(result(totals, bucket)) })
-                    }
+                    try slots.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
+                                      microBatch: welcome.microBatch, unit: welcome.deterministic ? welcome.microBatch : 1,
+                                      bucketReady: { bucket, totals in try send(result(totals, bucket)) })
                     return []
                 }
             }

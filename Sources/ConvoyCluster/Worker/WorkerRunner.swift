@@ -78,6 +78,8 @@ public struct WorkerRunner {
     public var timing = WorkerTiming()
     /// CPU to pin the computing thread to (ZeroMQ's I/O thread stays free to run anywhere).
     public var cpu: Int?
+    /// Compute threads (`ComputeSlots`); with `cpu`, slot k is pinned to CPU `cpu + k`.
+    public var slots = 1
     /// The coordinator's CURVE public key and this worker's key pair; nil: plain TCP.
     public var curve: (serverKey: String, keys: CurveKeyPair)?
     public var log: (String) -> Void
@@ -91,7 +93,8 @@ public struct WorkerRunner {
         defer { transport.close() }
         // After the context exists, so its I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
-        let core = WorkerCore(hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads))
+        let core = WorkerCore(hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads),
+                              slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } })
         log("connecting to \(endpoint)")
         var loop = WorkerLoop(endpoint: endpoint, log: log)
         loop.timing = timing

@@ -78,6 +78,15 @@ public final class GradientSum {
         for i in 0..<range.count { sums[i] += values[i] }
     }
 
+    /// Adds another sum's values over `range` (not its samples).
+    public func add(_ other: GradientSum, range: Range<Int>) {
+        precondition(other.mode == mode && other.count == count)
+        switch mode {
+        case .fixedPoint: add(fixed: other.fixed + range.lowerBound, range: range)
+        case .float: add(float: other.float + range.lowerBound, range: range)
+        }
+    }
+
     /// Adds another sum of the same layout, samples included.
     public func add(_ other: GradientSum) {
         precondition(other.mode == mode && other.count == count)
