@@ -1,6 +1,6 @@
 /// The shape of one sample (no batch dimension): `[features]`, `[channels, length]` or
 /// `[channels, height, width]`. Buffers hold `batch × shape.count` floats, sample-major.
-public struct Shape: Equatable, Hashable, Codable, Sendable, CustomStringConvertible {
+public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var dims: [Int]
 
     public init(_ dims: [Int]) { self.dims = dims }

@@ -3,7 +3,7 @@ import Foundation
 /// Element-wise activations. Each backward needs only the saved output `y`:
 /// ReLU `dx = dy·[y > 0]`, Sigmoid `dx = dy·y·(1 − y)`, Tanh `dx = dy·(1 − y²)`.
 public struct Activation: Layer {
-    public enum Function: String, Sendable, Codable { case relu, sigmoid, tanh }
+    public enum Function: String, Sendable { case relu, sigmoid, tanh }
 
     public let function: Function
     public let inputShape: Shape

@@ -39,7 +39,7 @@ extension Layer {
 }
 
 /// The serializable description of a layer; `make(input:)` infers shapes and validates.
-public enum LayerSpec: Codable, Equatable, Sendable {
+public enum LayerSpec: Equatable, Sendable {
     case simpleConv1d(kernel: Int)
     case conv1d(outChannels: Int, kernel: Int, stride: Int, padding: Int)
     case conv2d(outChannels: Int, kernelHeight: Int, kernelWidth: Int,

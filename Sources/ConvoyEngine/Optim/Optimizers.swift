@@ -3,7 +3,7 @@ import Foundation
 /// The update rules, each on a flat parameter buffer and a flat gradient buffer of the same
 /// layout, so the coordinator runs them without a model. All state is a flat `[Float]` too,
 /// which checkpoints save as it is.
-public enum OptimizerKind: String, CaseIterable, Codable, Sendable {
+public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, adagrad, adam
 }
 
@@ -122,7 +122,7 @@ public struct Adam: Optimizer {
 
 /// Learning rate per step. Cosine decay to zero over the run is the default: on LeNet-5 it
 /// ends ~0.3 points above a constant rate after 10 epochs (SGD momentum 0.9, lr 0.05).
-public enum LearningRateSchedule: String, CaseIterable, Codable, Sendable {
+public enum LearningRateSchedule: String, CaseIterable, Sendable {
     case cosine, constant
 
     public func rate(base: Float, step: Int, totalSteps: Int) -> Float {
