@@ -136,6 +136,22 @@ import Testing
         }
     }
 
+    /// Files of the JSON era (version 1) are refused with one line naming both versions.
+    @Test func olderVersionsAreRefusedByName() throws {
+        var model = try Self.modelBytes { _ in }
+        model[8] = 1
+        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads version 2)")) {
+            try ModelFile(decoding: model, name: "m")
+        }
+        var checkpoint = try Checkpoint(header: Checkpoint.Header(config: Self.config, epoch: 0, stepInEpoch: 0, step: 0,
+                                                                  epochTotals: .init(), reports: []),
+                                        parameters: [], optimizerState: []).encoded()
+        checkpoint[8] = 1
+        #expect(throws: DataError("c: checkpoint version 1 is not supported (this convoy reads version 2)")) {
+            try Checkpoint(decoding: checkpoint, name: "c")
+        }
+    }
+
     /// Every byte of a file is hostile: random changes to the header (checksum fixed up) give
     /// a `DataError` or a valid model, never a trap.
     @Test func decoderSurvivesMutatedHeaders() throws {
