@@ -17,7 +17,7 @@ public struct ShapeError: Error, CustomStringConvertible, Equatable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Output length along one spatial axis (SPEC.md): `N_out = floor((N_in + 2P − F) / S) + 1`.
+/// Output length along one spatial axis (docs/SPEC.md §2.1): `N_out = floor((N_in + 2P − F) / S) + 1`.
 /// Throws for `F < 1`, `S < 1`, `P < 0` or `N_out < 1`.
 public func convolutionOutputSize(input: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws -> Int {
     guard kernel >= 1 else { throw ShapeError("kernel size \(kernel) must be at least 1") }
@@ -31,7 +31,7 @@ public func convolutionOutputSize(input: Int, kernel: Int, stride: Int = 1, padd
     return span / stride + 1
 }
 
-/// Parameters of a convolution layer (SPEC.md): `(F_h·F_w·C_in + 1)·C_out`.
+/// Parameters of a convolution layer (docs/SPEC.md §2.3): `(F_h·F_w·C_in + 1)·C_out`.
 public func convolutionParameterCount(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int = 1) -> Int {
     (kernelHeight * kernelWidth * inChannels + 1) * outChannels
 }

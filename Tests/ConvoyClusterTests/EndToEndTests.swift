@@ -54,7 +54,7 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         return json?["parameter_checksum"] as? String ?? "missing"
     }
 
-    /// The bar: `convoy train` and `convoy local` with 1, 2 and 3 worker processes end
+    /// The reproducibility promise (README): `convoy train` and `convoy local` with 1, 2 and 3 worker processes end
     /// with bit-identical weights.
     @Test func trainAndLocalClustersSaveBitIdenticalModels() throws {
         let dir = NSTemporaryDirectory() + "convoy-e2e-" + UUID().uuidString

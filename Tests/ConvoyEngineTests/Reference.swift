@@ -1,6 +1,6 @@
 @testable import ConvoyEngine
 
-/// Plain-loop reference implementations in Double, written straight from SPEC.md's formulas
+/// Plain-loop reference implementations in Double, written straight from docs/SPEC.md §3–4
 /// with no im2col, no BLAS and no shared code with the engine's fast paths.
 enum Reference {
     /// Conv2d forward: `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.

@@ -30,7 +30,7 @@ public struct ConvGeometry: Sendable, Equatable {
     public var outSize: Int { outChannels * outPositions }
     }
 
-/// Conv2d (SPEC.md): `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
+/// Conv2d (docs/SPEC.md §3.3): `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
 ///
 /// Fast path, a chunk of `b` samples at a time: im2col lays the chunk out as one column
 /// matrix `col[patchSize × b·P]` (P output positions per sample), one GEMM computes
@@ -237,7 +237,7 @@ func col2im(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutableP
     }
 }
 
-/// Conv1d (SPEC.md): `a[n,m,i] = Σ_k Σ_s x_pad[n,k,i·S+s] w[m,k,s] + b[m]` on `(channels,
+/// Conv1d (docs/SPEC.md §3.2): `a[n,m,i] = Σ_k Σ_s x_pad[n,k,i·S+s] w[m,k,s] + b[m]` on `(channels,
 /// length)` samples. It is Conv2d with height 1, so it shares that fast path; weights are
 /// `(out, in, F)` then biases.
 public struct Conv1d: Layer {
@@ -285,7 +285,7 @@ public struct Conv1d: Layer {
     }
 }
 
-/// SimpleConv1d (SPEC.md): one channel, stride 1, no padding: `a_i = Σ_{s<F} x_{i+s} w_s + b`
+/// SimpleConv1d (docs/SPEC.md §3.1): one channel, stride 1, no padding: `a_i = Σ_{s<F} x_{i+s} w_s + b`
 /// on a plain `(length)` signal. Parameters are `w_0 … w_{F−1}, b`.
 public struct SimpleConv1d: Layer {
     let core: Conv1d

@@ -1,4 +1,4 @@
-/// How the weights of a fresh network are drawn (SPEC.md), with `n_in` the layer's fan-in;
+/// How the weights of a fresh network are drawn (docs/SPEC.md §6), with `n_in` the layer's fan-in;
 /// biases start at 0.
 public enum Initializer: Equatable, Sendable {
     case gaussian(sigma: Double)
