@@ -20,15 +20,24 @@ public struct ShapeError: Error, CustomStringConvertible, Equatable {
 /// Output length along one spatial axis (docs/SPEC.md §2.1): `N_out = floor((N_in + 2P − F) / S) + 1`.
 /// Throws for `F < 1`, `S < 1`, `P < 0` or `N_out < 1`.
 public func convolutionOutputSize(input: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws -> Int {
+    try convolutionOutputSize(input: input, kernel: kernel, stride: stride, padding: (padding, padding))
+}
+
+/// The same with `before` and `after` pixels of padding (`same` padding may be uneven):
+/// `N_out = floor((N_in + before + after − F) / S) + 1`.
+public func convolutionOutputSize(input: Int, kernel: Int, stride: Int,
+                                  padding: (before: Int, after: Int)) throws -> Int {
     guard kernel >= 1 else { throw ShapeError("kernel size \(kernel) must be at least 1") }
     guard stride >= 1 else { throw ShapeError("stride \(stride) must be at least 1") }
-    guard padding >= 0 else { throw ShapeError("padding \(padding) must not be negative") }
-    guard input >= 1 else { throw ShapeError("input size \(input) must be at least 1") }
-    let span = input + 2 * padding - kernel
-    guard span >= 0 else {
-        throw ShapeError("kernel \(kernel) is larger than the padded input \(input + 2 * padding): output size would be < 1")
+    guard padding.before >= 0, padding.after >= 0 else {
+        throw ShapeError("padding \(min(padding.before, padding.after)) must not be negative")
     }
-    return span / stride + 1
+    guard input >= 1 else { throw ShapeError("input size \(input) must be at least 1") }
+    let padded = input + padding.before + padding.after
+    guard padded >= kernel else {
+        throw ShapeError("kernel \(kernel) is larger than the padded input \(padded): output size would be < 1")
+    }
+    return (padded - kernel) / stride + 1
 }
 
 /// Parameters of a convolution layer (docs/SPEC.md §2.3): `(F_h·F_w·C_in + 1)·C_out`.

@@ -105,6 +105,27 @@ import Testing
         #expect(decoded.header == header && decoded.parameters == [1, -2] && decoded.optimizerState == [0.5])
     }
 
+    /// Padding sizes and modes inside a layer record (docs/FORMATS.md §2.3).
+    @Test func paddingRecords() throws {
+        let layers: [LayerSpec] = [
+            .conv1d(outChannels: 4, kernel: 3, stride: 2, padding: .same, mode: .edge),
+            .conv2d(outChannels: 1, kernelHeight: 2, kernelWidth: 3, strideHeight: 1, strideWidth: 1,
+                    paddingHeight: 2, paddingWidth: .same, mode: .zeros),
+        ]
+        let golden = hexBytes([
+            // conv1d: 4 channels, kernel 3, stride 2, same, edge
+            "02 04000000 03000000 02000000 02 00000000 02",
+            // conv2d: 1 channel, kernel 2×3, stride 1×1, explicit 2, same, zeros
+            "03 01000000 02000000 03000000 01000000 01000000 01 02000000 02 00000000 01",
+        ].joined())
+        var writer = ByteWriter()
+        for layer in layers { layer.write(to: &writer) }
+        #expect(hexString(writer.bytes) == hexString(golden))
+        var reader = ByteReader(golden, name: "golden")
+        #expect(try [LayerSpec(reading: &reader, "a"), LayerSpec(reading: &reader, "b")] == layers)
+        try reader.expectEnd("layers")
+    }
+
     /// The golden model file with `mutate` applied and its CRC-32 recomputed, so the change
     /// reaches the header decoder instead of the checksum check.
     static func modelBytes(_ mutate: (inout [UInt8]) -> Void) throws -> [UInt8] {

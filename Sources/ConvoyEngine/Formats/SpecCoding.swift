@@ -101,15 +101,15 @@ extension LayerSpec {
         }
         switch self {
         case let .simpleConv1d(kernel): put(.simpleConv1d, kernel)
-        case let .conv1d(out, kernel, stride, padding):
+        case let .conv1d(out, kernel, stride, padding, mode):
             put(.conv1d, out, kernel, stride)
             PaddingCoding.write(padding, to: &writer)
-            PaddingCoding.writeMode(to: &writer)
-        case let .conv2d(out, kh, kw, sh, sw, ph, pw):
+            PaddingCoding.write(mode, to: &writer)
+        case let .conv2d(out, kh, kw, sh, sw, ph, pw, mode):
             put(.conv2d, out, kh, kw, sh, sw)
             PaddingCoding.write(ph, to: &writer)
             PaddingCoding.write(pw, to: &writer)
-            PaddingCoding.writeMode(to: &writer)
+            PaddingCoding.write(mode, to: &writer)
         case let .maxPool2d(wh, ww, sh, sw): put(.maxPool2d, wh, ww, sh, sw)
         case let .avgPool2d(wh, ww, sh, sw): put(.avgPool2d, wh, ww, sh, sw)
         case .flatten: put(.flatten)
@@ -134,17 +134,17 @@ extension LayerSpec {
         case .conv1d:
             let out = try units("output channels"), kernel = try window("kernel"), stride = try window("stride")
             let padding = try PaddingCoding.read(&reader, "\(field) padding")
-            try PaddingCoding.readMode(&reader, "\(field) padding mode")
-            self = .conv1d(outChannels: out, kernel: kernel, stride: stride, padding: padding)
+            let mode = try PaddingCoding.readMode(&reader, "\(field) padding mode")
+            self = .conv1d(outChannels: out, kernel: kernel, stride: stride, padding: padding, mode: mode)
         case .conv2d:
             let out = try units("output channels")
             let kh = try window("kernel height"), kw = try window("kernel width")
             let sh = try window("stride height"), sw = try window("stride width")
             let ph = try PaddingCoding.read(&reader, "\(field) padding height")
             let pw = try PaddingCoding.read(&reader, "\(field) padding width")
-            try PaddingCoding.readMode(&reader, "\(field) padding mode")
+            let mode = try PaddingCoding.readMode(&reader, "\(field) padding mode")
             self = .conv2d(outChannels: out, kernelHeight: kh, kernelWidth: kw, strideHeight: sh, strideWidth: sw,
-                           paddingHeight: ph, paddingWidth: pw)
+                           paddingHeight: ph, paddingWidth: pw, mode: mode)
         case .maxPool2d, .avgPool2d:
             let wh = try window("window height"), ww = try window("window width")
             let sh = try window("stride height"), sw = try window("stride width")
@@ -160,27 +160,37 @@ extension LayerSpec {
     }
 }
 
-/// A convolution's padding: per axis a size tag u8 (1 = explicit, followed by u32 pixels per
-/// side) and, after the axes, a fill tag u8 (1 = zeros).
+/// A convolution's padding: per axis a size tag u8 (1 = explicit, 2 = same) and a u32
+/// (pixels per side; 0 for same); after the axes, a mode tag u8 (1 = zeros, 2 = edge).
 enum PaddingCoding {
-    static let explicitTag: UInt8 = 1
-    static let zerosTag: UInt8 = 1
+    enum SizeTag: UInt8 { case explicit = 1, same = 2 }
+    enum ModeTag: UInt8 { case zeros = 1, edge = 2 }
 
-    static func write(_ padding: Int, to writer: inout ByteWriter) {
-        writer.append(explicitTag)
-        writer.append(padding, as: UInt32.self)
+    static func write(_ padding: PaddingSize, to writer: inout ByteWriter) {
+        switch padding {
+        case let .explicit(pixels): writer.append(SizeTag.explicit.rawValue); writer.append(pixels, as: UInt32.self)
+        case .same: writer.append(SizeTag.same.rawValue); writer.append(UInt32(0))
+        }
     }
 
-    static func read(_ reader: inout ByteReader, _ field: String) throws -> Int {
-        let tag = try reader.read(UInt8.self, field)
-        guard tag == explicitTag else { throw reader.error(field, "unknown padding tag \(tag)") }
-        return try reader.read(UInt32.self, field, in: 0...SpecBounds.maxWindow)
+    static func read(_ reader: inout ByteReader, _ field: String) throws -> PaddingSize {
+        let raw = try reader.read(UInt8.self, field)
+        guard let tag = SizeTag(rawValue: raw) else { throw reader.error(field, "unknown padding tag \(raw)") }
+        switch tag {
+        case .explicit: return .explicit(try reader.read(UInt32.self, field, in: 0...SpecBounds.maxWindow))
+        case .same:
+            _ = try reader.read(UInt32.self, field, in: 0...0)
+            return .same
+        }
     }
 
-    static func writeMode(to writer: inout ByteWriter) { writer.append(zerosTag) }
+    static func write(_ mode: PaddingMode, to writer: inout ByteWriter) {
+        writer.append((mode == .zeros ? ModeTag.zeros : ModeTag.edge).rawValue)
+    }
 
-    static func readMode(_ reader: inout ByteReader, _ field: String) throws {
-        let tag = try reader.read(UInt8.self, field)
-        guard tag == zerosTag else { throw reader.error(field, "unknown padding mode tag \(tag)") }
+    static func readMode(_ reader: inout ByteReader, _ field: String) throws -> PaddingMode {
+        let raw = try reader.read(UInt8.self, field)
+        guard let tag = ModeTag(rawValue: raw) else { throw reader.error(field, "unknown padding mode tag \(raw)") }
+        return tag == .zeros ? .zeros : .edge
     }
 }

@@ -9,22 +9,26 @@ extension LayerSpec {
         let dims = input.dims.map(Double.init)
         let count = dims.reduce(1, *)
         var sizes: [Double] = [count]
-        func convolution(_ out: Int, _ kernel: [Int], _ padding: [Int]) {
+        func convolution(_ out: Int, _ kernel: [Int], _ padding: [PaddingSize]) {
             guard dims.count == kernel.count + 1 else { return }
             let patch = dims[0] * kernel.map(Double.init).reduce(1, *)
             // An upper bound on the output positions: stride 1 over the padded input.
-            let positions = zip(dims.dropFirst(), padding).map { $0 + 2 * Double($1) }.reduce(1, *)
+            // `same` pads less than the kernel on each side.
+            let sides = zip(padding, kernel).map { padding, kernel in
+                if case let .explicit(pixels) = padding { Double(pixels) } else { Double(kernel) }
+            }
+            let positions = zip(dims.dropFirst(), sides).map { $0 + 2 * $1 }.reduce(1, *)
             sizes += [patch * Double(out), Double(out) * positions, patch * positions]
         }
         switch self {
         case let .simpleConv1d(kernel): sizes.append(Double(kernel))
-        case let .conv1d(out, kernel, _, padding): convolution(out, [kernel], [padding])
-        case let .conv2d(out, kh, kw, _, _, ph, pw): convolution(out, [kh, kw], [ph, pw])
+        case let .conv1d(out, kernel, _, padding, _): convolution(out, [kernel], [padding])
+        case let .conv2d(out, kh, kw, _, _, ph, pw, _): convolution(out, [kh, kw], [ph, pw])
         case let .dense(outputs): sizes += [count * Double(outputs), Double(outputs)]
         case .maxPool2d, .avgPool2d, .flatten, .relu, .sigmoid, .tanh: break
         }
         if let largest = sizes.max(), largest > Self.maxFloats {
-            throw ShapeError("on input \(input) it needs \(largest) values, more than the \(Int(Self.maxFloats)) allowed")
+            throw ShapeError("on input \(input) it needs \(largest) values, more than \(Int(Self.maxFloats))")
         }
     }
 }
