@@ -118,8 +118,8 @@ public struct Architecture: Sendable {
         return parameters
     }
 
-    /// One row per layer: kind, output shape, parameter count.
-    public var summaryRows: [(layer: String, output: Shape, parameters: Int)] {
-        layers.map { ($0.kind, $0.outputShape, $0.parameterCount) }
+    /// One row per layer: kind, output shape, parameter count, forward multiply-adds per sample.
+    public var summaryRows: [(layer: String, output: Shape, parameters: Int, multiplyAdds: Int)] {
+        layers.map { ($0.kind, $0.outputShape, $0.parameterCount, $0.multiplyAdds) }
     }
 }
