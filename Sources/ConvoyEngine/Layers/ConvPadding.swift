@@ -44,6 +44,31 @@ public enum PaddingMode: Equatable, Sendable, CaseIterable, CustomStringConverti
     public var description: String { self == .zeros ? "zeros" : "edge" }
 }
 
+/// The integer-padding forms (zeros on both sides), as before padding sizes and modes existed.
+extension ConvGeometry {
+    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+                kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws {
+        try self.init(inChannels: inChannels, inHeight: inHeight, inWidth: inWidth, outChannels: outChannels,
+                      kernel: kernel, stride: stride, padding: (.explicit(padding.0), .explicit(padding.1)),
+                      mode: .zeros)
+    }
+}
+
+extension Conv2d {
+    public init(inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
+                padding: (Int, Int) = (0, 0)) throws {
+        try self.init(inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
+                      padding: (.explicit(padding.0), .explicit(padding.1)), mode: .zeros)
+    }
+}
+
+extension Conv1d {
+    public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws {
+        try self.init(inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
+                      padding: .explicit(padding), mode: .zeros)
+    }
+}
+
 /// The edge-padding variants of im2col and col2im (Convolution.swift): every coordinate is
 /// clamped into the input, so a padding entry copies the nearest edge pixel in forward and
 /// its gradient is added to that pixel in backward. A plain loop: edge padding is rare and

@@ -15,12 +15,6 @@ public struct ConvGeometry: Sendable, Equatable {
     public let paddingMode: PaddingMode
 
     public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
-                kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws {
-        try self.init(inChannels: inChannels, inHeight: inHeight, inWidth: inWidth, outChannels: outChannels,
-                      kernel: kernel, stride: stride, padding: (.explicit(padding.0), .explicit(padding.1)), mode: .zeros)
-    }
-
-    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
                 kernel: (Int, Int), stride: (Int, Int), padding: (PaddingSize, PaddingSize), mode: PaddingMode) throws {
         guard inChannels >= 1, outChannels >= 1 else {
             throw ShapeError("channels must be at least 1 (in \(inChannels), out \(outChannels))")
@@ -65,12 +59,6 @@ public struct Conv2d: Layer {
     /// Budget for one chunk's column matrix (half of this machine class's 512 KiB L2).
     static let columnBudgetBytes = 256 * 1024
     static let maxChunk = 16
-
-    public init(inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (Int, Int) = (0, 0)) throws {
-        try self.init(inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
-                      padding: (.explicit(padding.0), .explicit(padding.1)), mode: .zeros)
-    }
 
     /// Any padding size per axis (explicit, `same`, `valid`) filled with zeros or edge pixels.
     public init(inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
@@ -268,11 +256,6 @@ public struct Conv1d: Layer {
     let core: Conv2d
     public let inputShape: Shape
     public let outputShape: Shape
-
-    public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws {
-        try self.init(inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
-                      padding: .explicit(padding), mode: .zeros)
-    }
 
     /// Any padding size (explicit, `same`, `valid`) filled with zeros or edge pixels.
     public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1,
