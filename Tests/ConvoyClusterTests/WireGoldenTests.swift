@@ -59,6 +59,24 @@ import Testing
             "0a",
         ].joined())
     }
+
+    /// A welcome whose spec is hostile is refused with the field named, before any layer is built.
+    @Test func hostileWelcomeSpecsAreRefusedByField() {
+        let frame = Message(runID: 7, workerID: 3, payload: .welcome(
+            Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36))).encoded()
+        // Offsets: 40 payload, 53 spec, 56 its input rank, 80 layer 1 (tag, out channels u32 …).
+        let cases: [(Int, UInt8, String)] = [
+            (80, 42, "welcome: message: spec layer 1 kind: unknown layer tag 42"),
+            (84, 0x10, "welcome: message: spec layer 1 output channels: 268435458 is outside 1...1048576"),
+            (56, 4, "welcome: message: spec input rank: 4 is outside 1...3"),
+            (44, 2, "welcome: message: deterministic: 2 is not a boolean (0 or 1)"),
+        ]
+        for (offset, value, message) in cases {
+            var bad = frame
+            bad[offset] = value
+            #expect(throws: ProtocolError(message)) { try Message(decoding: bad) }
+        }
+    }
 }
 
 func hexString(_ bytes: [UInt8]) -> String {
