@@ -11,12 +11,17 @@ CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/convoy-fuzz-corpus.XXXXXX")
 trap 'rm -rf "$CORPUS"' EXIT
 # Seeds: one valid frame of each message type, written by the test helper below.
 python3 - "$CORPUS" <<'PY'
-import struct, sys, json, os
+import struct, sys, os
 out = sys.argv[1]
 def frame(mtype, payload, run=7, step=3, worker=1):
-    return b"CNVY" + struct.pack("<HHQQII", 1, mtype, run, step, worker, len(payload)) + b"\0" * 8 + payload
+    return b"CNVY" + struct.pack("<HHQQII", 2, mtype, run, step, worker, len(payload)) + b"\0" * 8 + payload
 seeds = {
-    "hello": frame(1, json.dumps({"host": "h", "pid": 1, "threads": 1}).encode(), run=0),
+    "hello": frame(1, struct.pack("<H", 1) + b"h" + struct.pack("<iI", 1, 1), run=0),
+    # The welcome of Tests/ConvoyClusterTests/WireGoldenTests.swift: every layer kind.
+    "welcome": frame(2, bytes.fromhex(
+        "03000000 01 08000000 24000000 0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800"
+        "03 02000000 03000000 02000000 01000000 02000000 01 01000000 01 00000000 01 08"
+        "04 02000000 02000000 02000000 02000000 05 01000000 01000000 01000000 01000000 09 06 07 03000000 0a")),
     "step": frame(3, struct.pack("<IIIII", 0, 2, 2, 4, 3) + struct.pack("<3f", 1, 2, 3) + bytes(8) + bytes([1, 2])),
     "result-fixed": frame(4, struct.pack("<IIIddIII", 0, 2, 1, 0.5, 0.01, 0, 2, 2) + struct.pack("<2q", 5, -5)),
     "result-float": frame(4, struct.pack("<IIIddIII", 0, 2, 1, 0.5, 0.01, 4, 1, 2) + struct.pack("<2f", 1, -1)),

@@ -1,6 +1,6 @@
 /// The shape of one sample (no batch dimension): `[features]`, `[channels, length]` or
 /// `[channels, height, width]`. Buffers hold `batch × shape.count` floats, sample-major.
-public struct Shape: Equatable, Hashable, Codable, Sendable, CustomStringConvertible {
+public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var dims: [Int]
 
     public init(_ dims: [Int]) { self.dims = dims }
@@ -17,21 +17,30 @@ public struct ShapeError: Error, CustomStringConvertible, Equatable {
     public init(_ description: String) { self.description = description }
 }
 
-/// Output length along one spatial axis (SPEC.md): `N_out = floor((N_in + 2P − F) / S) + 1`.
+/// Output length along one spatial axis (docs/SPEC.md §2.1): `N_out = floor((N_in + 2P − F) / S) + 1`.
 /// Throws for `F < 1`, `S < 1`, `P < 0` or `N_out < 1`.
 public func convolutionOutputSize(input: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws -> Int {
-    guard kernel >= 1 else { throw ShapeError("kernel size \(kernel) must be at least 1") }
-    guard stride >= 1 else { throw ShapeError("stride \(stride) must be at least 1") }
-    guard padding >= 0 else { throw ShapeError("padding \(padding) must not be negative") }
-    guard input >= 1 else { throw ShapeError("input size \(input) must be at least 1") }
-    let span = input + 2 * padding - kernel
-    guard span >= 0 else {
-        throw ShapeError("kernel \(kernel) is larger than the padded input \(input + 2 * padding): output size would be < 1")
-    }
-    return span / stride + 1
+    try convolutionOutputSize(input: input, kernel: kernel, stride: stride, padding: (padding, padding))
 }
 
-/// Parameters of a convolution layer (SPEC.md): `(F_h·F_w·C_in + 1)·C_out`.
+/// The same with `before` and `after` pixels of padding (`same` padding may be uneven):
+/// `N_out = floor((N_in + before + after − F) / S) + 1`.
+public func convolutionOutputSize(input: Int, kernel: Int, stride: Int,
+                                  padding: (before: Int, after: Int)) throws -> Int {
+    guard kernel >= 1 else { throw ShapeError("kernel size \(kernel) must be at least 1") }
+    guard stride >= 1 else { throw ShapeError("stride \(stride) must be at least 1") }
+    guard padding.before >= 0, padding.after >= 0 else {
+        throw ShapeError("padding \(min(padding.before, padding.after)) must not be negative")
+    }
+    guard input >= 1 else { throw ShapeError("input size \(input) must be at least 1") }
+    let padded = input + padding.before + padding.after
+    guard padded >= kernel else {
+        throw ShapeError("kernel \(kernel) is larger than the padded input \(padded): output size would be < 1")
+    }
+    return (padded - kernel) / stride + 1
+}
+
+/// Parameters of a convolution layer (docs/SPEC.md §2.3): `(F_h·F_w·C_in + 1)·C_out`.
 public func convolutionParameterCount(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int = 1) -> Int {
     (kernelHeight * kernelWidth * inChannels + 1) * outChannels
 }

@@ -114,35 +114,6 @@ func pad(_ text: String, _ width: Int) -> String {
     text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
 }
 
-struct Summary: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Layer table and parameter count of a model.")
-
-    @Argument(help: "Model: \(ModelZoo.all.joined(separator: ", ")).") var model: String
-    @Flag(help: "Print one JSON object.") var json = false
-
-    func run() throws {
-        reportingErrors {
-            let architecture = try Architecture(try ModelZoo.spec(named: model))
-            let rows = architecture.summaryRows
-            if json {
-                struct Row: Encodable { let layer: String; let output: [Int]; let parameters: Int }
-                struct Table: Encodable { let model: String; let input: [Int]; let layers: [Row]; let total: Int }
-                ProgressPrinter.line(ProgressPrinter.jsonLine(Table(
-                    model: architecture.spec.name, input: architecture.inputShape.dims,
-                    layers: rows.map { Row(layer: $0.layer, output: $0.output.dims, parameters: $0.parameters) },
-                    total: architecture.parameterCount)))
-                return
-            }
-            ProgressPrinter.line("\(architecture.spec.name), input \(architecture.inputShape)")
-            ProgressPrinter.line(padRight("layer", 16) + padRight("output shape", 20) + pad("parameters", 14))
-            for row in rows {
-                ProgressPrinter.line(padRight(row.layer, 16) + padRight(row.output.description, 20) + pad(grouped(row.parameters), 14))
-            }
-            ProgressPrinter.line("total parameters: \(grouped(architecture.parameterCount))")
-        }
-    }
-}
-
 func padRight(_ text: String, _ width: Int) -> String {
     text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
 }

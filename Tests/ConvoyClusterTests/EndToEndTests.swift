@@ -54,7 +54,7 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         return json?["parameter_checksum"] as? String ?? "missing"
     }
 
-    /// `convoy train`, `convoy local` with 1, 2 and 3 worker processes, and one worker with two
+    /// The reproducibility promise (README): `convoy train`, `convoy local` with 1, 2 and 3 worker processes, and one worker with two
     /// compute slots end with bit-identical weights.
     @Test func trainAndLocalClustersSaveBitIdenticalModels() throws {
         let dir = NSTemporaryDirectory() + "convoy-e2e-" + UUID().uuidString
@@ -89,6 +89,8 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         (["train", "--data", "/nonexistent-dir"], "not found"),
         (["evaluate", "--model-file", "/nonexistent.convoy"], "cannot read model file"),
         (["summary", "resnet"], "unknown model 'resnet'"),
+        (["summary", "--layers", "relu"], "--layers needs --input"),
+        (["summary", "--input", "3x8x8", "--layers", "conv2d(6, 9)"], "kernel 9 is larger than the padded input 8"),
         (["train", "--out", "/nonexistent-dir/m.convoy"], "directory /nonexistent-dir does not exist"),
         (["coordinator", "--workers", "1", "--resume", "/nonexistent-ckpt"], "no such checkpoint directory"),
         (["coordinator", "--workers", "1", "--bind", "tcp://0.0.0.0:5555"], "refusing to bind tcp://0.0.0.0:5555 without CURVE"),
@@ -104,6 +106,15 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1, "\(result.stderr)")
         #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    /// The worked examples of docs/MODELS.md, one layer each.
+    @Test(arguments: [("3x144x144", "conv2d(6, 3)", "168"), ("24x60x60", "conv2d(48, 3)", "10,416"),
+                      ("10x20x20", "conv2d(20, 3, stride=2)", "1,820")])
+    func summaryOfOneLayer(input: String, layers: String, parameters: String) throws {
+        let result = try runConvoy(["summary", "--input", input, "--layers", layers])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("total parameters: \(parameters)"), "\(result.stdout)")
     }
 
     @Test func summaryTotals() throws {

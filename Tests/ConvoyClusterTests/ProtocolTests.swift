@@ -27,7 +27,7 @@ import Testing
         let frame = Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown).encoded()
         #expect(frame.count == Wire.headerSize)
         #expect(Array(frame[0..<4]) == Array("CNVY".utf8))
-        #expect(frame[4] == 1 && frame[5] == 0)                    // version 1
+        #expect(frame[4] == 2 && frame[5] == 0)                    // version 2
         #expect(frame[6] == UInt8(MessageType.shutdown.rawValue))
         #expect(Array(frame[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])   // run id, little-endian
         #expect(frame[16] == 9 && frame[24] == 5)
@@ -44,8 +44,8 @@ import Testing
 
     @Test func refusesWrongVersionMagicTypeAndLengths() {
         var frame = Self.samples[2].encoded()
-        frame[4] = 2
-        expectRefused(frame, "protocol version 2 is not supported")
+        frame[4] = 1
+        expectRefused(frame, "protocol version 1 is not supported")
         frame = Self.samples[2].encoded(); frame[0] = 0x58
         expectRefused(frame, "bad magic")
         frame = Self.samples[2].encoded(); frame[6] = 99
@@ -85,7 +85,7 @@ import Testing
             var frame: [UInt8]
             if round % 4 == 0 {
                 frame = (0..<rng.nextIndex(below: 120)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-                if round % 8 == 0 && frame.count >= 8 { frame.replaceSubrange(0..<6, with: Wire.magic + [1, 0]) }
+                if round % 8 == 0 && frame.count >= 8 { frame.replaceSubrange(0..<6, with: Wire.magic + [UInt8(Wire.version), 0]) }
             } else {
                 frame = Self.samples[rng.nextIndex(below: Self.samples.count)].encoded()
                 for _ in 0..<(1 + rng.nextIndex(below: 4)) {

@@ -53,6 +53,18 @@ import Testing
         let layer = try Conv2d(inputShape: Shape(2, 7, 6), outChannels: 3, kernel: (3, 2), stride: (strideH, strideW), padding: (padH, padW))
         Self.check(layer, batch: 2, seed: 3)
     }
+    /// `same` (uneven at stride 2) and explicit padding, filled with zeros or edge pixels.
+    @Test(arguments: [PaddingMode.zeros, .edge])
+    func paddingModes(mode: PaddingMode) throws {
+        Self.check(try Conv2d(inputShape: Shape(2, 5, 6), outChannels: 2, kernel: (3, 2), padding: (.same, .same), mode: mode),
+                   batch: 2, seed: 13)
+        Self.check(try Conv2d(inputShape: Shape(1, 6, 5), outChannels: 2, kernel: (3, 3), stride: (2, 2),
+                              padding: (.explicit(2), .same), mode: mode), batch: 2, seed: 14)
+        Self.check(try Conv1d(inputShape: Shape(2, 9), outChannels: 3, kernel: 4, stride: 2, padding: .same, mode: mode),
+                   batch: 2, seed: 15)
+        Self.check(try Conv1d(inputShape: Shape(1, 5), outChannels: 2, kernel: 3, padding: .explicit(3), mode: mode),
+                   batch: 1, seed: 16)
+    }
     @Test func maxPool2d() throws {
         Self.check(try MaxPool2d(inputShape: Shape(2, 6, 5), window: (2, 2)), batch: 2, seed: 4, avoidKinks: true)
         Self.check(try MaxPool2d(inputShape: Shape(1, 7, 7), window: (3, 3), stride: (2, 2)), batch: 1, seed: 5, avoidKinks: true)

@@ -1,20 +1,22 @@
 @testable import ConvoyEngine
 
-/// Plain-loop reference implementations in Double, written straight from SPEC.md's formulas
+/// Plain-loop reference implementations in Double, written straight from docs/SPEC.md §3–4
 /// with no im2col, no BLAS and no shared code with the engine's fast paths.
 enum Reference {
     /// Conv2d forward: `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
+    /// `ph`/`pw` pixels before the input (top, left), `phAfter`/`pwAfter` after it (default:
+    /// the same); `edge` reads the nearest edge pixel instead of 0 in the padding.
     static func conv2dForward(x: [Double], w: [Double], b: [Double], n: Int, c: Int, h: Int, wd: Int,
-                              m: Int, fh: Int, fw: Int, sh: Int, sw: Int, ph: Int, pw: Int) -> (y: [Double], ho: Int, wo: Int) {
-        let ho = (h + 2 * ph - fh) / sh + 1, wo = (wd + 2 * pw - fw) / sw + 1
+                              m: Int, fh: Int, fw: Int, sh: Int, sw: Int, ph: Int, pw: Int,
+                              phAfter: Int? = nil, pwAfter: Int? = nil, edge: Bool = false)
+        -> (y: [Double], ho: Int, wo: Int) {
+        let ho = (h + ph + (phAfter ?? ph) - fh) / sh + 1, wo = (wd + pw + (pwAfter ?? pw) - fw) / sw + 1
         var y = [Double](repeating: 0, count: n * m * ho * wo)
         for s0 in 0..<n { for o in 0..<m { for i in 0..<ho { for j in 0..<wo {
             var acc = b[o]
             for k in 0..<c { for s in 0..<fh { for t in 0..<fw {
-                let r = i * sh + s - ph, q = j * sw + t - pw
-                if r >= 0 && r < h && q >= 0 && q < wd {
-                    acc += x[((s0 * c + k) * h + r) * wd + q] * w[((o * c + k) * fh + s) * fw + t]
-                }
+                guard let (r, q) = source(i * sh + s - ph, j * sw + t - pw, h, wd, edge) else { continue }
+                acc += x[((s0 * c + k) * h + r) * wd + q] * w[((o * c + k) * fh + s) * fw + t]
             }}}
             y[((s0 * m + o) * ho + i) * wo + j] = acc
         }}}}
@@ -23,21 +25,20 @@ enum Reference {
 
     /// Conv2d backward by the same sums: every product x·w contributes dy·w to dx and dy·x to dw.
     static func conv2dBackward(x: [Double], w: [Double], dy: [Double], n: Int, c: Int, h: Int, wd: Int,
-                               m: Int, fh: Int, fw: Int, sh: Int, sw: Int, ph: Int, pw: Int)
+                               m: Int, fh: Int, fw: Int, sh: Int, sw: Int, ph: Int, pw: Int,
+                               phAfter: Int? = nil, pwAfter: Int? = nil, edge: Bool = false)
         -> (dx: [Double], dw: [Double], db: [Double]) {
-        let ho = (h + 2 * ph - fh) / sh + 1, wo = (wd + 2 * pw - fw) / sw + 1
+        let ho = (h + ph + (phAfter ?? ph) - fh) / sh + 1, wo = (wd + pw + (pwAfter ?? pw) - fw) / sw + 1
         var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
         var db = [Double](repeating: 0, count: m)
         for s0 in 0..<n { for o in 0..<m { for i in 0..<ho { for j in 0..<wo {
             let g = dy[((s0 * m + o) * ho + i) * wo + j]
             db[o] += g
             for k in 0..<c { for s in 0..<fh { for t in 0..<fw {
-                let r = i * sh + s - ph, q = j * sw + t - pw
-                if r >= 0 && r < h && q >= 0 && q < wd {
-                    let xi = ((s0 * c + k) * h + r) * wd + q, wi = ((o * c + k) * fh + s) * fw + t
-                    dx[xi] += g * w[wi]
-                    dw[wi] += g * x[xi]
-                }
+                guard let (r, q) = source(i * sh + s - ph, j * sw + t - pw, h, wd, edge) else { continue }
+                let xi = ((s0 * c + k) * h + r) * wd + q, wi = ((o * c + k) * fh + s) * fw + t
+                dx[xi] += g * w[wi]
+                dw[wi] += g * x[xi]
             }}}
         }}}}
         return (dx, dw, db)
@@ -45,18 +46,34 @@ enum Reference {
 
     /// Conv1d forward, written separately in 1-D indices: `a[n,m,i] = Σ_k Σ_s x_pad[n,k,i·S+s] w[m,k,s] + b[m]`.
     static func conv1dForward(x: [Double], w: [Double], b: [Double], n: Int, c: Int, l: Int,
-                              m: Int, f: Int, stride: Int, pad: Int) -> [Double] {
-        let lo = (l + 2 * pad - f) / stride + 1
+                              m: Int, f: Int, stride: Int, pad: Int, padAfter: Int? = nil,
+                              edge: Bool = false) -> [Double] {
+        let lo = (l + pad + (padAfter ?? pad) - f) / stride + 1
         var y = [Double](repeating: 0, count: n * m * lo)
         for s0 in 0..<n { for o in 0..<m { for i in 0..<lo {
             var acc = b[o]
             for k in 0..<c { for s in 0..<f {
-                let p = i * stride + s - pad
-                if p >= 0 && p < l { acc += x[(s0 * c + k) * l + p] * w[(o * c + k) * f + s] }
+                guard let (_, p) = source(0, i * stride + s - pad, 1, l, edge) else { continue }
+                acc += x[(s0 * c + k) * l + p] * w[(o * c + k) * f + s]
             }}
             y[(s0 * m + o) * lo + i] = acc
         }}}
         return y
+    }
+
+    /// The input pixel a padded coordinate reads: nil in zero padding, the nearest edge pixel
+    /// in edge padding.
+    static func source(_ r: Int, _ q: Int, _ h: Int, _ w: Int, _ edge: Bool) -> (Int, Int)? {
+        if edge { return (min(max(r, 0), h - 1), min(max(q, 0), w - 1)) }
+        return r >= 0 && r < h && q >= 0 && q < w ? (r, q) : nil
+    }
+
+    /// `same` padding written out from its definition: output `ceil(N/S)`, the missing
+    /// pixels split with the odd one after.
+    static func samePadding(input: Int, kernel: Int, stride: Int) -> (before: Int, after: Int) {
+        let output = Int((Double(input) / Double(stride)).rounded(.up))
+        let total = max(0, (output - 1) * stride + kernel - input)
+        return (total / 2, total - total / 2)
     }
 
     /// Pooling forward and backward; max pooling routes to the first arg-max of each window.

@@ -1,7 +1,7 @@
 @testable import ConvoyEngine
 import Testing
 
-/// SPEC.md's test vectors, asserted exactly (every value is a small integer or an exact
+/// docs/SPEC.md §10's worked vectors, asserted exactly (every value is a small integer or an exact
 /// binary fraction, so Float32 arithmetic must reproduce it bit for bit).
 @Suite struct SpecVectorTests {
     @Test func vector1SimpleConv1d() throws {

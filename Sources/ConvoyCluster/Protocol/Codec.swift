@@ -15,8 +15,8 @@ extension Message {
         frame.append(UInt32(0))   // payload length, patched below
         frame.append(UInt64(0))
         switch payload {
-        case let .hello(hello): frame.append(bytes: jsonBytes(hello))
-        case let .welcome(welcome): frame.append(bytes: jsonBytes(welcome))
+        case let .hello(hello): hello.write(to: &frame)
+        case let .welcome(welcome): welcome.write(to: &frame)
         case let .step(work):
             frame.append(work.slice)
             frame.append(UInt32((work.evaluate ? 1 : 0) | (work.weights != nil ? 2 : 0)))
@@ -95,8 +95,12 @@ extension Message {
     private static func decodePayload(_ type: MessageType, _ reader: inout ByteReader, length: Int) throws -> Payload {
         do {
             switch type {
-            case .hello: return .hello(try control(Hello.self, &reader, length))
-            case .welcome: return .welcome(try control(Welcome.self, &reader, length))
+            case .hello:
+                guard length <= Wire.maxControlBytes else { throw ProtocolError("hello payload of \(length) bytes is too large") }
+                return .hello(try Hello(reading: &reader))
+            case .welcome:
+                guard length <= Wire.maxControlBytes else { throw ProtocolError("welcome payload of \(length) bytes is too large") }
+                return .welcome(try Welcome(reading: &reader))
             case .shutdown: return .shutdown
             case .refuse:
                 guard length <= Wire.maxControlBytes else { throw ProtocolError("refuse reason too long") }
@@ -162,14 +166,4 @@ extension Message {
             throw ProtocolError("\(type): \(error.description)")
         }
     }
-
-    private static func control<T: Decodable>(_: T.Type, _ reader: inout ByteReader, _ length: Int) throws -> T {
-        guard length <= Wire.maxControlBytes else { throw ProtocolError("control payload of \(length) bytes is too large") }
-        let bytes = try reader.readBytes(length, "control payload")
-        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
-            throw ProtocolError("unreadable \(T.self) payload")
-        }
-    }
 }
-
-private func jsonBytes<T: Encodable>(_ value: T) -> [UInt8] { Array(try! JSONEncoder().encode(value)) }

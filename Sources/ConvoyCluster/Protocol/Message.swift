@@ -7,7 +7,7 @@ import Foundation
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `CNVY` |
-/// | 4 | 2 | protocol version (1) |
+/// | 4 | 2 | protocol version (2) |
 /// | 6 | 2 | message type |
 /// | 8 | 8 | run id (0 in `hello`) |
 /// | 16 | 8 | step (training step, or evaluation round) |
@@ -16,7 +16,7 @@ import Foundation
 /// | 32 | 8 | reserved, zero |
 public enum Wire {
     public static let magic: [UInt8] = Array("CNVY".utf8)
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     public static let headerSize = 40
     /// Bounds on decoded fields. Anything larger is refused before any allocation.
     public static let maxSamples = 65_536
@@ -39,7 +39,7 @@ public struct ProtocolError: Error, CustomStringConvertible, Equatable {
 }
 
 /// A worker introduces itself.
-public struct Hello: Codable, Equatable, Sendable {
+public struct Hello: Equatable, Sendable {
     public var host: String
     public var pid: Int32
     public var threads: Int
@@ -47,7 +47,7 @@ public struct Hello: Codable, Equatable, Sendable {
 }
 
 /// The coordinator accepts a worker: its id, the model and how to compute gradients.
-public struct Welcome: Codable, Equatable, Sendable {
+public struct Welcome: Equatable, Sendable {
     public var workerID: UInt32
     public var spec: NetworkSpec
     public var deterministic: Bool

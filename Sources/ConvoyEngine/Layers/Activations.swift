@@ -1,9 +1,9 @@
 import Foundation
 
-/// Element-wise activations. Each backward needs only the saved output `y`:
+/// Element-wise activations (docs/SPEC.md §4.5). Each backward needs only the saved output `y`:
 /// ReLU `dx = dy·[y > 0]`, Sigmoid `dx = dy·y·(1 − y)`, Tanh `dx = dy·(1 − y²)`.
 public struct Activation: Layer {
-    public enum Function: String, Sendable, Codable { case relu, sigmoid, tanh }
+    public enum Function: String, Sendable { case relu, sigmoid, tanh }
 
     public let function: Function
     public let inputShape: Shape
@@ -45,7 +45,7 @@ public struct Activation: Layer {
     }
 }
 
-/// Flatten (SPEC.md): `(n, c, h, w) → (n, c·h·w)`; the memory layout is already flat, so
+/// Flatten (docs/SPEC.md §4.3): `(n, c, h, w) → (n, c·h·w)`; the memory layout is already flat, so
 /// both passes are copies.
 public struct Flatten: Layer {
     public let inputShape: Shape

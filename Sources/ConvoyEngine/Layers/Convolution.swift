@@ -1,6 +1,8 @@
 import ConvoyInterop
 
 /// The geometry of a 2-D convolution over one sample; 1-D convolutions use height 1.
+/// `paddingHeight`/`paddingWidth` are the pixels before the input (top, left); `same`
+/// padding may add one more after it (docs/SPEC.md §2.2).
 public struct ConvGeometry: Sendable, Equatable {
     public let inChannels, inHeight, inWidth: Int
     public let outChannels: Int
@@ -8,9 +10,12 @@ public struct ConvGeometry: Sendable, Equatable {
     public let strideHeight, strideWidth: Int
     public let paddingHeight, paddingWidth: Int
     public let outHeight, outWidth: Int
+    /// The padding as specified, and what it holds.
+    public let heightPadding, widthPadding: PaddingSize
+    public let paddingMode: PaddingMode
 
     public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
-                kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws {
+                kernel: (Int, Int), stride: (Int, Int), padding: (PaddingSize, PaddingSize), mode: PaddingMode) throws {
         guard inChannels >= 1, outChannels >= 1 else {
             throw ShapeError("channels must be at least 1 (in \(inChannels), out \(outChannels))")
         }
@@ -18,9 +23,13 @@ public struct ConvGeometry: Sendable, Equatable {
         self.outChannels = outChannels
         (kernelHeight, kernelWidth) = kernel
         (strideHeight, strideWidth) = stride
-        (paddingHeight, paddingWidth) = padding
-        outHeight = try convolutionOutputSize(input: inHeight, kernel: kernel.0, stride: stride.0, padding: padding.0)
-        outWidth = try convolutionOutputSize(input: inWidth, kernel: kernel.1, stride: stride.1, padding: padding.1)
+        (heightPadding, widthPadding) = padding
+        paddingMode = mode
+        let vertical = padding.0.amounts(input: inHeight, kernel: kernel.0, stride: stride.0)
+        let horizontal = padding.1.amounts(input: inWidth, kernel: kernel.1, stride: stride.1)
+        (paddingHeight, paddingWidth) = (vertical.before, horizontal.before)
+        outHeight = try convolutionOutputSize(input: inHeight, kernel: kernel.0, stride: stride.0, padding: vertical)
+        outWidth = try convolutionOutputSize(input: inWidth, kernel: kernel.1, stride: stride.1, padding: horizontal)
     }
 
     /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
@@ -30,7 +39,7 @@ public struct ConvGeometry: Sendable, Equatable {
     public var outSize: Int { outChannels * outPositions }
     }
 
-/// Conv2d (SPEC.md): `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
+/// Conv2d (docs/SPEC.md §3.3): `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
 ///
 /// Fast path, a chunk of `b` samples at a time: im2col lays the chunk out as one column
 /// matrix `col[patchSize × b·P]` (P output positions per sample), one GEMM computes
@@ -51,8 +60,9 @@ public struct Conv2d: Layer {
     static let columnBudgetBytes = 256 * 1024
     static let maxChunk = 16
 
+    /// Any padding size per axis (explicit, `same`, `valid`) filled with zeros or edge pixels.
     public init(inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (Int, Int) = (0, 0)) throws {
+                padding: (PaddingSize, PaddingSize), mode: PaddingMode) throws {
         guard inputShape.rank == 3 else {
             throw ShapeError("Conv2d needs a (channels, height, width) input, got \(inputShape)")
         }
@@ -60,7 +70,7 @@ public struct Conv2d: Layer {
         let geometry: ConvGeometry
         do {
             geometry = try ConvGeometry(inChannels: d[0], inHeight: d[1], inWidth: d[2], outChannels: outChannels,
-                                        kernel: kernel, stride: stride, padding: padding)
+                                        kernel: kernel, stride: stride, padding: padding, mode: mode)
         } catch let error as ShapeError {
             throw ShapeError("Conv2d on input \(inputShape): \(error.description)")
         }
@@ -79,7 +89,7 @@ public struct Conv2d: Layer {
         let g = geometry
         return .conv2d(outChannels: g.outChannels, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
                        strideHeight: g.strideHeight, strideWidth: g.strideWidth,
-                       paddingHeight: g.paddingHeight, paddingWidth: g.paddingWidth)
+                       paddingHeight: g.heightPadding, paddingWidth: g.widthPadding, mode: g.paddingMode)
     }
     public var weightCount: Int { geometry.outChannels * geometry.patchSize }
     public var parameterCount: Int { weightCount + geometry.outChannels }
@@ -181,6 +191,7 @@ private func validColumns(kernelOffset t: Int, stride: Int, padding: Int, width:
 /// `col[(c·Fh + s)·Fw + t][i·Wo + j] = x[c][i·Sh + s − Ph][j·Sw + t − Pw]`, 0 in the padding.
 /// `rowStride` is the distance between rows of `col`, so several samples can share one matrix.
 func im2col(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int, _ g: ConvGeometry) {
+    if g.paddingMode == .edge { return im2colEdge(x, into: col, rowStride: rowStride, g) }
     let (H, W, Ho, Wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
     var row = col
     for c in 0..<g.inChannels {
@@ -210,6 +221,7 @@ func im2col(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, ro
 /// The adjoint of `im2col`: `dx` is zeroed, then every column entry is added back to the
 /// input element it was copied from; entries that came from the padding are dropped.
 func col2im(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    if g.paddingMode == .edge { return col2imEdge(col, rowStride: rowStride, into: dx, g) }
     let (H, W, Ho, Wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
     dx.update(repeating: 0, count: g.inSize)
     var row = col
@@ -237,7 +249,7 @@ func col2im(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutableP
     }
 }
 
-/// Conv1d (SPEC.md): `a[n,m,i] = Σ_k Σ_s x_pad[n,k,i·S+s] w[m,k,s] + b[m]` on `(channels,
+/// Conv1d (docs/SPEC.md §3.2): `a[n,m,i] = Σ_k Σ_s x_pad[n,k,i·S+s] w[m,k,s] + b[m]` on `(channels,
 /// length)` samples. It is Conv2d with height 1, so it shares that fast path; weights are
 /// `(out, in, F)` then biases.
 public struct Conv1d: Layer {
@@ -245,14 +257,17 @@ public struct Conv1d: Layer {
     public let inputShape: Shape
     public let outputShape: Shape
 
-    public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws {
+    /// Any padding size (explicit, `same`, `valid`) filled with zeros or edge pixels.
+    public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1,
+                padding: PaddingSize, mode: PaddingMode) throws {
         guard inputShape.rank == 2 else {
             throw ShapeError("Conv1d needs a (channels, length) input, got \(inputShape)")
         }
         let geometry: ConvGeometry
         do {
             geometry = try ConvGeometry(inChannels: inputShape.dims[0], inHeight: 1, inWidth: inputShape.dims[1],
-                                        outChannels: outChannels, kernel: (1, kernel), stride: (1, stride), padding: (0, padding))
+                                        outChannels: outChannels, kernel: (1, kernel), stride: (1, stride),
+                                        padding: (.valid, padding), mode: mode)
         } catch let error as ShapeError {
             throw ShapeError("Conv1d on input \(inputShape): \(error.description)")
         }
@@ -265,7 +280,8 @@ public struct Conv1d: Layer {
     public var kind: String { "Conv1d" }
     public var spec: LayerSpec {
         let g = core.geometry
-        return .conv1d(outChannels: g.outChannels, kernel: g.kernelWidth, stride: g.strideWidth, padding: g.paddingWidth)
+        return .conv1d(outChannels: g.outChannels, kernel: g.kernelWidth, stride: g.strideWidth,
+                       padding: g.widthPadding, mode: g.paddingMode)
     }
     public var parameterCount: Int { core.parameterCount }
     public var weightCount: Int { core.weightCount }
@@ -285,7 +301,7 @@ public struct Conv1d: Layer {
     }
 }
 
-/// SimpleConv1d (SPEC.md): one channel, stride 1, no padding: `a_i = Σ_{s<F} x_{i+s} w_s + b`
+/// SimpleConv1d (docs/SPEC.md §3.1): one channel, stride 1, no padding: `a_i = Σ_{s<F} x_{i+s} w_s + b`
 /// on a plain `(length)` signal. Parameters are `w_0 … w_{F−1}, b`.
 public struct SimpleConv1d: Layer {
     let core: Conv1d

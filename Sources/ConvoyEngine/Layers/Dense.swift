@@ -1,6 +1,6 @@
 import ConvoyInterop
 
-/// Dense (SPEC.md): `a = x·W + b` with `W` stored `(inputs, outputs)` then `b` `(outputs)`.
+/// Dense (docs/SPEC.md §4.4): `a = x·W + b` with `W` stored `(inputs, outputs)` then `b` `(outputs)`.
 /// Backward: `dW += xᵀ·da`, `db += Σ_n da`, `dx = da·Wᵀ`; each product is one GEMM.
 public struct Dense: Layer {
     public let inputShape: Shape

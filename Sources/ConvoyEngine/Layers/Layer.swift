@@ -39,11 +39,14 @@ extension Layer {
 }
 
 /// The serializable description of a layer; `make(input:)` infers shapes and validates.
-public enum LayerSpec: Codable, Equatable, Sendable {
+public enum LayerSpec: Equatable, Sendable {
     case simpleConv1d(kernel: Int)
-    case conv1d(outChannels: Int, kernel: Int, stride: Int, padding: Int)
+    /// Padding: pixels per side (an integer literal), `.same` or `.valid`; `mode` is what
+    /// the padding holds (docs/SPEC.md §2.2).
+    case conv1d(outChannels: Int, kernel: Int, stride: Int, padding: PaddingSize, mode: PaddingMode = .zeros)
     case conv2d(outChannels: Int, kernelHeight: Int, kernelWidth: Int,
-                strideHeight: Int, strideWidth: Int, paddingHeight: Int, paddingWidth: Int)
+                strideHeight: Int, strideWidth: Int, paddingHeight: PaddingSize, paddingWidth: PaddingSize,
+                mode: PaddingMode = .zeros)
     case maxPool2d(windowHeight: Int, windowWidth: Int, strideHeight: Int, strideWidth: Int)
     case avgPool2d(windowHeight: Int, windowWidth: Int, strideHeight: Int, strideWidth: Int)
     case flatten
@@ -53,9 +56,10 @@ public enum LayerSpec: Codable, Equatable, Sendable {
     case tanh
 
     /// Square-kernel convenience.
-    public static func conv2d(_ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) -> LayerSpec {
+    public static func conv2d(_ outChannels: Int, kernel: Int, stride: Int = 1, padding: PaddingSize = 0,
+                              mode: PaddingMode = .zeros) -> LayerSpec {
         .conv2d(outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel,
-                strideHeight: stride, strideWidth: stride, paddingHeight: padding, paddingWidth: padding)
+                strideHeight: stride, strideWidth: stride, paddingHeight: padding, paddingWidth: padding, mode: mode)
     }
     public static func maxPool(_ window: Int, stride: Int? = nil) -> LayerSpec {
         .maxPool2d(windowHeight: window, windowWidth: window, strideHeight: stride ?? window, strideWidth: stride ?? window)
@@ -68,10 +72,12 @@ public enum LayerSpec: Codable, Equatable, Sendable {
         switch self {
         case let .simpleConv1d(kernel):
             return try SimpleConv1d(inputShape: input, kernel: kernel)
-        case let .conv1d(out, kernel, stride, padding):
-            return try Conv1d(inputShape: input, outChannels: out, kernel: kernel, stride: stride, padding: padding)
-        case let .conv2d(out, kh, kw, sh, sw, ph, pw):
-            return try Conv2d(inputShape: input, outChannels: out, kernel: (kh, kw), stride: (sh, sw), padding: (ph, pw))
+        case let .conv1d(out, kernel, stride, padding, mode):
+            return try Conv1d(inputShape: input, outChannels: out, kernel: kernel, stride: stride, padding: padding,
+                              mode: mode)
+        case let .conv2d(out, kh, kw, sh, sw, ph, pw, mode):
+            return try Conv2d(inputShape: input, outChannels: out, kernel: (kh, kw), stride: (sh, sw),
+                              padding: (ph, pw), mode: mode)
         case let .maxPool2d(wh, ww, sh, sw):
             return try MaxPool2d(inputShape: input, window: (wh, ww), stride: (sh, sw))
         case let .avgPool2d(wh, ww, sh, sw):

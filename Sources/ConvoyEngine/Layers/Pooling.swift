@@ -26,7 +26,7 @@ public struct PoolGeometry: Sendable, Equatable {
     var outputShape: Shape { Shape(channels, outHeight, outWidth) }
 }
 
-/// MaxPool2d (SPEC.md): the max over each window; backward sends each output gradient to
+/// MaxPool2d (docs/SPEC.md §4.1): the max over each window; backward sends each output gradient to
 /// the first arg-max of its window (overlapping windows accumulate). The arg-max is found
 /// again in backward by comparing the input with the saved output, so nothing is stored.
 public struct MaxPool2d: Layer {
@@ -135,7 +135,7 @@ public struct MaxPool2d: Layer {
     }
 }
 
-/// AvgPool2d (SPEC.md): the mean over each window; backward spreads `da/(Ph·Pw)` over it.
+/// AvgPool2d (docs/SPEC.md §4.2): the mean over each window; backward spreads `da/(Ph·Pw)` over it.
 public struct AvgPool2d: Layer {
     public let geometry: PoolGeometry
     public let inputShape: Shape

@@ -1,6 +1,6 @@
-/// How the weights of a fresh network are drawn (SPEC.md), with `n_in` the layer's fan-in;
+/// How the weights of a fresh network are drawn (docs/SPEC.md §6), with `n_in` the layer's fan-in;
 /// biases start at 0.
-public enum Initializer: Codable, Equatable, Sendable {
+public enum Initializer: Equatable, Sendable {
     case gaussian(sigma: Double)
     /// σ = 1/√n_in
     case xavier
@@ -45,7 +45,7 @@ public enum Initializer: Codable, Equatable, Sendable {
 /// A network's serializable description: the input shape, the layers, the initializer.
 /// The default initializer is `.uniform` (PyTorch's): with He's larger σ, LeNet-5 with the
 /// default recipe overfits and ends at 98.9% instead of 99.2%.
-public struct NetworkSpec: Codable, Equatable, Sendable {
+public struct NetworkSpec: Equatable, Sendable {
     public var name: String
     public var inputShape: Shape
     public var layers: [LayerSpec]
@@ -74,6 +74,7 @@ public struct Architecture: Sendable {
         var offsets = [0]
         for (index, layerSpec) in spec.layers.enumerated() {
             do {
+                try layerSpec.checkSize(input: shape)
                 let layer = try layerSpec.make(input: shape)
                 layers.append(layer)
                 offsets.append(offsets.last! + layer.parameterCount)
@@ -117,8 +118,8 @@ public struct Architecture: Sendable {
         return parameters
     }
 
-    /// One row per layer: kind, output shape, parameter count.
-    public var summaryRows: [(layer: String, output: Shape, parameters: Int)] {
-        layers.map { ($0.kind, $0.outputShape, $0.parameterCount) }
+    /// One row per layer: kind, output shape, parameter count, forward multiply-adds per sample.
+    public var summaryRows: [(layer: String, output: Shape, parameters: Int, multiplyAdds: Int)] {
+        layers.map { ($0.kind, $0.outputShape, $0.parameterCount, $0.multiplyAdds) }
     }
 }

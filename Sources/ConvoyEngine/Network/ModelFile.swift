@@ -1,25 +1,24 @@
 import ConvoyInterop
 import Foundation
 
-/// A trained model on disk (format version 1, little-endian):
+/// A trained model on disk (docs/FORMATS.md §4; format version 2, little-endian):
 ///
 /// | bytes | field |
 /// |---|---|
 /// | 8 | magic `CONVOYMD` |
-/// | 4 | format version (1) |
-/// | 4 | length L of the header JSON |
-/// | L | header JSON: `{"spec": NetworkSpec, "config": TrainingConfig?}` |
+/// | 4 | format version (2) |
+/// | 4 | length L of the header |
+/// | L | header: network spec record, u8 config present, training config record if present |
 /// | 8 | parameter count P |
 /// | 4·P | parameters, Float32 |
 /// | 4 | CRC-32 of every byte before it |
+///
+/// Version 1 held the header as JSON of the engine's types; it is not read any more.
 public struct ModelFile: Sendable {
     public static let magic = Array("CONVOYMD".utf8)
-    public static let version: UInt32 = 1
-
-    struct Header: Codable {
-        var spec: NetworkSpec
-        var config: TrainingConfig?
-    }
+    public static let version: UInt32 = 2
+    /// A header is a few hundred bytes; anything near this is not a model file.
+    static let maxHeaderBytes = 1 << 20
 
     public var spec: NetworkSpec
     public var config: TrainingConfig?
@@ -29,13 +28,22 @@ public struct ModelFile: Sendable {
         self.spec = spec; self.config = config; self.parameters = parameters
     }
 
+    /// The header block alone (what the golden-bytes test pins).
+    public var headerBytes: [UInt8] {
+        var header = ByteWriter()
+        spec.write(to: &header)
+        header.append(config != nil)
+        config?.write(to: &header)
+        return header.bytes
+    }
+
     public func encoded() throws -> [UInt8] {
-        let header = try JSONEncoder().encode(Header(spec: spec, config: config))
+        let header = headerBytes
         var writer = ByteWriter(capacity: 32 + header.count + 4 * parameters.count)
         writer.append(bytes: Self.magic)
         writer.append(Self.version)
-        writer.append(UInt32(header.count))
-        writer.append(bytes: Array(header))
+        writer.append(header.count, as: UInt32.self)
+        writer.append(bytes: header)
         writer.append(UInt64(parameters.count))
         parameters.withUnsafeBufferPointer { writer.append(floats: $0) }
         let crc = writer.bytes.withUnsafeBytes { Zlib.crc32($0) }
@@ -62,25 +70,22 @@ public struct ModelFile: Sendable {
         guard stored == actual else {
             throw DataError("\(name): checksum mismatch (file is corrupt or truncated)")
         }
-        let headerLength = Int(try reader.read(UInt32.self, "header length"))
-        let headerBytes = try reader.readBytes(headerLength, "header")
-        let header: Header
-        do { header = try JSONDecoder().decode(Header.self, from: Data(headerBytes)) } catch {
-            throw DataError("\(name): unreadable model header (\(error))")
-        }
-        let count = try reader.read(UInt64.self, "parameter count")
-        guard count <= UInt64(reader.remaining / 4) else { throw DataError("\(name): truncated parameters") }
-        parameters = try reader.readFloats(Int(count), "parameters")
+        let headerLength = try reader.read(UInt32.self, "header length", in: 1...Self.maxHeaderBytes)
+        var header = ByteReader(try reader.readBytes(headerLength, "header"), name: name)
+        let spec = try NetworkSpec(reading: &header, "spec")
+        config = try header.readBool("config present") ? try TrainingConfig(reading: &header, "config") : nil
+        try header.expectEnd("header")
+        let count = try reader.read(UInt64.self, "parameter count", in: 0...(reader.remaining / 4))
+        parameters = try reader.readFloats(count, "parameters")
         guard reader.remaining == 4 else { throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes") }
         let architecture: Architecture
-        do { architecture = try Architecture(header.spec) } catch {
+        do { architecture = try Architecture(spec) } catch {
             throw DataError("\(name): invalid architecture: \(error)")
         }
         guard architecture.parameterCount == parameters.count else {
-            throw DataError("\(name): \(parameters.count) parameters stored but the \(header.spec.name) architecture has \(architecture.parameterCount)")
+            throw DataError("\(name): \(parameters.count) parameters stored but the \(spec.name) architecture has \(architecture.parameterCount)")
         }
-        spec = header.spec
-        config = header.config
+        self.spec = spec
     }
 
     public static func load(path: String) throws -> ModelFile {

@@ -1,5 +1,5 @@
-/// The models of the exercise. LeNet-5, conv1d and simplecnn train on MNIST; AlexNet and
-/// VGG16 are here for shape and parameter summaries (SPEC.md totals).
+/// The model zoo (docs/SPEC.md §9, docs/MODELS.md). LeNet-5, conv1d and simplecnn train on
+/// MNIST; AlexNet and VGG16 are here for shape and parameter summaries.
 public enum ModelZoo {
     public static let trainable = ["lenet5", "conv1d", "simplecnn"]
     public static let all = trainable + ["alexnet", "vgg16"]
@@ -16,14 +16,14 @@ public enum ModelZoo {
         }
     }
 
-    /// SPEC.md vector 8: 61,706 parameters.
+    /// docs/SPEC.md §10 vector 8: 61,706 parameters.
     public static let lenet5 = NetworkSpec(name: "lenet5", inputShape: Shape(1, 28, 28), layers: [
         .conv2d(6, kernel: 5, padding: 2), .relu, .maxPool(2),
         .conv2d(16, kernel: 5), .relu, .maxPool(2),
         .flatten, .dense(outputs: 120), .relu, .dense(outputs: 84), .relu, .dense(outputs: 10),
     ])
 
-    /// The exercise's 1-D network: MNIST images as 784-long one-channel signals, strided
+    /// A 1-D network: MNIST images as 784-long one-channel signals, strided
     /// Conv1d layers, and a Dense output layer only.
     public static let conv1d = NetworkSpec(name: "conv1d", inputShape: Shape(1, 784), layers: [
         .conv1d(outChannels: 16, kernel: 5, stride: 2, padding: 2), .relu,
@@ -32,7 +32,7 @@ public enum ModelZoo {
         .flatten, .dense(outputs: 10),
     ])
 
-    /// The exercise's small CNN: one 3×3 convolution, pooling, a Dense classifier.
+    /// A small CNN: one 3×3 convolution, pooling, a Dense classifier.
     public static let simpleCNN = NetworkSpec(name: "simplecnn", inputShape: Shape(1, 28, 28), layers: [
         .conv2d(8, kernel: 3, padding: 1), .relu, .maxPool(2),
         .flatten, .dense(outputs: 10),

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Softmax + cross-entropy (SPEC.md): a stable softmax (the row max is subtracted), the loss
+/// Softmax + cross-entropy (docs/SPEC.md §5): a stable softmax (the row max is subtracted), the loss
 /// `−log p_label` per sample, and `dL/dlogits = (p − onehot) · gradientScale`. Returning the
 /// loss *sum* and using `gradientScale = 1` gives gradient sums, which is what workers ship;
 /// `1/batch` gives the gradient of the mean loss.

@@ -3,7 +3,7 @@ import Foundation
 /// The update rules, each on a flat parameter buffer and a flat gradient buffer of the same
 /// layout, so the coordinator runs them without a model. All state is a flat `[Float]` too,
 /// which checkpoints save as it is.
-public enum OptimizerKind: String, CaseIterable, Codable, Sendable {
+public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, adagrad, adam
 }
 
@@ -24,7 +24,7 @@ public func makeOptimizer(_ kind: OptimizerKind, parameterCount: Int) -> any Opt
     }
 }
 
-/// `w' = w − α·g` (SPEC.md).
+/// `w' = w − α·g` (docs/SPEC.md §7.1).
 public struct SGD: Optimizer {
     public init() {}
     public var kind: OptimizerKind { .sgd }
@@ -35,7 +35,7 @@ public struct SGD: Optimizer {
     }
 }
 
-/// Heavy-ball momentum as PyTorch does it: `v = μ·v + g`, `w −= α·v`.
+/// Heavy-ball momentum as PyTorch does it (docs/SPEC.md §7.2): `v = μ·v + g`, `w −= α·v`.
 public struct Momentum: Optimizer {
     public var velocity: [Float]
     public let mu: Float
@@ -57,7 +57,7 @@ public struct Momentum: Optimizer {
     }
 }
 
-/// AdaGrad (SPEC.md): `h += g²`, `w −= α·g/(√h + ε)`.
+/// AdaGrad (docs/SPEC.md §7.3): `h += g²`, `w −= α·g/(√h + ε)`.
 public struct AdaGrad: Optimizer {
     public var squares: [Float]
     public let epsilon: Float
@@ -80,7 +80,7 @@ public struct AdaGrad: Optimizer {
     }
 }
 
-/// Adam (Kingma & Ba) with bias correction: `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`,
+/// Adam (Kingma & Ba; docs/SPEC.md §7.4) with bias correction: `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`,
 /// `w −= α·m̂/(√v̂ + ε)`. State: m, v, then the step count.
 public struct Adam: Optimizer {
     public var m: [Float]
@@ -120,9 +120,9 @@ public struct Adam: Optimizer {
     }
 }
 
-/// Learning rate per step. Cosine decay to zero over the run is the default: on LeNet-5 it
+/// Learning rate per step (docs/SPEC.md §7.5). Cosine decay to zero over the run is the default: on LeNet-5 it
 /// ends ~0.3 points above a constant rate after 10 epochs (SGD momentum 0.9, lr 0.05).
-public enum LearningRateSchedule: String, CaseIterable, Codable, Sendable {
+public enum LearningRateSchedule: String, CaseIterable, Sendable {
     case cosine, constant
 
     public func rate(base: Float, step: Int, totalSteps: Int) -> Float {

@@ -5,14 +5,16 @@ import Foundation
 /// optimizer state, position (epoch, step), the epoch's running totals and the finished
 /// epochs' reports. The batch order needs no state: it is derived from (seed, epoch).
 ///
-/// File (little-endian): magic `CONVOYCK`, version u32 (1), header length u32, header JSON,
-/// parameter count u64, parameters f32, optimizer state count u64, state f32, CRC-32 of all
-/// bytes before it. Written atomically (temp file, fsync, rename).
+/// File (docs/FORMATS.md §5, little-endian): magic `CONVOYCK`, version u32 (2), header length
+/// u32, header (binary record: config, position, totals, reports), parameter count u64,
+/// parameters f32, optimizer state count u64, state f32, CRC-32 of all bytes before it.
+/// Written atomically (temp file, fsync, rename). Version 1 (a JSON header) is not read.
 public struct Checkpoint: Sendable {
     public static let magic = Array("CONVOYCK".utf8)
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
+    static let maxHeaderBytes = 1 << 28
 
-    public struct Header: Codable, Equatable, Sendable {
+    public struct Header: Equatable, Sendable {
         public var config: TrainingConfig
         /// The epoch in progress (0-based) and how many of its steps are done.
         public var epoch: Int
@@ -37,13 +39,20 @@ public struct Checkpoint: Sendable {
         self.header = header; self.parameters = parameters; self.optimizerState = optimizerState
     }
 
+    /// The header block alone (what the golden-bytes test pins).
+    public var headerBytes: [UInt8] {
+        var writer = ByteWriter()
+        header.write(to: &writer)
+        return writer.bytes
+    }
+
     public func encoded() throws -> [UInt8] {
-        let json = try JSONEncoder().encode(header)
-        var writer = ByteWriter(capacity: 48 + json.count + 4 * (parameters.count + optimizerState.count))
+        let headerBytes = headerBytes
+        var writer = ByteWriter(capacity: 48 + headerBytes.count + 4 * (parameters.count + optimizerState.count))
         writer.append(bytes: Self.magic)
         writer.append(Self.version)
-        writer.append(UInt32(json.count))
-        writer.append(bytes: Array(json))
+        writer.append(headerBytes.count, as: UInt32.self)
+        writer.append(bytes: headerBytes)
         writer.append(UInt64(parameters.count))
         parameters.withUnsafeBufferPointer { writer.append(floats: $0) }
         writer.append(UInt64(optimizerState.count))
@@ -53,25 +62,27 @@ public struct Checkpoint: Sendable {
     }
 
     public init(decoding bytes: [UInt8], name: String) throws {
-        guard bytes.count >= 20, Array(bytes[0..<8]) == Self.magic else { throw DataError("\(name): not a convoy checkpoint (bad magic)") }
+        guard bytes.count >= 20, Array(bytes[0..<8]) == Self.magic else {
+            throw DataError("\(name): not a convoy checkpoint (bad magic)")
+        }
+        var reader = ByteReader(bytes, name: name, offset: 8)
+        let version = try reader.read(UInt32.self, "version")
+        guard version == Self.version else {
+            throw DataError("\(name): checkpoint version \(version) is not supported (this convoy reads version \(Self.version))")
+        }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
         guard stored == bytes[0..<(bytes.count - 4)].withUnsafeBytes({ Zlib.crc32($0) }) else {
             throw DataError("\(name): checksum mismatch (corrupt or truncated checkpoint)")
         }
-        var reader = ByteReader(bytes, name: name, offset: 8)
-        let version = try reader.read(UInt32.self, "version")
-        guard version == Self.version else { throw DataError("\(name): checkpoint version \(version) is not supported") }
-        let json = try reader.readBytes(Int(try reader.read(UInt32.self, "header length")), "header")
-        do { header = try JSONDecoder().decode(Header.self, from: Data(json)) } catch {
-            throw DataError("\(name): unreadable checkpoint header")
-        }
-        let parameterCount = try reader.read(UInt64.self, "parameter count")
-        guard parameterCount <= UInt64(reader.remaining / 4) else { throw DataError("\(name): truncated parameters") }
-        parameters = try reader.readFloats(Int(parameterCount), "parameters")
-        let stateCount = try reader.read(UInt64.self, "optimizer state count")
-        guard stateCount <= UInt64(reader.remaining / 4) else { throw DataError("\(name): truncated optimizer state") }
-        optimizerState = try reader.readFloats(Int(stateCount), "optimizer state")
-        guard reader.remaining == 4 else { throw DataError("\(name): unexpected trailing bytes") }
+        let headerLength = try reader.read(UInt32.self, "header length", in: 1...Self.maxHeaderBytes)
+        var headerReader = ByteReader(try reader.readBytes(headerLength, "header"), name: name)
+        header = try Header(reading: &headerReader, "header")
+        try headerReader.expectEnd("header")
+        let parameterCount = try reader.read(UInt64.self, "parameter count", in: 0...(reader.remaining / 4))
+        parameters = try reader.readFloats(parameterCount, "parameters")
+        let stateCount = try reader.read(UInt64.self, "optimizer state count", in: 0...(reader.remaining / 4))
+        optimizerState = try reader.readFloats(stateCount, "optimizer state")
+        guard reader.remaining == 4 else { throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes") }
     }
 
     static func fileName(step: Int) -> String { String(format: "checkpoint-%010d.convoy-ckpt", step) }

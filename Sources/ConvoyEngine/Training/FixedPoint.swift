@@ -1,4 +1,4 @@
-/// Exact, order-independent gradient sums: each micro-batch's Float gradient is rounded to
+/// Exact, order-independent gradient sums (docs/SPEC.md §8.1): each micro-batch's Float gradient is rounded to
 /// 64-bit fixed point with 32 fractional bits and added as integers. Integer addition is
 /// associative, so the total is the same bits whichever worker computed which micro-batch
 /// and in whatever order the sums arrive; that is what makes N workers agree with one.

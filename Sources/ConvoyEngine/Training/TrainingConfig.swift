@@ -1,6 +1,6 @@
 /// Everything that fixes a training run's result. The same config gives the same weights in
 /// `convoy train` and in a cluster of any size (with `deterministic`).
-public struct TrainingConfig: Codable, Equatable, Sendable {
+public struct TrainingConfig: Equatable, Sendable {
     public var model: String = "lenet5"
     public var epochs: Int = 10
     public var batchSize: Int = 64

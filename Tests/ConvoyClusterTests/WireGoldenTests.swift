@@ -1,0 +1,90 @@
+@testable import ConvoyCluster
+import ConvoyEngine
+import Testing
+
+/// Golden bytes of the wire format (docs/PROTOCOL.md): a fixed message must encode to exactly
+/// these bytes and decode back. A failure here means the format changed: bump `Wire.version`,
+/// update docs/PROTOCOL.md, then the literal.
+@Suite struct WireGoldenTests {
+    /// Every layer kind, both padding axes and a Gaussian initializer.
+    static let spec = NetworkSpec(name: "g", inputShape: Shape(1, 6, 6), layers: [
+        .conv2d(outChannels: 2, kernelHeight: 3, kernelWidth: 2, strideHeight: 1, strideWidth: 2,
+                paddingHeight: 1, paddingWidth: 0),
+        .relu, .maxPool(2), .avgPool(1), .sigmoid, .flatten, .dense(outputs: 3), .tanh,
+    ], initializer: .gaussian(sigma: 0.5))
+
+    func check(_ message: Message, _ golden: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let bytes = message.encoded()
+        #expect(hexString(bytes) == hexString(hexBytes(golden)), sourceLocation: sourceLocation)
+        #expect(try Message(decoding: hexBytes(golden)) == message, sourceLocation: sourceLocation)
+    }
+
+    @Test func header() throws {
+        try check(Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown), """
+            434e5659 0200 0500 0807060504030201 0900000000000000 05000000 00000000 0000000000000000
+            """)
+    }
+
+    @Test func hello() throws {
+        try check(Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))), """
+            434e5659 0200 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000
+            0200 6831 2a000000 01000000
+            """)
+    }
+
+    @Test func welcome() throws {
+        let welcome = Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36)
+        try check(Message(runID: 7, workerID: 3, payload: .welcome(welcome)), [
+            // header: welcome, run 7, step 0, worker 3, 115 bytes
+            "434e5659 0200 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
+            // worker id 3, deterministic, micro-batch 8, sample size 36
+            "03000000 01 08000000 24000000",
+            // spec: "g", (1, 6, 6), gaussian 0.5, 8 layers
+            "0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800",
+            // conv2d 2@3×2, stride 1×2, pad 1/0, zeros
+            "03 02000000 03000000 02000000 01000000 02000000 01 01000000 01 00000000 01",
+            // relu
+            "08",
+            // max pool 2×2, stride 2×2
+            "04 02000000 02000000 02000000 02000000",
+            // avg pool 1×1, stride 1×1
+            "05 01000000 01000000 01000000 01000000",
+            // sigmoid
+            "09",
+            // flatten
+            "06",
+            // dense: 3 outputs
+            "07 03000000",
+            // tanh
+            "0a",
+        ].joined())
+    }
+
+    /// A welcome whose spec is hostile is refused with the field named, before any layer is built.
+    @Test func hostileWelcomeSpecsAreRefusedByField() {
+        let frame = Message(runID: 7, workerID: 3, payload: .welcome(
+            Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36))).encoded()
+        // Offsets: 40 payload, 53 spec, 56 its input rank, 80 layer 1 (tag, out channels u32 …).
+        let cases: [(Int, UInt8, String)] = [
+            (80, 42, "welcome: message: spec layer 1 kind: unknown layer tag 42"),
+            (84, 0x10, "welcome: message: spec layer 1 output channels: 268435458 is outside 1...1048576"),
+            (56, 4, "welcome: message: spec input rank: 4 is outside 1...3"),
+            (44, 2, "welcome: message: deterministic: 2 is not a boolean (0 or 1)"),
+        ]
+        for (offset, value, message) in cases {
+            var bad = frame
+            bad[offset] = value
+            #expect(throws: ProtocolError(message)) { try Message(decoding: bad) }
+        }
+    }
+}
+
+func hexString(_ bytes: [UInt8]) -> String {
+    bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}
+
+/// Bytes from hex digits; spaces and newlines (for readability, one field per group) ignored.
+func hexBytes(_ text: String) -> [UInt8] {
+    let digits = Array(text.filter(\.isHexDigit))
+    return stride(from: 0, to: digits.count - 1, by: 2).map { UInt8(String(digits[$0...($0 + 1)]), radix: 16)! }
+}
