@@ -19,6 +19,8 @@ enum ErrorWording {
         case .initializer: "--init"
         case .trainSamples: "--train-samples"
         case .testSamples: "--test-samples"
+        case .warmupEpochs: "--warmup-epochs"
+        case .weightDecay: "--weight-decay"
         }
     }
 

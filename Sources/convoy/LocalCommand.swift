@@ -79,11 +79,13 @@ extension TrainingOptions {
     /// These options as command-line arguments, to pass on to a child process.
     var arguments: [String] {
         var list = ["--model", model, "--epochs", String(epochs), "--batch", String(batch), "--optimizer", optimizer,
-                    "--lr", String(lr), "--schedule", schedule, "--seed", String(seed), "--data", data,
+                    "--schedule", schedule, "--seed", String(seed), "--data", data,
                     "--micro-batch", String(microBatch), deterministic ? "--deterministic" : "--no-deterministic"]
         if let trainSamples { list += ["--train-samples", String(trainSamples)] }
         if let testSamples { list += ["--test-samples", String(testSamples)] }
         if let initializer { list += ["--init", initializer] }
+        if let lr { list += ["--lr", String(lr)] }
+        list += ["--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay)]
         return list
     }
 }

@@ -7,7 +7,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Number of passes over the training set.") var epochs = 10
     @Option(help: "Global batch size (split across workers).") var batch = 64
     @Option(help: "Optimizer: sgd, momentum, adagrad, adam.") var optimizer = "momentum"
-    @Option(help: "Base learning rate.") var lr: Float = 0.05
+    @Option(help: "Base learning rate (default: 0.05 × batch / 64, the linear scaling rule).") var lr: Float?
+    @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear learning-rate warm-up (for large batches).")
+    var warmupEpochs = 0
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay λ (the gradient gains λ·w).") var weightDecay: Float = 0
     @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.") var schedule = "cosine"
     @Option(help: "Seed for initial weights and batch order.") var seed: UInt64 = 1
     @Option(help: "Directory with the MNIST IDX files (gzipped or raw).") var data = defaultDataDirectory()
@@ -28,7 +31,11 @@ struct TrainingOptions: ParsableArguments {
             throw FlagError("--optimizer \(optimizer) is unknown; use one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         config.optimizer = kind
-        config.learningRate = lr
+        // Linear scaling rule: the default rate grows with the batch, so a larger global
+        // batch (more workers with enough work each) takes steps of the same size per sample.
+        config.learningRate = lr ?? 0.05 * Float(batch) / 64
+        config.warmupEpochs = warmupEpochs
+        config.weightDecay = weightDecay
         guard let schedule = LearningRateSchedule(rawValue: schedule.lowercased()) else {
             throw FlagError("--schedule \(self.schedule) is unknown; use cosine or constant")
         }

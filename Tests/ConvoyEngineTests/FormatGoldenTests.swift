@@ -20,14 +20,16 @@ import Testing
         config.seed = 0x0102
         config.initializer = .he
         config.trainSamples = 100
+        config.warmupEpochs = 1
+        config.weightDecay = 0.25
         return config
     }
 
     @Test func modelFile() throws {
         let file = ModelFile(spec: Self.spec, config: Self.config, parameters: [1, -1, 0.5, 2, 0, 0.25])
         let golden = hexBytes([
-            // magic CONVOYMD, version 2, header length 98
-            "434f4e564f594d44 02000000 62000000",
+            // magic CONVOYMD, version 3, header length 106
+            "434f4e564f594d44 03000000 6a000000",
             // spec: name "tiny", rank 2, (1, 3), xavier, 3 layers
             "0400 74696e79 02 01000000 03000000 02 0300",
             // conv1d: 1 channel, kernel 2, stride 1, explicit 0, zeros
@@ -48,12 +50,14 @@ import Testing
             "01 6400000000000000",
             // test samples: all
             "00 0000000000000000",
+            // warm-up epochs 1, weight decay 0.25
+            "01000000 0000803e",
             // parameter count 6
             "0600000000000000",
             // parameters
             "0000803f 000080bf 0000003f 00000040 00000000 0000803e",
             // CRC-32
-            "982cccf1",
+            "8dad2d2b",
         ].joined())
         let bytes = try file.encoded()
         #expect(hexString(bytes) == hexString(golden))
@@ -70,8 +74,8 @@ import Testing
                                        epochTotals: totals, reports: [report])
         let checkpoint = Checkpoint(header: header, parameters: [1, -2], optimizerState: [0.5])
         let golden = hexBytes([
-            // magic CONVOYCK, version 2, header length 158
-            "434f4e564f59434b 02000000 9e000000",
+            // magic CONVOYCK, version 3, header length 166
+            "434f4e564f59434b 03000000 a6000000",
             // config: model "lenet5"
             "0600 6c656e657435",
             // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
@@ -82,6 +86,8 @@ import Testing
             "01 6400000000000000",
             // test samples: all
             "00 0000000000000000",
+            // warm-up epochs 1, weight decay 0.25
+            "01000000 0000803e",
             // epoch 1, step in epoch 2, step 12
             "01000000 02000000 0c00000000000000",
             // totals: count 16, loss sum 3.5, correct 9
@@ -97,7 +103,7 @@ import Testing
             // 1 optimizer state value
             "0100000000000000 0000003f",
             // CRC-32
-            "c6bd7818",
+            "283e6836",
         ].joined())
         let bytes = try checkpoint.encoded()
         #expect(hexString(bytes) == hexString(golden))
@@ -161,14 +167,14 @@ import Testing
     @Test func olderVersionsAreRefusedByName() throws {
         var model = try Self.modelBytes { _ in }
         model[8] = 1
-        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads version 2)")) {
+        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads version 3)")) {
             try ModelFile(decoding: model, name: "m")
         }
         var checkpoint = try Checkpoint(header: Checkpoint.Header(config: Self.config, epoch: 0, stepInEpoch: 0, step: 0,
                                                                   epochTotals: .init(), reports: []),
                                         parameters: [], optimizerState: []).encoded()
         checkpoint[8] = 1
-        #expect(throws: DataError("c: checkpoint version 1 is not supported (this convoy reads version 2)")) {
+        #expect(throws: DataError("c: checkpoint version 1 is not supported (this convoy reads version 3)")) {
             try Checkpoint(decoding: checkpoint, name: "c")
         }
     }

@@ -48,6 +48,34 @@ import Testing
         #expect(LearningRateSchedule.cosine.rate(base: 0.1, step: 100, totalSteps: 100) < 1e-9)
         #expect(LearningRateSchedule.constant.rate(base: 0.1, step: 70, totalSteps: 100) == 0.1)
     }
+
+    /// docs/SPEC.md §7.5: a linear warm-up to the base rate, then the schedule over the rest.
+    @Test func warmUpRisesLinearlyThenTheScheduleTakesOver() {
+        let cosine = LearningRateSchedule.cosine
+        #expect(cosine.rate(base: 0.2, step: 0, totalSteps: 100, warmupSteps: 10) == Float(0.2 * 1.0 / 10))
+        #expect(cosine.rate(base: 0.2, step: 4, totalSteps: 100, warmupSteps: 10) == Float(0.2 * 5.0 / 10))
+        #expect(cosine.rate(base: 0.2, step: 10, totalSteps: 100, warmupSteps: 10) == 0.2)
+        #expect(abs(cosine.rate(base: 0.2, step: 55, totalSteps: 100, warmupSteps: 10) - 0.1) < 1e-7)
+        #expect(cosine.rate(base: 0.2, step: 100, totalSteps: 100, warmupSteps: 10) < 1e-9)
+        #expect(LearningRateSchedule.constant.rate(base: 0.2, step: 3, totalSteps: 100, warmupSteps: 4) == 0.2)
+    }
+
+    /// Weight decay adds λ·w to the mean gradient before the optimizer (SGD here).
+    @Test func weightDecayPullsWeightsTowardZero() {
+        var config = TrainingConfig()
+        config.optimizer = .sgd
+        config.schedule = .constant
+        config.learningRate = 0.5
+        config.weightDecay = 0.1
+        let server = ParameterServer(parameters: [2, -4], config: config, totalSteps: 10)
+        let sum = GradientSum(mode: .float, count: 2)
+        sum.float[0] = 1; sum.float[1] = 1
+        sum.addSamples(2)
+        server.apply(sum)
+        // g = 1/2 + 0.1·w; w' = w − 0.5·g
+        let expected: [Float] = [2 - 0.5 * (0.5 + 0.2), -4 - 0.5 * (0.5 - 0.4)]
+        #expect(server.parameters.array == expected)
+    }
 }
 
 @Suite struct DeterminismTests {

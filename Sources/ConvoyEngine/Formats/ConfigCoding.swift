@@ -39,7 +39,8 @@ enum RecordBounds {
 extension TrainingConfig {
     /// model (string), epochs u32, batch u32, optimizer tag u8, learning rate f32, schedule
     /// tag u8, seed u64, deterministic u8, micro-batch u32, initializer (u8 0 = the model's,
-    /// else an initializer record), train and test sample limits (u8 present + u64 each).
+    /// else an initializer record), train and test sample limits (u8 present + u64 each),
+    /// warm-up epochs u32, weight decay f32.
     public func write(to writer: inout ByteWriter) {
         writer.append(string: model)
         writer.append(epochs, as: UInt32.self)
@@ -55,6 +56,8 @@ extension TrainingConfig {
             writer.append(limit != nil)
             writer.append(UInt64(limit ?? 0))
         }
+        writer.append(warmupEpochs, as: UInt32.self)
+        writer.append(weightDecay)
     }
 
     public init(reading reader: inout ByteReader, _ field: String) throws {
@@ -84,6 +87,8 @@ extension TrainingConfig {
         }
         trainSamples = try Self.readLimit(&reader, "\(field) train samples")
         testSamples = try Self.readLimit(&reader, "\(field) test samples")
+        warmupEpochs = try reader.read(UInt32.self, "\(field) warm-up epochs", in: 0...RecordBounds.maxEpochs)
+        weightDecay = try reader.readFloat("\(field) weight decay")
     }
 
     private static func readLimit(_ reader: inout ByteReader, _ field: String) throws -> Int? {

@@ -1,12 +1,12 @@
 import ConvoyInterop
 import Foundation
 
-/// A trained model on disk (docs/FORMATS.md §4; format version 2, little-endian):
+/// A trained model on disk (docs/FORMATS.md §4; format version 3, little-endian):
 ///
 /// | bytes | field |
 /// |---|---|
 /// | 8 | magic `CONVOYMD` |
-/// | 4 | format version (2) |
+/// | 4 | format version (3) |
 /// | 4 | length L of the header |
 /// | L | header: network spec record, u8 config present, training config record if present |
 /// | 8 | parameter count P |
@@ -16,7 +16,7 @@ import Foundation
 /// Version 1 held the header as JSON of the engine's types; it is not read any more.
 public struct ModelFile: Sendable {
     public static let magic = Array("CONVOYMD".utf8)
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     /// A header is a few hundred bytes; anything near this is not a model file.
     static let maxHeaderBytes = 1 << 20
 

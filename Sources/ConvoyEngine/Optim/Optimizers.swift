@@ -125,11 +125,16 @@ public struct Adam: Optimizer {
 public enum LearningRateSchedule: String, CaseIterable, Sendable {
     case cosine, constant
 
-    public func rate(base: Float, step: Int, totalSteps: Int) -> Float {
+    /// The rate of step `step` (0-based) of `totalSteps` (docs/SPEC.md §7.5): a linear
+    /// warm-up over the first `warmupSteps` steps, `base · (step + 1) / warmupSteps`, then
+    /// this schedule over the steps after the warm-up.
+    public func rate(base: Float, step: Int, totalSteps: Int, warmupSteps: Int = 0) -> Float {
+        if step < warmupSteps { return Float(Double(base) * Double(step + 1) / Double(warmupSteps)) }
         switch self {
         case .constant: return base
         case .cosine:
-            let progress = Double(min(step, totalSteps)) / Double(max(totalSteps, 1))
+            let span = max(totalSteps - warmupSteps, 1)
+            let progress = Double(min(step - warmupSteps, span)) / Double(span)
             return Float(Double(base) * 0.5 * (1 + Foundation.cos(Double.pi * progress)))
         }
     }

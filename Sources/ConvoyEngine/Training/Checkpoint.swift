@@ -5,13 +5,13 @@ import Foundation
 /// optimizer state, position (epoch, step), the epoch's running totals and the finished
 /// epochs' reports. The batch order needs no state: it is derived from (seed, epoch).
 ///
-/// File (docs/FORMATS.md §5, little-endian): magic `CONVOYCK`, version u32 (2), header length
+/// File (docs/FORMATS.md §5, little-endian): magic `CONVOYCK`, version u32 (3), header length
 /// u32, header (binary record: config, position, totals, reports), parameter count u64,
 /// parameters f32, optimizer state count u64, state f32, CRC-32 of all bytes before it.
 /// Written atomically (temp file, fsync, rename). Version 1 (a JSON header) is not read.
 public struct Checkpoint: Sendable {
     public static let magic = Array("CONVOYCK".utf8)
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     static let maxHeaderBytes = 1 << 28
 
     public struct Header: Equatable, Sendable {

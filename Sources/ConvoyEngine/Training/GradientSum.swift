@@ -1,7 +1,7 @@
 /// How the gradient sums of a step are kept. The one place the deterministic/fast switch
 /// turns into arithmetic: everything else asks a `GradientSum` to add.
 public enum SumMode: Sendable, Equatable {
-    /// Exact 64-bit fixed point per micro-batch (docs/SPEC.md, "Fixed-point gradient sums"): the same bits at any N.
+    /// Exact 64-bit fixed point per micro-batch (docs/SPEC.md §8.1): the same bits at any N.
     case fixedPoint
     /// Float32 sums in a fixed order: faster, the same bits only with the same layout.
     case float
@@ -97,7 +97,7 @@ public final class GradientSum {
         samples += other.samples
     }
 
-    /// `out = sum / samples`, the mean gradient of the step (docs/SPEC.md, "Fixed-point gradient sums").
+    /// `out = sum / samples`, the mean gradient of the step (docs/SPEC.md §8.1, §8.2).
     public func mean(into out: UnsafeMutablePointer<Float>) {
         let divisor = max(samples, 1)
         switch mode {

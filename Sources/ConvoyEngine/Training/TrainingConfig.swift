@@ -14,6 +14,10 @@ public struct TrainingConfig: Equatable, Sendable {
     public var microBatch: Int = 8
     /// Overrides the model's initializer when set.
     public var initializer: Initializer? = nil
+    /// Epochs of linear learning-rate warm-up before the schedule (docs/SPEC.md §7.5).
+    public var warmupEpochs: Int = 0
+    /// L2 weight decay λ: the mean gradient gains λ·w before the update (docs/SPEC.md §7).
+    public var weightDecay: Float = 0
     public var trainSamples: Int? = nil
     public var testSamples: Int? = nil
 
@@ -33,6 +37,10 @@ public struct TrainingConfig: Equatable, Sendable {
         try check(microBatch >= 1 && microBatch <= 65536, .microBatch, microBatch, "must be in 1...65536")
         try check((batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms, .microBatch, microBatch,
                   "gives more than \(FixedPoint.maxTerms) micro-batches in a batch of \(batchSize)")
+        try check(warmupEpochs >= 0 && warmupEpochs < epochs, .warmupEpochs, warmupEpochs,
+                  "must be in 0..<epochs (\(epochs))")
+        try check(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, .weightDecay, weightDecay,
+                  "must be in [0, 1)")
         if let n = trainSamples { try check(n >= 1, .trainSamples, n, "must be at least 1") }
         if let n = testSamples { try check(n >= 1, .testSamples, n, "must be at least 1") }
     }
@@ -41,7 +49,7 @@ public struct TrainingConfig: Equatable, Sendable {
 /// The settings of a training run, by name; the CLI knows each one's flag.
 public enum TrainingSetting: String, Sendable, CaseIterable {
     case model, epochs, batchSize, optimizer, learningRate, schedule, seed, microBatch, initializer
-    case trainSamples, testSamples
+    case trainSamples, testSamples, warmupEpochs, weightDecay
 }
 
 /// A setting whose value cannot work, and the rule it breaks.

@@ -59,7 +59,8 @@ public final class TrainingSession {
         self.log = log
         plan = BatchPlan(sampleCount: train.count, batchSize: config.batchSize, seed: config.seed)
         server = ParameterServer(parameters: architecture.initialParameters(seed: config.seed, initializer: config.initializer),
-                                 config: config, totalSteps: plan.stepsPerEpoch * config.epochs)
+                                 config: config, totalSteps: plan.stepsPerEpoch * config.epochs,
+                                 warmupSteps: plan.stepsPerEpoch * config.warmupEpochs)
         sum = GradientSum(mode: SumMode(deterministic: config.deterministic), count: architecture.parameterCount)
     }
 
@@ -103,8 +104,7 @@ public final class TrainingSession {
     private func runEpoch(_ epoch: Int, progress: (StepProgress) -> Void) throws -> EpochReport {
         let clock = Date()
         let order = plan.order(epoch: epoch)
-        let rate = config.schedule.rate(base: config.learningRate, step: epoch * plan.stepsPerEpoch,
-                                        totalSteps: server.totalSteps)
+        let rate = server.rate(at: epoch * plan.stepsPerEpoch)
         let first = epoch == start.epoch ? start.step : 0
         var totals = epoch == start.epoch ? resumedTotals : GradientComputer.Totals()
         var trained = 0
