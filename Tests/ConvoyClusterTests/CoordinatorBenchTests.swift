@@ -66,6 +66,32 @@ import Testing
         #expect(result.bytesPerStep == Double(expected))
     }
 
+    /// The synthetic worker's shortcuts (reading step fields in place, patching encoded
+    /// replies) give exactly what the codec and the coordinator's validator expect.
+    @Test func syntheticRepliesAreResultsTheValidatorAccepts() throws {
+        let spec = try ModelZoo.spec(named: "lenet5")
+        let architecture = try Architecture(spec)
+        let work = StepWork(slice: 2, evaluate: false, weights: [0, 1], sampleSize: 1, pixels: [1, 2, 3],
+                            labels: [1, 2, 3])
+        let step = Message(runID: 9, step: 5, workerID: 1, payload: .step(work))
+        #expect(StepPeek(step.encoded()) == StepPeek(step, work: work))
+        for deterministic in [true, false] {
+            let welcome = Welcome(workerID: 1, spec: spec, deterministic: deterministic, microBatch: 8, sampleSize: 784)
+            let replies = try SyntheticReplies(welcome: welcome, runID: 9)
+            _ = replies.frames(count: 24, step: 1, slice: 0)
+            let validator = ResultValidator(architecture: architecture, mode: SumMode(deterministic: deterministic))
+            var earlier: [StepResult] = []
+            for frame in replies.frames(count: 24, step: 5, slice: 2) {   // patched in place
+                let message = try Message(decoding: frame)
+                guard case let .result(result) = message.payload else { Issue.record("not a result"); return }
+                #expect(message.runID == 9 && message.step == 5 && result.slice == 2)
+                #expect(validator.problem(with: result, expected: 24, evaluate: false, earlier: earlier) == nil)
+                earlier.append(result)
+            }
+            #expect(validator.isComplete(earlier, evaluate: false))
+        }
+    }
+
     @Test func theCommandPrintsOneJSONObjectPerWorkerCount() throws {
         let run = try runConvoy(["bench-coordinator", "--workers", "1,3", "--steps", "3", "--warmup", "1",
                                  "--per-worker-batch", "16", "--json"], timeout: 120)

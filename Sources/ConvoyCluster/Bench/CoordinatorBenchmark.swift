@@ -88,7 +88,8 @@ public enum CoordinatorBenchmark {
             try runner.finish()
         } catch {
             workers.stop()
-            _ = try? workers.join()
+            // A synthetic worker's failure is the cause of whatever the coordinator saw.
+            _ = try workers.join()
             throw error
         }
         let answered = try workers.join()
