@@ -66,9 +66,11 @@ def step(k, hosts, batch, agg, gbit, m):
         "worker messaging": m["t_w"],
         # One thread adds the slots' sums in turn (a tree would make it log2(slots)).
         "host pre-sum": slots * m["s_sum"] if agg else 0,
-        # The coordinator's link: sends pipeline behind earlier workers' compute, but all
-        # gradients come back through it after the computations end.
-        "coordinator link": 0 if gbit is None else (s_out + peers * s_in) / (gbit * 0.94e9 / 8) * 1000,
+        # The coordinator's link, full duplex: sends pipeline behind earlier workers' compute,
+        # but all gradients come back through it after the computations end (or, when the
+        # step messages are the larger, the last worker starts after all of them went out).
+        "coordinator link": 0 if gbit is None else
+        max(s_out + peers * s_in, peers * s_out + s_in) / (gbit * 0.94e9 / 8) * 1000,
     }
     return terms, busy, cores
 
