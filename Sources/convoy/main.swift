@@ -11,7 +11,7 @@ struct Convoy: ParsableCommand {
         abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
         version: "0.1.0",
         subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self,
-                      Summary.self, Bench.self, TransportBench.self])
+                      Summary.self, Bench.self, TransportBench.self, CoordinatorBench.self])
 }
 
 Process.clearInheritedSignalMask()
