@@ -60,6 +60,7 @@ struct CoordinatorCommand: ParsableCommand {
             let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
             let session = try TrainingSession(config: config, train: train, test: test, runner: runner,
                                               checkpoints: checkpoints.policy, log: log)
+            session.stopRule = training.stopRule
             if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
             ProgressPrinter.error("coordinator: run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, batch \(config.batchSize), waiting for \(workers) worker(s)")
@@ -68,13 +69,8 @@ struct CoordinatorCommand: ParsableCommand {
                 let extra = "  " + runner.workerStepMs.enumerated().map { "w\($0.offset) \(format($0.element, 1))ms" }.joined(separator: " ")
                 printer.step(progress, epochs: config.epochs, extra: extra)
             }, epochDone: { report in
-                let stats = runner.takeEpochStats()
-                if json {
-                    ProgressPrinter.line(ProgressPrinter.jsonLine(ClusterEpoch(report: report, cluster: stats)))
-                } else {
-                    printer.epoch(report, epochs: config.epochs)
-                    ProgressPrinter.line("  \(stats.workers) workers: step \(format(stats.stepMs, 2)) ms, coordinator \(format(stats.coordinatorMs, 2)) ms, worker compute " + stats.workerStepMs.map { format($0, 2) }.joined(separator: "/") + " ms, waiting \(percent(stats.workerWaitFraction)), \(Int(stats.bytesPerStep / 1024)) KiB/step")
-                }
+                printer.epoch(report, epochs: config.epochs, cluster: runner.takeEpochStats(),
+                              timeToTarget: session.timeToTarget)
                 try session.modelFile.save(to: out)
             })
             // Also when a resumed run had no epoch left to train.
@@ -85,16 +81,6 @@ struct CoordinatorCommand: ParsableCommand {
             context.terminate()
             if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", session.modelFile.parameterChecksum)))") }
         }
-    }
-}
-
-/// An epoch report with the cluster's figures, flattened into one JSON object.
-struct ClusterEpoch: Encodable {
-    let report: EpochReport
-    let cluster: ClusterStats
-    func encode(to encoder: Encoder) throws {
-        try report.encode(to: encoder)
-        try cluster.encode(to: encoder)
     }
 }
 

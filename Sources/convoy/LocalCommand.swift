@@ -86,6 +86,7 @@ extension TrainingOptions {
         if let initializer { list += ["--init", initializer] }
         if let lr { list += ["--lr", String(lr)] }
         list += ["--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay)]
+        if let targetAccuracy { list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)] }
         return list
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvoyCluster
 import ConvoyEngine
 import Foundation
 #if canImport(Glibc)
@@ -50,14 +51,23 @@ struct ProgressPrinter {
         fflush(nil)
     }
 
-    func epoch(_ report: EpochReport, epochs: Int) {
+    /// An epoch's line: its report, a cluster's figures, and once the stop rule's target is
+    /// reached, the time to it (`time_to_target_seconds` in JSON).
+    func epoch(_ report: EpochReport, epochs: Int, cluster: ClusterStats? = nil, timeToTarget: Double? = nil) {
         if json {
-            Self.line(Self.jsonLine(report))
+            Self.line(Self.jsonLine(EpochLine(report: report, cluster: cluster, timeToTarget: timeToTarget)))
             return
         }
         if isTerminal { print("\r\u{1B}[2K", terminator: "") }
         Self.line("epoch \(report.epoch)/\(epochs)  loss \(format(report.loss, 4))  train \(percent(report.trainAccuracy))  test \(percent(report.testAccuracy))  \(format(report.seconds, 1)) s  \(Int(report.samplesPerSec.rounded())) samples/s  lr \(format(report.learningRate, 5))")
+        if let stats = cluster {
+            Self.line("  \(stats.workers) workers: step \(format(stats.stepMs, 2)) ms, coordinator \(format(stats.coordinatorMs, 2)) ms, worker compute " + stats.workerStepMs.map { format($0, 2) }.joined(separator: "/") + " ms, waiting \(percent(stats.workerWaitFraction)), \(Int(stats.bytesPerStep / 1024)) KiB/step")
+        }
+        if let timeToTarget {
+            Self.line("reached the target test accuracy after \(format(timeToTarget, 1)) s of training (evaluations included)")
+        }
     }
+
 
     static func jsonLine<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
@@ -79,5 +89,21 @@ func fail(_ message: String) -> Never {
 func reportingErrors<T>(_ body: () throws -> T) -> T {
     do { return try body() } catch let error as ExitCode { Foundation.exit(error.rawValue) } catch {
         fail(ErrorWording.line(for: error))
+    }
+}
+
+/// One JSON object per epoch: the report's keys, the cluster's, and the time to target.
+struct EpochLine: Encodable {
+    let report: EpochReport
+    let cluster: ClusterStats?
+    let timeToTarget: Double?
+
+    enum Keys: String, CodingKey { case timeToTarget = "time_to_target_seconds" }
+
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        try cluster?.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encodeIfPresent(timeToTarget, forKey: .timeToTarget)
     }
 }

@@ -28,13 +28,14 @@ struct Train: ParsableCommand {
             let (train, test) = try training.loadData(config)
             let session = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner(),
                                               checkpoints: checkpoints.policy, log: log)
+            session.stopRule = training.stopRule
             if let checkpoint { try session.resume(from: checkpoint) }
             if !json {
                 ProgressPrinter.line("training \(config.model) (\(session.architecture.parameterCount) parameters) on \(train.count) samples, testing on \(test.count); batch \(config.batchSize), \(config.optimizer.rawValue) lr \(config.learningRate) \(config.schedule.rawValue), seed \(config.seed)\(config.deterministic ? ", deterministic" : "")")
             }
             var printer = ProgressPrinter(json: json)
             try session.run(progress: { printer.step($0, epochs: config.epochs) }, epochDone: { report in
-                printer.epoch(report, epochs: config.epochs)
+                printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
                 // Saved after every epoch so an interrupted run still leaves a usable model.
                 try session.modelFile.save(to: out)
             })

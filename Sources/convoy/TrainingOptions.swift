@@ -19,6 +19,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("micro-batch"), help: "Micro-batch size of the deterministic mode.") var microBatch = 8
     @Option(name: .customLong("init"), help: "Initializer: he, xavier, uniform, gaussian:SIGMA (default: the model's).")
     var initializer: String?
+    @Option(name: .customLong("target-accuracy"), help: "Stop once the test accuracy reaches A (a fraction, e.g. 0.99) and report the time to it.")
+    var targetAccuracy: Double?
+    @Option(name: .customLong("eval-every"), help: "With --target-accuracy, also evaluate every K steps (0: at epoch ends only).")
+    var evalEvery = 0
     @Flag(inversion: .prefixedNo, help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
     var deterministic = true
 
@@ -58,7 +62,14 @@ struct TrainingOptions: ParsableArguments {
     /// ArgumentParser calls this before `run`: impossible flags fail before any work.
     func validate() throws {
         do { _ = try config() } catch { throw ValidationError(ErrorWording.line(for: error)) }
+        if let target = targetAccuracy, !(target > 0 && target <= 1) {
+            throw ValidationError("--target-accuracy \(target): must be in (0, 1]")
+        }
+        guard evalEvery >= 0 else { throw ValidationError("--eval-every must be ≥ 0 (got \(evalEvery))") }
     }
+
+    /// When to stop early, if --target-accuracy was given.
+    var stopRule: StopRule? { targetAccuracy.map { StopRule(targetAccuracy: $0, evaluateEvery: evalEvery) } }
 
     func loadData(_ config: TrainingConfig) throws -> (train: Dataset, test: Dataset) {
         (try MNIST.load(directory: data, split: .train, limit: config.trainSamples),

@@ -117,6 +117,23 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         #expect(result.stdout.contains("total parameters: \(parameters)"), "\(result.stdout)")
     }
 
+    /// `--target-accuracy` stops `convoy local` early and the last JSON object says when.
+    @Test func targetAccuracyStopsTheRunAndReportsTheTime() throws {
+        let dir = NSTemporaryDirectory() + "convoy-target-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try runConvoy(["local", "--workers", "2", "--epochs", "5", "--train-samples", "3200", "--test-samples", "200",
+                                    "--target-accuracy", "0.6", "--eval-every", "5", "--data", mnistDirectory,
+                                    "--out", dir + "/m.convoy", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count < 5, "stopped before the last epoch: \(result.stdout)")
+        let last = try JSONSerialization.jsonObject(with: Data((lines.last ?? "").utf8)) as? [String: Any]
+        #expect((last?["time_to_target_seconds"] as? Double ?? -1) > 0, "\(result.stdout)")
+        #expect((last?["test_accuracy"] as? Double ?? 0) >= 0.6)
+        #expect(FileManager.default.fileExists(atPath: dir + "/m.convoy"))
+    }
+
     @Test func summaryTotals() throws {
         for (model, total) in [("lenet5", "61,706"), ("vgg16", "138,357,544"), ("alexnet", "61,100,840")] {
             let result = try runConvoy(["summary", model])

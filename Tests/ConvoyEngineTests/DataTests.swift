@@ -196,6 +196,29 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         #expect(maxDifference < 1e-3)
     }
 
+    /// A stop rule ends the run at the first evaluation that meets the target, mid-epoch
+    /// with `evaluateEvery`, and records the time to it; without a target nothing stops.
+    @Test func aStopRuleEndsTheRunAtTheTarget() throws {
+        var config = TrainingConfig()
+        config.epochs = 3
+        let train = try MNIST.load(directory: mnistDirectory, split: .train, limit: 3200)
+        let test = try MNIST.load(directory: mnistDirectory, split: .test, limit: 200)
+        let session = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner())
+        session.stopRule = StopRule(targetAccuracy: 0.6, evaluateEvery: 5)
+        var reports: [EpochReport] = []
+        try session.run { reports.append($0) }
+        #expect(reports.count < 3, "\(reports)")
+        #expect(reports.last!.testAccuracy >= 0.6)
+        #expect(session.timeToTarget != nil)
+        #expect(session.server.step % 5 == 0 && session.server.step < 3 * session.plan.stepsPerEpoch,
+                "step \(session.server.step)")
+        let unreachable = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner())
+        unreachable.stopRule = StopRule(targetAccuracy: 1.0, evaluateEvery: 0)
+        var epochs = 0
+        try unreachable.run { _ in epochs += 1 }
+        #expect(epochs == 3 && unreachable.timeToTarget == nil)
+    }
+
     @Test func invalidConfigsAreRefusedNamingTheSetting() {
         var config = TrainingConfig()
         config.epochs = 0

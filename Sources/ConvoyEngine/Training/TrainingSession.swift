@@ -21,6 +21,17 @@ public struct StepProgress: Sendable {
     public let runningLoss: Double
 }
 
+/// Stops a run once the test accuracy reaches a target: time to accuracy, the figure users
+/// feel. Not part of the config: it decides when to stop, never what a step computes.
+public struct StopRule: Sendable, Equatable {
+    public var targetAccuracy: Double
+    /// Also evaluate every this many steps (0: only at epoch ends).
+    public var evaluateEvery: Int
+    public init(targetAccuracy: Double, evaluateEvery: Int = 0) {
+        self.targetAccuracy = targetAccuracy; self.evaluateEvery = evaluateEvery
+    }
+}
+
 /// One training run, whoever computes its steps: the epoch loop, the optimizer step, the
 /// reports, checkpoints and resume. `convoy train` runs it with a `LocalStepRunner`, the
 /// cluster's coordinator with a `ClusterStepRunner`; the same config gives the same weights
@@ -34,6 +45,11 @@ public final class TrainingSession {
     public let server: ParameterServer
     public let runner: any StepRunner
     public var checkpoints: CheckpointPolicy?
+    public var stopRule: StopRule?
+    /// Seconds from this process's first step until the test accuracy reached the stop rule's
+    /// target, evaluations included; nil until then.
+    public private(set) var timeToTarget: Double?
+    private var runStarted = Date()
     /// The reports of the epochs finished so far, including those before a resume.
     public private(set) var reports: [EpochReport] = []
     private let sum: GradientSum
@@ -92,11 +108,16 @@ public final class TrainingSession {
     /// Trains every epoch left, then ends the runner.
     public func run(progress: (StepProgress) -> Void = { _ in }, epochDone: (EpochReport) throws -> Void) throws {
         try startRunner()
+        runStarted = Date()
         for epoch in start.epoch..<config.epochs {
             let report = try runEpoch(epoch, progress: progress)
             reports.append(report)
-            try saveCheckpoint(epoch: epoch + 1, stepInEpoch: 0, totals: GradientComputer.Totals())
+            // A run stopped at its target mid-epoch saved its position already.
+            if timeToTarget == nil || report.epoch * plan.stepsPerEpoch == server.step {
+                try saveCheckpoint(epoch: epoch + 1, stepInEpoch: 0, totals: GradientComputer.Totals())
+            }
             try epochDone(report)
+            if timeToTarget != nil { break }
         }
         try runner.finish()
     }
@@ -108,6 +129,17 @@ public final class TrainingSession {
         let first = epoch == start.epoch ? start.step : 0
         var totals = epoch == start.epoch ? resumedTotals : GradientComputer.Totals()
         var trained = 0
+        var evaluationSeconds = 0.0
+        /// The epoch's report, at its end or where the stop rule's target was reached.
+        func report(_ evaluation: GradientComputer.Totals) -> EpochReport {
+            let seconds = Date().timeIntervalSince(clock) - evaluationSeconds
+            return EpochReport(epoch: epoch + 1, loss: totals.lossSum / Double(max(totals.count, 1)),
+                               trainAccuracy: Double(totals.correct) / Double(max(totals.count, 1)),
+                               testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
+                               testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
+                               seconds: seconds, samplesPerSec: Double(trained) / max(seconds, 1e-9),
+                               learningRate: Double(rate))
+        }
         for index in first..<plan.stepsPerEpoch {
             let stepTotals = try trainStep(step: epoch * plan.stepsPerEpoch + index,
                                            samples: order[plan.batchRange(step: index)])
@@ -118,15 +150,29 @@ public final class TrainingSession {
             if let every = checkpoints?.every, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch {
                 try saveCheckpoint(epoch: epoch, stepInEpoch: index + 1, totals: totals)
             }
+            if let every = stopRule?.evaluateEvery, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch {
+                let evaluationClock = Date()
+                let evaluation = try evaluate(test)
+                evaluationSeconds += Date().timeIntervalSince(evaluationClock)
+                if reachedTarget(evaluation) {
+                    try saveCheckpoint(epoch: epoch, stepInEpoch: index + 1, totals: totals)
+                    return report(evaluation)
+                }
+            }
         }
-        let seconds = Date().timeIntervalSince(clock)
         let evaluation = try evaluate(test)
-        return EpochReport(epoch: epoch + 1, loss: totals.lossSum / Double(max(totals.count, 1)),
-                           trainAccuracy: Double(totals.correct) / Double(max(totals.count, 1)),
-                           testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
-                           testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
-                           seconds: seconds, samplesPerSec: Double(trained) / max(seconds, 1e-9),
-                           learningRate: Double(rate))
+        _ = reachedTarget(evaluation)
+        return report(evaluation)
+    }
+
+    /// Whether `evaluation` meets the stop rule's target (the first time: records the time).
+    private func reachedTarget(_ evaluation: GradientComputer.Totals) -> Bool {
+        guard let target = stopRule?.targetAccuracy, timeToTarget == nil else { return false }
+        let accuracy = Double(evaluation.correct) / Double(max(evaluation.count, 1))
+        guard accuracy >= target else { return false }
+        timeToTarget = Date().timeIntervalSince(runStarted)
+        log("test accuracy \(accuracy) reached the target \(target) after step \(server.step), \(timeToTarget!) s from the first step")
+        return true
     }
 
     /// One optimizer step on the training samples at `samples` (indices into `train`).
