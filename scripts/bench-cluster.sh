@@ -13,9 +13,15 @@
 # taken from the (last) epoch's JSON, then {"speedup_2_over_1":..} when both 1 and 2 ran.
 # Progress and the children's logs go to stderr only.
 #
+# When a PyTorch is available (TORCH_PYTHON, default /work/torch-venv/bin/python), the same
+# run also prints PyTorch's figures on this machine for the comparison:
+#   {"framework":"pytorch","threads":2,...}   benchmarks/pytorch_lenet.py --threads 2
+#   {"framework":"pytorch-ddp","world_size":2,...}   benchmarks/pytorch_ddp.py --world-size 2
+# and {"convoy_2_workers_over_pytorch_2_threads":..,"convoy_2_workers_over_ddp_2_ranks":..}.
+#
 # Environment: CONVOY (binary; default: swift build -c release), TRAIN_SAMPLES (20000),
 # BENCH_FLAGS (extra `convoy local` flags, appended last so they win), BENCH_TIMEOUT
-# (seconds per run, default 600).
+# (seconds per run, default 600), TORCH_PYTHON (a python with torch; NO_TORCH=1 skips it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,8 +74,17 @@ for n in "${COUNTS[@]}"; do
     fi
 done
 
+TORCH_PYTHON=${TORCH_PYTHON:-/work/torch-venv/bin/python}
+if [[ -z ${NO_TORCH:-} ]] && [[ -x $TORCH_PYTHON ]] && "$TORCH_PYTHON" -c 'import torch' 2>/dev/null; then
+    echo "bench-cluster: PyTorch, 2 threads, and DDP, 2 ranks..." >&2
+    OMP_NUM_THREADS=2 timeout "$BENCH_TIMEOUT" "$TORCH_PYTHON" "$ROOT/benchmarks/pytorch_lenet.py" --threads 2 \
+        >"$TMP/torch.json" 2>>"$TMP/torch.log" || echo "bench-cluster: pytorch_lenet.py failed" >&2
+    timeout "$BENCH_TIMEOUT" "$TORCH_PYTHON" "$ROOT/benchmarks/pytorch_ddp.py" --world-size 2 \
+        >"$TMP/ddp.json" 2>>"$TMP/torch.log" || echo "bench-cluster: pytorch_ddp.py failed" >&2
+fi
+
 python3 - "$TMP" "${COUNTS[@]}" <<'EOF'
-import json, sys
+import json, os, sys
 tmp, counts = sys.argv[1], sys.argv[2:]
 rate = {}
 for n in counts:
@@ -102,4 +117,20 @@ for n in counts:
     print(json.dumps(row), flush=True)
 if 1 in rate and 2 in rate and rate[1] > 0:
     print(json.dumps({"speedup_2_over_1": round(rate[2] / rate[1], 4)}))
+def last_json(path):
+    if not os.path.exists(path):
+        return None
+    objects = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+    return objects[-1] if objects else None
+torch, ddp = last_json(f"{tmp}/torch.json"), last_json(f"{tmp}/ddp.json")
+for obj in (torch, ddp):
+    if obj:
+        print(json.dumps(obj), flush=True)
+if 2 in rate and (torch or ddp):
+    ratios = {}
+    if torch and torch.get("train_samples_per_sec"):
+        ratios["convoy_2_workers_over_pytorch_2_threads"] = round(rate[2] / torch["train_samples_per_sec"], 3)
+    if ddp and ddp.get("train_samples_per_sec"):
+        ratios["convoy_2_workers_over_ddp_2_ranks"] = round(rate[2] / ddp["train_samples_per_sec"], 3)
+    print(json.dumps(ratios))
 EOF
