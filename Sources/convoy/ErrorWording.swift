@@ -21,6 +21,7 @@ enum ErrorWording {
         case .testSamples: "--test-samples"
         case .warmupEpochs: "--warmup-epochs"
         case .weightDecay: "--weight-decay"
+        case .augmentShift: "--augment"
         }
     }
 

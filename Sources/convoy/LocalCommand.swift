@@ -85,7 +85,8 @@ extension TrainingOptions {
         if let testSamples { list += ["--test-samples", String(testSamples)] }
         if let initializer { list += ["--init", initializer] }
         if let lr { list += ["--lr", String(lr)] }
-        list += ["--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay)]
+        list += ["--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay),
+                 "--augment", String(augment)]
         if let targetAccuracy { list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)] }
         return list
     }

@@ -10,6 +10,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Base learning rate (default: 0.05 × batch / 64, the linear scaling rule).") var lr: Float?
     @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear learning-rate warm-up (for large batches).")
     var warmupEpochs = 0
+    @Option(help: "Shift training images by up to N pixels (seeded per sample and epoch; same answer at any N workers).")
+    var augment = 0
     @Option(name: .customLong("weight-decay"), help: "L2 weight decay λ (the gradient gains λ·w).") var weightDecay: Float = 0
     @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.") var schedule = "cosine"
     @Option(help: "Seed for initial weights and batch order.") var seed: UInt64 = 1
@@ -40,6 +42,7 @@ struct TrainingOptions: ParsableArguments {
         config.learningRate = lr ?? 0.05 * Float(batch) / 64
         config.warmupEpochs = warmupEpochs
         config.weightDecay = weightDecay
+        config.augmentShift = augment
         guard let schedule = LearningRateSchedule(rawValue: schedule.lowercased()) else {
             throw FlagError("--schedule \(self.schedule) is unknown; use cosine or constant")
         }

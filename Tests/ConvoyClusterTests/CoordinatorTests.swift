@@ -122,6 +122,18 @@ final class InMemoryCluster: CoordinatorTransport {
         }
     }
 
+    /// Augmented samples are shifted by the coordinator as it gathers them, per (seed, epoch,
+    /// sample): the weights do not depend on the number of workers.
+    @Test func augmentedRunsGiveTheSameWeightsAtAnyN() throws {
+        var config = Self.config
+        config.augmentShift = 2
+        let reference = try trainerWeights(config)
+        #expect(reference != (try trainerWeights()), "the shifts change the training")
+        for n in [1, 3] {
+            #expect(try clusterWeights(workers: n, config: config).0 == reference, "\(n) workers")
+        }
+    }
+
     @Test func aWorkerThatGoesSilentIsDroppedAndTheResultIsUnchanged() throws {
         let reference = try trainerWeights()
         let (weights, log) = try clusterWeights(workers: 3, silentAfter: [1: 2])

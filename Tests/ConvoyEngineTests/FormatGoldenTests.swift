@@ -22,14 +22,15 @@ import Testing
         config.trainSamples = 100
         config.warmupEpochs = 1
         config.weightDecay = 0.25
+        config.augmentShift = 2
         return config
     }
 
     @Test func modelFile() throws {
         let file = ModelFile(spec: Self.spec, config: Self.config, parameters: [1, -1, 0.5, 2, 0, 0.25])
         let golden = hexBytes([
-            // magic CONVOYMD, version 3, header length 106
-            "434f4e564f594d44 03000000 6a000000",
+            // magic CONVOYMD, version 3, header length 107
+            "434f4e564f594d44 03000000 6b000000",
             // spec: name "tiny", rank 2, (1, 3), xavier, 3 layers
             "0400 74696e79 02 01000000 03000000 02 0300",
             // conv1d: 1 channel, kernel 2, stride 1, explicit 0, zeros
@@ -50,14 +51,14 @@ import Testing
             "01 6400000000000000",
             // test samples: all
             "00 0000000000000000",
-            // warm-up epochs 1, weight decay 0.25
-            "01000000 0000803e",
+            // warm-up epochs 1, weight decay 0.25, augmentation shift 2
+            "01000000 0000803e 02",
             // parameter count 6
             "0600000000000000",
             // parameters
             "0000803f 000080bf 0000003f 00000040 00000000 0000803e",
             // CRC-32
-            "8dad2d2b",
+            "41712d09",
         ].joined())
         let bytes = try file.encoded()
         #expect(hexString(bytes) == hexString(golden))
@@ -74,8 +75,8 @@ import Testing
                                        epochTotals: totals, reports: [report])
         let checkpoint = Checkpoint(header: header, parameters: [1, -2], optimizerState: [0.5])
         let golden = hexBytes([
-            // magic CONVOYCK, version 3, header length 166
-            "434f4e564f59434b 03000000 a6000000",
+            // magic CONVOYCK, version 3, header length 167
+            "434f4e564f59434b 03000000 a7000000",
             // config: model "lenet5"
             "0600 6c656e657435",
             // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
@@ -86,8 +87,8 @@ import Testing
             "01 6400000000000000",
             // test samples: all
             "00 0000000000000000",
-            // warm-up epochs 1, weight decay 0.25
-            "01000000 0000803e",
+            // warm-up epochs 1, weight decay 0.25, augmentation shift 2
+            "01000000 0000803e 02",
             // epoch 1, step in epoch 2, step 12
             "01000000 02000000 0c00000000000000",
             // totals: count 16, loss sum 3.5, correct 9
@@ -103,7 +104,7 @@ import Testing
             // 1 optimizer state value
             "0100000000000000 0000003f",
             // CRC-32
-            "283e6836",
+            "4c71dd1d",
         ].joined())
         let bytes = try checkpoint.encoded()
         #expect(hexString(bytes) == hexString(golden))

@@ -60,6 +60,31 @@ import Testing
         #expect(LearningRateSchedule.constant.rate(base: 0.2, step: 3, totalSteps: 100, warmupSteps: 4) == 0.2)
     }
 
+    /// A shift moves every plane by (dy, dx) and fills with 0; shifts are a pure function of
+    /// (seed, epoch, sample), stay in range, and vary.
+    @Test func shiftAugmentationMovesPixelsDeterministically() {
+        let augmentation = ShiftAugmentation(maxShift: 2, seed: 1, epoch: 3, imageShape: Shape(1, 5, 5))
+        let shifts = (0..<200).map { augmentation.shift(of: Int32($0)) }
+        #expect(shifts.allSatisfy { abs($0.dy) <= 2 && abs($0.dx) <= 2 })
+        #expect(Set(shifts.map { "\($0.dy),\($0.dx)" }).count == 25)
+        #expect(shifts.map(\.dy) == (0..<200).map { augmentation.shift(of: Int32($0)).dy })
+        let other = ShiftAugmentation(maxShift: 2, seed: 1, epoch: 4, imageShape: Shape(1, 5, 5))
+        #expect((0..<200).contains { other.shift(of: Int32($0)) != shifts[$0] })
+        guard let index = (0..<200).first(where: { shifts[$0] == (dy: 1, dx: -1) }) else {
+            Issue.record("no (1, -1) shift among 200 samples")
+            return
+        }
+        var image = (0..<25).map { UInt8($0 + 1) }
+        image.withUnsafeMutableBufferPointer { augmentation.apply(to: $0.baseAddress!, index: Int32(index)) }
+        // Row y takes row y−1 of the source; column x takes column x+1; the rest is 0.
+        for y in 0..<5 {
+            for x in 0..<5 {
+                let expected: UInt8 = y >= 1 && x <= 3 ? UInt8((y - 1) * 5 + (x + 1) + 1) : 0
+                #expect(image[y * 5 + x] == expected, "(\(y), \(x))")
+            }
+        }
+    }
+
     /// Weight decay adds λ·w to the mean gradient before the optimizer (SGD here).
     @Test func weightDecayPullsWeightsTowardZero() {
         var config = TrainingConfig()

@@ -80,12 +80,12 @@ public final class ClusterStepRunner: StepRunner {
         return (try round.run(), round.sendSeconds)
     }
 
-    public func train(step: Int, samples: ArraySlice<Int32>, of data: Dataset, weights: FloatBuffer,
+    public func train(step: Int, samples: StepSamples, weights: FloatBuffer,
                       into sum: GradientSum) throws -> GradientComputer.Totals {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
         let clock = Date()
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
-        let (results, sendSeconds) = try round(RoundWork(step: UInt64(step), data: data, samples: samples, unit: unit,
+        let (results, sendSeconds) = try round(RoundWork(step: UInt64(step), samples: samples, unit: unit,
                                                           weights: weights.array, evaluate: false))
         let combining = Date()
         var totals = GradientComputer.Totals()
@@ -105,8 +105,9 @@ public final class ClusterStepRunner: StepRunner {
         stats.counting = false
         defer { stats.counting = true }
         // Evaluation rounds are numbered apart from training steps (bit 47 set).
-        let (results, _) = try round(RoundWork(step: (1 << 47) | evaluationRounds, data: data,
-                                               samples: Array(0..<Int32(data.count))[...], unit: 1,
+        let (results, _) = try round(RoundWork(step: (1 << 47) | evaluationRounds,
+                                               samples: StepSamples(data: data, indices: Array(0..<Int32(data.count))[...]),
+                                               unit: 1,
                                                weights: weights.array, evaluate: true))
         var totals = GradientComputer.Totals()
         for buckets in results { totals.add(buckets[0].totals) }

@@ -5,8 +5,7 @@ import Foundation
 /// samples of a dataset, at some weights.
 struct RoundWork {
     let step: UInt64
-    let data: Dataset
-    let samples: ArraySlice<Int32>
+    let samples: StepSamples
     /// Slices are cut only at multiples of this (the micro-batch in deterministic mode).
     let unit: Int
     let weights: [Float]
@@ -69,15 +68,13 @@ final class Round {
 
     private func message(for slice: Int) -> Message {
         let range = ranges[slice]
-        let start = work.samples.startIndex
-        let indices = work.samples[(start + range.lowerBound)..<(start + range.upperBound)]
-        var pixels = [UInt8](repeating: 0, count: range.count * work.data.sampleSize)
+        var pixels = [UInt8](repeating: 0, count: range.count * work.samples.sampleSize)
         var labels = [UInt8](repeating: 0, count: range.count)
         pixels.withUnsafeMutableBufferPointer { p in
-            labels.withUnsafeMutableBufferPointer { l in work.data.gather(indices, pixels: p.baseAddress!, labels: l.baseAddress!) }
+            labels.withUnsafeMutableBufferPointer { l in work.samples.gather(range, pixels: p.baseAddress!, labels: l.baseAddress!) }
         }
         return Message(runID: pool.runID, step: work.step, payload: .step(StepWork(
-            slice: UInt32(slice), evaluate: work.evaluate, weights: work.weights, sampleSize: work.data.sampleSize,
+            slice: UInt32(slice), evaluate: work.evaluate, weights: work.weights, sampleSize: work.samples.sampleSize,
             pixels: pixels, labels: labels)))
     }
 

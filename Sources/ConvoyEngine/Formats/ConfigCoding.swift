@@ -40,7 +40,7 @@ extension TrainingConfig {
     /// model (string), epochs u32, batch u32, optimizer tag u8, learning rate f32, schedule
     /// tag u8, seed u64, deterministic u8, micro-batch u32, initializer (u8 0 = the model's,
     /// else an initializer record), train and test sample limits (u8 present + u64 each),
-    /// warm-up epochs u32, weight decay f32.
+    /// warm-up epochs u32, weight decay f32, augmentation shift u8.
     public func write(to writer: inout ByteWriter) {
         writer.append(string: model)
         writer.append(epochs, as: UInt32.self)
@@ -58,6 +58,7 @@ extension TrainingConfig {
         }
         writer.append(warmupEpochs, as: UInt32.self)
         writer.append(weightDecay)
+        writer.append(UInt8(augmentShift))
     }
 
     public init(reading reader: inout ByteReader, _ field: String) throws {
@@ -89,6 +90,7 @@ extension TrainingConfig {
         testSamples = try Self.readLimit(&reader, "\(field) test samples")
         warmupEpochs = try reader.read(UInt32.self, "\(field) warm-up epochs", in: 0...RecordBounds.maxEpochs)
         weightDecay = try reader.readFloat("\(field) weight decay")
+        augmentShift = Int(try reader.read(UInt8.self, "\(field) augmentation shift", in: 0...8))
     }
 
     private static func readLimit(_ reader: inout ByteReader, _ field: String) throws -> Int? {

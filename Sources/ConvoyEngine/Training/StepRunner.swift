@@ -15,10 +15,9 @@ public struct RunDescription: Sendable {
 public protocol StepRunner: AnyObject {
     /// Called once before the first step; a cluster waits for its workers here.
     func start(_ run: RunDescription) throws
-    /// Adds the gradient sum of `data`'s samples at `samples` (indices into `data`), computed
-    /// at `weights`, into `sum`, with their count; returns their loss and hits. `step` numbers
-    /// the run's steps from 0.
-    func train(step: Int, samples: ArraySlice<Int32>, of data: Dataset, weights: FloatBuffer,
+    /// Adds the gradient sum of `samples`, computed at `weights`, into `sum`, with their count;
+    /// returns their loss and hits. `step` numbers the run's steps from 0.
+    func train(step: Int, samples: StepSamples, weights: FloatBuffer,
                into sum: GradientSum) throws -> GradientComputer.Totals
     /// Loss and hits of every sample of `data` at `weights`.
     func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals
@@ -49,17 +48,17 @@ public final class LocalStepRunner: StepRunner {
         return computer
     }
 
-    public func train(step: Int, samples: ArraySlice<Int32>, of data: Dataset, weights: FloatBuffer,
+    public func train(step: Int, samples: StepSamples, weights: FloatBuffer,
                       into sum: GradientSum) throws -> GradientComputer.Totals {
         let computer = ready()
         // The same hand-over as a worker receiving the step's weights.
         computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
-        let needed = samples.count * data.sampleSize
+        let needed = samples.count * samples.sampleSize
         if pixels.count < needed { pixels = [UInt8](repeating: 0, count: needed) }
         if labels.count < samples.count { labels = [UInt8](repeating: 0, count: samples.count) }
         return try pixels.withUnsafeMutableBufferPointer { pixels in
             try labels.withUnsafeMutableBufferPointer { labels in
-                data.gather(samples, pixels: pixels.baseAddress!, labels: labels.baseAddress!)
+                samples.gather(0..<samples.count, pixels: pixels.baseAddress!, labels: labels.baseAddress!)
                 return try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!,
                                             count: samples.count, microBatch: microBatch, into: sum)
             }

@@ -18,6 +18,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var warmupEpochs: Int = 0
     /// L2 weight decay λ: the mean gradient gains λ·w before the update (docs/SPEC.md §7).
     public var weightDecay: Float = 0
+    /// Shift training images by up to this many pixels, seeded per (seed, epoch, sample);
+    /// 0: off (docs/SPEC.md §8).
+    public var augmentShift: Int = 0
     public var trainSamples: Int? = nil
     public var testSamples: Int? = nil
 
@@ -41,6 +44,7 @@ public struct TrainingConfig: Equatable, Sendable {
                   "must be in 0..<epochs (\(epochs))")
         try check(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, .weightDecay, weightDecay,
                   "must be in [0, 1)")
+        try check(augmentShift >= 0 && augmentShift <= 8, .augmentShift, augmentShift, "must be in 0...8")
         if let n = trainSamples { try check(n >= 1, .trainSamples, n, "must be at least 1") }
         if let n = testSamples { try check(n >= 1, .testSamples, n, "must be at least 1") }
     }
@@ -49,7 +53,7 @@ public struct TrainingConfig: Equatable, Sendable {
 /// The settings of a training run, by name; the CLI knows each one's flag.
 public enum TrainingSetting: String, Sendable, CaseIterable {
     case model, epochs, batchSize, optimizer, learningRate, schedule, seed, microBatch, initializer
-    case trainSamples, testSamples, warmupEpochs, weightDecay
+    case trainSamples, testSamples, warmupEpochs, weightDecay, augmentShift
 }
 
 /// A setting whose value cannot work, and the rule it breaks.

@@ -66,6 +66,10 @@ public final class TrainingSession {
         for (data, name) in [(train, "training"), (test, "test")] where architecture.inputShape.count != data.sampleSize {
             throw DataError("model \(config.model) takes \(architecture.inputShape.count) inputs per sample; the \(name) data has \(data.sampleSize)")
         }
+        if config.augmentShift > 0 && architecture.inputShape.rank != 3 {
+            throw SettingError(setting: .augmentShift, value: "\(config.augmentShift)",
+                               rule: "shifts images; model \(config.model) takes \(architecture.inputShape) inputs")
+        }
         self.config = config
         self.architecture = architecture
         self.train = train
@@ -180,9 +184,18 @@ public final class TrainingSession {
     public func trainStep(step: Int, samples: ArraySlice<Int32>) throws -> GradientComputer.Totals {
         try startRunner()
         sum.reset()
-        let totals = try runner.train(step: step, samples: samples, of: train, weights: server.parameters, into: sum)
+        let totals = try runner.train(step: step, samples: StepSamples(data: train, indices: samples,
+                                                                       augmentation: augmentation(step: step)),
+                                      weights: server.parameters, into: sum)
         server.apply(sum)
         return totals
+    }
+
+    /// The shifts of step `step`'s samples, when the config asks for them.
+    private func augmentation(step: Int) -> ShiftAugmentation? {
+        guard config.augmentShift > 0 else { return nil }
+        return ShiftAugmentation(maxShift: config.augmentShift, seed: config.seed, epoch: step / plan.stepsPerEpoch,
+                                 imageShape: architecture.inputShape)
     }
 
     /// Loss and hits of the current parameters on `data`.
