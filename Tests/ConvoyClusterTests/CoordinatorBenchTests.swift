@@ -22,9 +22,7 @@ import Testing
                                 pixels: [UInt8](repeating: 0, count: n * size), labels: [UInt8](repeating: 0, count: n))
             let out = Message(runID: 1, payload: .step(work)).encoded().count
             let back = architecture.gradientBuckets.map(\.parameters).reduce(0) { sum, bucket in
-                let gradient: StepResult.Gradient = deterministic
-                    ? .fixedPoint([Int64](repeating: 0, count: bucket.count))
-                    : .float([Float](repeating: 0, count: bucket.count))
+                let gradient = SyntheticReplies.gradient(bucket, deterministic: deterministic)
                 let result = StepResult(slice: 0, count: n, correct: 0, lossSum: 0, computeSeconds: 0,
                                         gradientOffset: bucket.lowerBound, gradient: gradient)
                 return sum + Message(runID: 1, payload: .result(result)).encoded().count

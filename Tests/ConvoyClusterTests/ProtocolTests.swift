@@ -114,4 +114,20 @@ import Testing
         #expect(refused > 10_000)
         #expect(accepted > 0)
     }
+
+    /// Varint gradients round-trip every Int64 exactly and refuse hostile encodings.
+    @Test func varintGradientsRoundTripAndRefuseHostileBytes() throws {
+        var rng = SeededRandom(seed: 21)
+        var values: [Int64] = [0, 1, -1, 63, -64, 64, .max, .min, 1 << 50, -(1 << 50)]
+        values += (0..<2000).map { _ in Int64(bitPattern: rng.next()) >> Int64(rng.nextIndex(below: 64)) }
+        let bytes = values.withUnsafeBufferPointer { ZigzagVarint.encode($0) }
+        #expect(try ZigzagVarint.decode(bytes, count: values.count) == values)
+        #expect(throws: ProtocolError.self) { try ZigzagVarint.decode([0x80], count: 1) }          // ends inside
+        #expect(throws: ProtocolError.self) { try ZigzagVarint.decode([0x80, 0x00], count: 1) }    // not minimal
+        #expect(throws: ProtocolError.self) { try ZigzagVarint.decode([0x02, 0x02], count: 1) }    // trailing
+        #expect(throws: ProtocolError.self) {                                                    // > 64 bits
+            try ZigzagVarint.decode([UInt8](repeating: 0xFF, count: 9) + [0x02], count: 1)
+        }
+        #expect(throws: ProtocolError.self) { try ZigzagVarint.decode([UInt8](repeating: 0x80, count: 11) + [1], count: 1) }
+    }
 }

@@ -25,6 +25,18 @@ import Testing
             """)
     }
 
+    /// A fixed-point bucket as zigzag varints: 0 → 00, −1 → 01, 1 → 02, 64 → 80 01,
+    /// −2^32 → ff ff ff ff 1f, Int64.max → fe ff … ff 01 (10 bytes).
+    @Test func fixedPointResult() throws {
+        let result = StepResult(slice: 1, count: 8, correct: 3, lossSum: 2, computeSeconds: 0.5, gradientOffset: 4,
+                                gradient: .fixedPoint([0, -1, 1, 64, -(1 << 32), .max]))
+        try check(Message(runID: 7, step: 2, workerID: 1, payload: .result(result)), """
+            434e5659 0200 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
+            01000000 08000000 03000000 0000000000000040 000000000000e03f 04000000 03000000 06000000
+            00 01 02 8001 ffffffff1f feffffffffffffffff01
+            """)
+    }
+
     @Test func hello() throws {
         try check(Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))), """
             434e5659 0200 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000

@@ -29,12 +29,14 @@ final class SyntheticReplies {
         let architecture = try Architecture(welcome.spec)
         // Small varied values: realistic bytes, and the sum can never overflow.
         gradients = architecture.gradientBuckets.map { bucket in
-            let range = bucket.parameters
-            let values: StepResult.Gradient = welcome.deterministic
-                ? .fixedPoint(range.map { Int64($0 % 7 - 3) << 20 })
-                : .float(range.map { Float($0 % 7 - 3) * 1e-4 })
-            return (range.lowerBound, values)
+            (bucket.parameters.lowerBound, Self.gradient(bucket.parameters, deterministic: welcome.deterministic))
         }
+    }
+
+    /// A bucket's synthetic values: small and varied, like a real slice's sums (a fixed-point
+    /// value takes 3–4 bytes as a varint, as LeNet-5's do), and their sum can never overflow.
+    static func gradient(_ range: Range<Int>, deterministic: Bool) -> StepResult.Gradient {
+        deterministic ? .fixedPoint(range.map { Int64($0 % 7 - 3) << 20 }) : .float(range.map { Float($0 % 7 - 3) * 1e-4 })
     }
 
     /// The frames answering slice `slice` of `count` samples at step `step`.

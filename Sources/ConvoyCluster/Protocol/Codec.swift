@@ -26,23 +26,7 @@ extension Message {
             work.weights?.withUnsafeBytes { frame.append(raw: $0) }
             frame.append(bytes: work.pixels)
             frame.append(bytes: work.labels)
-        case let .result(result):
-            frame.append(result.slice)
-            frame.append(UInt32(result.count))
-            frame.append(UInt32(result.correct))
-            frame.append(result.lossSum)
-            frame.append(result.computeSeconds)
-            frame.append(UInt32(result.gradientOffset))
-            switch result.gradient {
-            case .none:
-                frame.append(UInt32(0)); frame.append(UInt32(0))
-            case let .float(values):
-                frame.append(UInt32(1)); frame.append(UInt32(values.count))
-                values.withUnsafeBytes { frame.append(raw: $0) }
-            case let .fixedPoint(values):
-                frame.append(UInt32(2)); frame.append(UInt32(values.count))
-                values.withUnsafeBytes { frame.append(raw: $0) }
-            }
+        case let .result(result): ResultCoding.write(result, to: &frame)
         case .shutdown: break
         case let .refuse(reason): frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
         }
@@ -53,12 +37,7 @@ extension Message {
     private var payloadCapacity: Int {
         switch payload {
         case let .step(work): 20 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count
-        case let .result(result):
-            switch result.gradient {
-            case .none: 44
-            case let .float(values): 44 + 4 * values.count
-            case let .fixedPoint(values): 44 + 8 * values.count
-            }
+        case let .result(result): ResultCoding.capacity(result)
         default: 256
         }
     }
@@ -128,39 +107,7 @@ extension Message {
                 let labels = try reader.readBytes(count, "labels")
                 return .step(StepWork(slice: slice, evaluate: flags & 1 != 0, weights: weights, sampleSize: sampleSize, pixels: pixels, labels: labels))
             case .result:
-                let slice = try reader.read(UInt32.self, "slice")
-                guard slice < Wire.maxWorkers else { throw ProtocolError("slice \(slice) is out of range") }
-                let count = Int(try reader.read(UInt32.self, "sample count"))
-                let correct = Int(try reader.read(UInt32.self, "correct count"))
-                let lossSum = Double(bitPattern: try reader.read(UInt64.self, "loss sum"))
-                let seconds = Double(bitPattern: try reader.read(UInt64.self, "compute seconds"))
-                let gradientOffset = Int(try reader.read(UInt32.self, "gradient offset"))
-                let kind = try reader.read(UInt32.self, "gradient kind")
-                let values = Int(try reader.read(UInt32.self, "gradient length"))
-                guard gradientOffset <= Wire.maxParameters else { throw ProtocolError("gradient offset \(gradientOffset) is out of range") }
-                guard count <= Wire.maxSamples, correct <= count else { throw ProtocolError("counts \(correct)/\(count) are inconsistent") }
-                guard lossSum.isFinite, lossSum >= 0 else { throw ProtocolError("loss sum \(lossSum) is not a finite non-negative number") }
-                guard seconds.isFinite, seconds >= 0 else { throw ProtocolError("compute time \(seconds) is invalid") }
-                guard values <= Wire.maxParameters else { throw ProtocolError("gradient length \(values) is out of range") }
-                let gradient: StepResult.Gradient
-                switch kind {
-                case 0:
-                    guard values == 0, gradientOffset == 0 else { throw ProtocolError("gradient length \(values) at \(gradientOffset) without a gradient") }
-                    gradient = .none
-                case 1:
-                    guard reader.remaining == 4 * values else { throw ProtocolError("float gradient of \(values) values needs \(4 * values) bytes, has \(reader.remaining)") }
-                    let floats = try reader.readFloats(values, "gradient")
-                    if let bad = floats.firstIndex(where: { !$0.isFinite }) {
-                        throw ProtocolError("gradient element \(bad) is \(floats[bad])")
-                    }
-                    gradient = .float(floats)
-                case 2:
-                    guard reader.remaining == 8 * values else { throw ProtocolError("fixed-point gradient of \(values) values needs \(8 * values) bytes, has \(reader.remaining)") }
-                    gradient = .fixedPoint(try reader.readInt64s(values, "gradient"))
-                default: throw ProtocolError("unknown gradient kind \(kind)")
-                }
-                return .result(StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds,
-                                          gradientOffset: gradientOffset, gradient: gradient))
+                return .result(try ResultCoding.read(&reader))
             }
         } catch let error as DataError {
             throw ProtocolError("\(type): \(error.description)")

@@ -1,0 +1,138 @@
+import ConvoyEngine
+
+/// The `result` payload (docs/PROTOCOL.md): a slice's totals and one gradient bucket.
+///
+/// Fixed-point gradients travel as zigzag LEB128 varints (kind 3): exact, and a bucket's
+/// values are small next to 2^63 (a LeNet-5 slice's sums need 20–30 bits), so a value costs
+/// 3–4 bytes instead of 8. Raw Int64 (kind 2) is still read.
+enum ResultCoding {
+    static let none: UInt32 = 0, float: UInt32 = 1, fixedPoint: UInt32 = 2, fixedPointVarint: UInt32 = 3
+
+    static func write(_ result: StepResult, to frame: inout ByteWriter) {
+        frame.append(result.slice)
+        frame.append(UInt32(result.count))
+        frame.append(UInt32(result.correct))
+        frame.append(result.lossSum)
+        frame.append(result.computeSeconds)
+        frame.append(UInt32(result.gradientOffset))
+        switch result.gradient {
+        case .none:
+            frame.append(none); frame.append(UInt32(0))
+        case let .float(values):
+            frame.append(float); frame.append(UInt32(values.count))
+            values.withUnsafeBytes { frame.append(raw: $0) }
+        case let .fixedPoint(values):
+            frame.append(fixedPointVarint); frame.append(UInt32(values.count))
+            values.withUnsafeBufferPointer { frame.append(bytes: ZigzagVarint.encode($0)) }
+        }
+    }
+
+    /// Bytes `write` needs at most.
+    static func capacity(_ result: StepResult) -> Int {
+        switch result.gradient {
+        case .none: 44
+        case let .float(values): 44 + 4 * values.count
+        case let .fixedPoint(values): 44 + ZigzagVarint.maxBytes * values.count
+        }
+    }
+
+    static func read(_ reader: inout ByteReader) throws -> StepResult {
+        let slice = try reader.read(UInt32.self, "slice")
+        guard slice < Wire.maxWorkers else { throw ProtocolError("slice \(slice) is out of range") }
+        let count = Int(try reader.read(UInt32.self, "sample count"))
+        let correct = Int(try reader.read(UInt32.self, "correct count"))
+        let lossSum = Double(bitPattern: try reader.read(UInt64.self, "loss sum"))
+        let seconds = Double(bitPattern: try reader.read(UInt64.self, "compute seconds"))
+        let offset = Int(try reader.read(UInt32.self, "gradient offset"))
+        let kind = try reader.read(UInt32.self, "gradient kind")
+        let values = Int(try reader.read(UInt32.self, "gradient length"))
+        guard offset <= Wire.maxParameters else { throw ProtocolError("gradient offset \(offset) is out of range") }
+        guard count <= Wire.maxSamples, correct <= count else { throw ProtocolError("counts \(correct)/\(count) are inconsistent") }
+        guard lossSum.isFinite, lossSum >= 0 else { throw ProtocolError("loss sum \(lossSum) is not a finite non-negative number") }
+        guard seconds.isFinite, seconds >= 0 else { throw ProtocolError("compute time \(seconds) is invalid") }
+        guard values <= Wire.maxParameters else { throw ProtocolError("gradient length \(values) is out of range") }
+        let gradient = try readGradient(kind: kind, values: values, offset: offset, &reader)
+        return StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds,
+                          gradientOffset: offset, gradient: gradient)
+    }
+
+    private static func readGradient(kind: UInt32, values: Int, offset: Int, _ reader: inout ByteReader) throws
+        -> StepResult.Gradient {
+        switch kind {
+        case none:
+            guard values == 0, offset == 0 else { throw ProtocolError("gradient length \(values) at \(offset) without a gradient") }
+            return .none
+        case float:
+            guard reader.remaining == 4 * values else {
+                throw ProtocolError("float gradient of \(values) values needs \(4 * values) bytes, has \(reader.remaining)")
+            }
+            let floats = try reader.readFloats(values, "gradient")
+            if let bad = floats.firstIndex(where: { !$0.isFinite }) { throw ProtocolError("gradient element \(bad) is \(floats[bad])") }
+            return .float(floats)
+        case fixedPoint:
+            guard reader.remaining == 8 * values else {
+                throw ProtocolError("fixed-point gradient of \(values) values needs \(8 * values) bytes, has \(reader.remaining)")
+            }
+            return .fixedPoint(try reader.readInt64s(values, "gradient"))
+        case fixedPointVarint:
+            // At least one byte per value, at most `maxBytes`: checked before decoding.
+            guard reader.remaining >= values, reader.remaining <= ZigzagVarint.maxBytes * values else {
+                throw ProtocolError("varint gradient of \(values) values cannot be \(reader.remaining) bytes")
+            }
+            return .fixedPoint(try ZigzagVarint.decode(try reader.readBytes(reader.remaining, "gradient"), count: values))
+        default:
+            throw ProtocolError("unknown gradient kind \(kind)")
+        }
+    }
+}
+
+/// Int64 values as zigzag LEB128 varints: `(v << 1) ^ (v >> 63)`, 7 bits a byte, low first,
+/// the high bit set on every byte but a value's last.
+enum ZigzagVarint {
+    static let maxBytes = 10
+
+    static func encode(_ values: UnsafeBufferPointer<Int64>) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: maxBytes * values.count) { out, written in
+            var n = 0
+            for value in values {
+                var z = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+                while z >= 0x80 {
+                    out[n] = UInt8(truncatingIfNeeded: z) | 0x80
+                    z >>= 7
+                    n += 1
+                }
+                out[n] = UInt8(z)
+                n += 1
+            }
+            written = n
+        }
+    }
+
+    /// Exactly `count` values that use every byte; a value longer than 10 bytes, one that does
+    /// not fit 64 bits, or a non-minimal encoding (a final 0 byte after others) is refused.
+    static func decode(_ bytes: [UInt8], count: Int) throws -> [Int64] {
+        var values = [Int64](repeating: 0, count: count)
+        var position = 0
+        try bytes.withUnsafeBufferPointer { input in
+            for i in 0..<count {
+                var z: UInt64 = 0, shift: UInt64 = 0, length = 0
+                while true {
+                    guard position < input.count else { throw ProtocolError("varint gradient ends inside value \(i)") }
+                    let byte = input[position]
+                    position += 1
+                    length += 1
+                    guard length < maxBytes || byte <= 1 else { throw ProtocolError("varint value \(i) does not fit 64 bits") }
+                    z |= UInt64(byte & 0x7F) << shift
+                    if byte < 0x80 {
+                        guard byte != 0 || length == 1 else { throw ProtocolError("varint value \(i) is not minimally encoded") }
+                        break
+                    }
+                    shift += 7
+                }
+                values[i] = Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1)))
+            }
+            guard position == input.count else { throw ProtocolError("\(input.count - position) bytes after the varint gradient") }
+        }
+        return values
+    }
+}
