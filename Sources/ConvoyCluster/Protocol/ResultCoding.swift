@@ -110,29 +110,39 @@ enum ZigzagVarint {
 
     /// Exactly `count` values that use every byte; a value longer than 10 bytes, one that does
     /// not fit 64 bits, or a non-minimal encoding (a final 0 byte after others) is refused.
+    /// One pass over raw pointers: a LeNet-5 bucket decodes in a fraction of the time its
+    /// eight-byte form took to travel.
     static func decode(_ bytes: [UInt8], count: Int) throws -> [Int64] {
-        var values = [Int64](repeating: 0, count: count)
-        var position = 0
         try bytes.withUnsafeBufferPointer { input in
-            for i in 0..<count {
-                var z: UInt64 = 0, shift: UInt64 = 0, length = 0
-                while true {
-                    guard position < input.count else { throw ProtocolError("varint gradient ends inside value \(i)") }
-                    let byte = input[position]
-                    position += 1
-                    length += 1
-                    guard length < maxBytes || byte <= 1 else { throw ProtocolError("varint value \(i) does not fit 64 bits") }
-                    z |= UInt64(byte & 0x7F) << shift
-                    if byte < 0x80 {
-                        guard byte != 0 || length == 1 else { throw ProtocolError("varint value \(i) is not minimally encoded") }
-                        break
-                    }
-                    shift += 7
+            try [Int64](unsafeUninitializedCapacity: count) { out, initialized in
+                guard let base = input.baseAddress else {
+                    guard count == 0 else { throw ProtocolError("varint gradient ends inside value 0") }
+                    initialized = 0
+                    return
                 }
-                values[i] = Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1)))
+                var p = base
+                let end = base + input.count
+                for i in 0..<count {
+                    var z: UInt64 = 0
+                    var shift: UInt64 = 0
+                    while true {
+                        guard p < end else { throw ProtocolError("varint gradient ends inside value \(i)") }
+                        let byte = p.pointee
+                        p += 1
+                        z |= UInt64(byte & 0x7F) << shift
+                        if byte < 0x80 {
+                            if byte == 0 && shift > 0 { throw ProtocolError("varint value \(i) is not minimally encoded") }
+                            if shift == 63 && byte > 1 { throw ProtocolError("varint value \(i) does not fit 64 bits") }
+                            break
+                        }
+                        shift += 7
+                        if shift > 63 { throw ProtocolError("varint value \(i) does not fit 64 bits") }
+                    }
+                    (out.baseAddress! + i).initialize(to: Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1))))
+                    initialized = i + 1
+                }
+                guard p == end else { throw ProtocolError("\(end - p) bytes after the varint gradient") }
             }
-            guard position == input.count else { throw ProtocolError("\(input.count - position) bytes after the varint gradient") }
         }
-        return values
     }
 }
