@@ -1,0 +1,183 @@
+// The kernel bodies (not a normal header: no include guard), included once per instruction set by kernels_*.c with CK(name) naming
+// the variant and, for the x86 variants, a `#pragma clang attribute` giving every function
+// its target. Written as plain branch-free loops that clang vectorizes for each target
+// (checked with perf annotate: vmaxps/vblendvps/vmovups on ymm or zmm registers); a compare
+// with a branch per element cost 1.5 ms per LeNet step on relu1 alone (mispredictions).
+// Exact operations only (copies, one add, compares, selects): every variant gives the same bits.
+
+#pragma STDC FP_CONTRACT OFF
+
+static void CK(relu_forward)(const float *restrict x, float *restrict y, long n) {
+    for (long i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+static void CK(relu_backward)(const float *restrict y, const float *restrict dy, float *restrict dx, long n) {
+    for (long i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+}
+
+static void CK(conv_unpack)(const float *restrict src, long ld, const float *restrict bias, float *restrict y,
+                            long channels, long positions, long samples, int relu) {
+    for (long k = 0; k < samples; k++) {
+        for (long m = 0; m < channels; m++) {
+            const float *s = src + m * ld + k * positions;
+            float *d = y + (k * channels + m) * positions;
+            const float b = bias[m];
+            if (relu) {
+                for (long p = 0; p < positions; p++) { float v = s[p] + b; d[p] = v > 0 ? v : 0; }
+            } else {
+                for (long p = 0; p < positions; p++) d[p] = s[p] + b;
+            }
+        }
+    }
+}
+
+static void CK(conv_pack)(const float *restrict dy, const float *restrict y, float *restrict dst, long ld,
+                          long channels, long positions, long samples) {
+    for (long k = 0; k < samples; k++) {
+        for (long m = 0; m < channels; m++) {
+            const float *g = dy + (k * channels + m) * positions;
+            float *d = dst + m * ld + k * positions;
+            if (y) {
+                const float *a = y + (k * channels + m) * positions;
+                for (long p = 0; p < positions; p++) d[p] = a[p] > 0 ? g[p] : 0;
+            } else {
+                for (long p = 0; p < positions; p++) d[p] = g[p];
+            }
+        }
+    }
+}
+
+static void CK(conv_relu_pool2)(const float *restrict src, long ld, const float *restrict bias, float *restrict y,
+                                uint8_t *restrict idx, long channels, long height, long width, long samples) {
+    const long oh = height / 2, ow = width / 2, plane = height * width;
+    for (long k = 0; k < samples; k++) {
+        for (long m = 0; m < channels; m++) {
+            const float *s = src + m * ld + k * plane;
+            float *d = y + (k * channels + m) * oh * ow;
+            uint8_t *q = idx + (k * channels + m) * oh * ow;
+            const float b = bias[m];
+            for (long i = 0; i < oh; i++) {
+                const float *top = s + 2 * i * width, *bottom = top + width;
+                for (long j = 0; j < ow; j++) {
+                    // The conv output plus bias, exactly as the unfused layers compute it;
+                    // strict ">" keeps the first maximum on ties (SPEC.md, MaxPool2d).
+                    float a0 = top[2 * j] + b, a1 = top[2 * j + 1] + b;
+                    float a2 = bottom[2 * j] + b, a3 = bottom[2 * j + 1] + b;
+                    float best = a0; int at = 0;
+                    at = a1 > best ? 1 : at; best = a1 > best ? a1 : best;
+                    at = a2 > best ? 2 : at; best = a2 > best ? a2 : best;
+                    at = a3 > best ? 3 : at; best = a3 > best ? a3 : best;
+                    // max(relu(a)) = relu(max(a)); a non-positive max passes no gradient.
+                    d[i * ow + j] = best > 0 ? best : 0;
+                    q[i * ow + j] = (uint8_t)(best > 0 ? at : 4);
+                }
+            }
+        }
+    }
+}
+
+static void CK(pool2_scatter)(const float *restrict dy, const uint8_t *restrict idx, float *restrict dst, long ld,
+                              long channels, long height, long width, long samples) {
+    const long oh = height / 2, ow = width / 2, plane = height * width;
+    for (long k = 0; k < samples; k++) {
+        for (long m = 0; m < channels; m++) {
+            float *d = dst + m * ld + k * plane;
+            const float *g = dy + (k * channels + m) * oh * ow;
+            const uint8_t *q = idx + (k * channels + m) * oh * ow;
+            for (long i = 0; i < oh; i++) {
+                float *top = d + 2 * i * width, *bottom = top + width;
+                for (long j = 0; j < ow; j++) {
+                    const float v = g[i * ow + j];
+                    const int at = q[i * ow + j];
+                    top[2 * j] = at == 0 ? v : 0;
+                    top[2 * j + 1] = at == 1 ? v : 0;
+                    bottom[2 * j] = at == 2 ? v : 0;
+                    bottom[2 * j + 1] = at == 3 ? v : 0;
+                }
+                // An odd width leaves a column that no window covers.
+                for (long j = 2 * ow; j < width; j++) { top[j] = 0; bottom[j] = 0; }
+            }
+            for (long r = 2 * oh * width; r < plane; r++) d[r] = 0;
+        }
+    }
+}
+
+static void CK(add_row_sums)(const float *restrict src, long ld, long rows, long n, float *restrict out) {
+    // 16 running partial sums in a fixed order, then a fixed pairwise tree: the arithmetic is
+    // spelled out, so every variant gives the same bits, and it is not one serial chain of
+    // adds (4 cycles each: ~7 µs per LeNet sample for conv1's bias gradient alone).
+    for (long m = 0; m < rows; m++) {
+        const float *s = src + m * ld;
+        float acc[16] = {0};
+        long i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int l = 0; l < 16; l++) acc[l] += s[i + l];
+        for (int l = 0; i < n; i++, l++) acc[l] += s[i];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        out[m] += acc[0];
+    }
+}
+
+/// First and one-past-last output column whose input column j·S + t − P lies in [0, W).
+static inline void CK(valid_columns)(long t, long stride, long pad, long width, long outWidth, long *lo, long *hi) {
+    long low = pad - t > 0 ? (pad - t + stride - 1) / stride : 0;
+    long highNumerator = width - 1 + pad - t;
+    long high = highNumerator < 0 ? -1 : highNumerator / stride;
+    if (high > outWidth - 1) high = outWidth - 1;
+    if (low > high + 1) low = high + 1;
+    *lo = low; *hi = high + 1;
+}
+
+static void CK(im2col)(const float *restrict x, float *restrict col, long row_stride, const ck_conv_geometry *g) {
+    const long H = g->height, W = g->width, Ho = g->outHeight, Wo = g->outWidth, S = g->strideWidth;
+    float *row = col;
+    for (long c = 0; c < g->channels; c++) {
+        const float *plane = x + c * H * W;
+        for (long s = 0; s < g->kernelHeight; s++) {
+            for (long t = 0; t < g->kernelWidth; t++, row += row_stride) {
+                long lo, hi;
+                CK(valid_columns)(t, S, g->padWidth, W, Wo, &lo, &hi);
+                for (long i = 0; i < Ho; i++) {
+                    float *d = row + i * Wo;
+                    const long h = i * g->strideHeight + s - g->padHeight;
+                    if (h < 0 || h >= H) { for (long j = 0; j < Wo; j++) d[j] = 0; continue; }
+                    const float *src = plane + h * W + t - g->padWidth;
+                    for (long j = 0; j < lo; j++) d[j] = 0;
+                    if (S == 1) { for (long j = lo; j < hi; j++) d[j] = src[j]; }
+                    else if (S == 2) { for (long j = lo; j < hi; j++) d[j] = src[2 * j]; }
+                    else { for (long j = lo; j < hi; j++) d[j] = src[j * S]; }
+                    for (long j = hi; j < Wo; j++) d[j] = 0;
+                }
+            }
+        }
+    }
+}
+
+static void CK(col2im)(const float *restrict col, long row_stride, float *restrict dx, const ck_conv_geometry *g) {
+    const long H = g->height, W = g->width, Ho = g->outHeight, Wo = g->outWidth, S = g->strideWidth;
+    for (long i = 0; i < g->channels * H * W; i++) dx[i] = 0;
+    const float *row = col;
+    for (long c = 0; c < g->channels; c++) {
+        float *plane = dx + c * H * W;
+        for (long s = 0; s < g->kernelHeight; s++) {
+            for (long t = 0; t < g->kernelWidth; t++, row += row_stride) {
+                long lo, hi;
+                CK(valid_columns)(t, S, g->padWidth, W, Wo, &lo, &hi);
+                for (long i = 0; i < Ho; i++) {
+                    const long h = i * g->strideHeight + s - g->padHeight;
+                    if (h < 0 || h >= H) continue;
+                    const float *src = row + i * Wo;
+                    float *d = plane + h * W + t - g->padWidth;
+                    if (S == 1) { for (long j = lo; j < hi; j++) d[j] += src[j]; }
+                    else { for (long j = lo; j < hi; j++) d[j * S] += src[j]; }
+                }
+            }
+        }
+    }
+}
+
+static const ck_table CK(table) = {
+    CK(relu_forward), CK(relu_backward), CK(conv_unpack), CK(conv_pack),
+    CK(conv_relu_pool2), CK(pool2_scatter), CK(im2col), CK(col2im), CK(add_row_sums),
+};
