@@ -2,6 +2,7 @@
 #ifndef CONVOY_KERNELS_TABLE_H
 #define CONVOY_KERNELS_TABLE_H
 #include "include/ConvoyKernels.h"
+#include <stddef.h>
 
 typedef struct {
     void (*relu_forward)(const float *, float *, long);
