@@ -145,14 +145,16 @@ static inline void CK(copy_row)(float *restrict d, const float *restrict s, long
 
 enum { CK_PAD_PLANE = 8192 };
 
-/// Stride 1 with a padded plane that fits on the stack: copy each input plane once into a
-/// zero-bordered buffer, after which every column row is a plain copy with no bounds logic.
-/// The bounds-checked loop below took 38% of a fused LeNet-5 step (12 µs per sample and
-/// layer on Zen 4), most of it in per-row range arithmetic and small memset calls.
+/// With a padded plane that fits on the stack: copy each input plane once into a
+/// zero-bordered buffer, after which every column row is a plain copy (stride 1) or a
+/// strided gather with no bounds logic. The bounds-checked loop below took 38% of a fused
+/// LeNet-5 step (12 µs per sample and layer on Zen 4), most of it in per-row range
+/// arithmetic and small memset calls.
 static int CK(im2col_padded)(const float *restrict x, float *restrict col, long row_stride, const ck_conv_geometry *g) {
     const long H = g->height, W = g->width, Ho = g->outHeight, Wo = g->outWidth;
     const long Ph = g->padHeight, Pw = g->padWidth, Hp = H + 2 * Ph, Wp = W + 2 * Pw;
-    if (g->strideHeight != 1 || g->strideWidth != 1 || Hp * Wp > CK_PAD_PLANE) return 0;
+    const long Sh = g->strideHeight, Sw = g->strideWidth;
+    if (Hp * Wp > CK_PAD_PLANE) return 0;
     float pad[CK_PAD_PLANE];
     for (long r = 0; r < Hp * Wp; r++) pad[r] = 0;
     float *row = col;
@@ -161,7 +163,13 @@ static int CK(im2col_padded)(const float *restrict x, float *restrict col, long 
         for (long h = 0; h < H; h++) CK(copy_row)(pad + (h + Ph) * Wp + Pw, plane + h * W, W);
         for (long s = 0; s < g->kernelHeight; s++)
             for (long t = 0; t < g->kernelWidth; t++, row += row_stride)
-                for (long i = 0; i < Ho; i++) CK(copy_row)(row + i * Wo, pad + (i + s) * Wp + t, Wo);
+                for (long i = 0; i < Ho; i++) {
+                    const float *src = pad + (i * Sh + s) * Wp + t;
+                    float *d = row + i * Wo;
+                    if (Sw == 1) CK(copy_row)(d, src, Wo);
+                    else if (Sw == 2) { for (long j = 0; j < Wo; j++) d[j] = src[2 * j]; }
+                    else { for (long j = 0; j < Wo; j++) d[j] = src[j * Sw]; }
+                }
     }
     return 1;
 }
@@ -207,20 +215,26 @@ static inline void CK(add_row)(float *restrict d, const float *restrict s, long 
     for (; j < n; j++) d[j] += s[j];
 }
 
-/// Stride 1, mirroring im2col_padded: accumulate into a zero-bordered plane, then copy its
-/// interior out. Every element receives its terms in the same order as in the general loop
-/// below (channel, kernel row, kernel column, output row), so both give the same bits.
+/// Mirrors im2col_padded: accumulate into a zero-bordered plane, then copy its interior
+/// out. Every element receives its terms in the same order as in the general loop below
+/// (channel, kernel row, kernel column, output row), so both give the same bits.
 static int CK(col2im_padded)(const float *restrict col, long row_stride, float *restrict dx, const ck_conv_geometry *g) {
     const long H = g->height, W = g->width, Ho = g->outHeight, Wo = g->outWidth;
     const long Ph = g->padHeight, Pw = g->padWidth, Hp = H + 2 * Ph, Wp = W + 2 * Pw;
-    if (g->strideHeight != 1 || g->strideWidth != 1 || Hp * Wp > CK_PAD_PLANE) return 0;
+    const long Sh = g->strideHeight, Sw = g->strideWidth;
+    if (Hp * Wp > CK_PAD_PLANE) return 0;
     float pad[CK_PAD_PLANE];
     const float *row = col;
     for (long c = 0; c < g->channels; c++) {
         for (long r = 0; r < Hp * Wp; r++) pad[r] = 0;
         for (long s = 0; s < g->kernelHeight; s++)
             for (long t = 0; t < g->kernelWidth; t++, row += row_stride)
-                for (long i = 0; i < Ho; i++) CK(add_row)(pad + (i + s) * Wp + t, row + i * Wo, Wo);
+                for (long i = 0; i < Ho; i++) {
+                    float *d = pad + (i * Sh + s) * Wp + t;
+                    const float *src = row + i * Wo;
+                    if (Sw == 1) CK(add_row)(d, src, Wo);
+                    else { for (long j = 0; j < Wo; j++) d[j * Sw] += src[j]; }
+                }
         float *plane = dx + c * H * W;
         for (long h = 0; h < H; h++) CK(copy_row)(plane + h * W, pad + (h + Ph) * Wp + Pw, W);
     }

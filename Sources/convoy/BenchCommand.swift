@@ -14,16 +14,27 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("infer-batch"), help: "Inference batch size.") var inferBatch = 1000
     @Option(name: .customLong("micro-batch"), help: "Micro-batch size when --deterministic.") var microBatch = 8
     @Flag(inversion: .prefixedNo, help: "Time the deterministic (fixed-point micro-batch) gradient path.") var deterministic = false
+    @Option(help: "Kernels: auto, a GEMM (openblas, onednn, reference), an ISA (avx512, avx2, portable), or GEMM+ISA.")
+    var kernel = "auto"
+    @Flag(help: "Also time each layer (fused blocks as one) forward and backward.") var layers = false
     @Flag(help: "Print one JSON object.") var json = false
 
     struct Result: Encodable {
         let model: String, batch: Int, threads: Int, deterministic: Bool
         let trainSamplesPerSec: Double, inferSamplesPerSec: Double, stepMilliseconds: Double
         let blasCore: String
+        /// The kernels in use ("openblas-Zen+avx2", "onednn+avx512", ...) and their parts.
+        let kernel: String, gemm: String, isa: String, kernelNote: String
+        let trainGflops: Double, inferGflops: Double
+        /// Share of a training step's wall time spent inside GEMM calls.
+        let gemmFraction: Double
+        let layers: [BenchReport.LayerTime]?
         enum CodingKeys: String, CodingKey {
             case model, batch, threads, deterministic
             case trainSamplesPerSec = "train_samples_per_sec", inferSamplesPerSec = "infer_samples_per_sec"
             case stepMilliseconds = "step_ms", blasCore = "blas_core"
+            case kernel, gemm, isa, kernelNote = "kernel_note"
+            case trainGflops = "train_gflops", inferGflops = "infer_gflops", gemmFraction = "gemm_fraction", layers
         }
     }
 
@@ -33,6 +44,7 @@ struct Bench: ParsableCommand {
                 throw ConfigError("--batch, --steps, --infer-batch and --threads must be at least 1")
             }
             BLAS.setThreads(threads)
+            let kernels = try KernelChoice.configure(kernel)
             var config = TrainingConfig()
             config.model = model
             config.batchSize = batch
@@ -65,6 +77,22 @@ struct Bench: ParsableCommand {
             var started = Date()
             try trainSteps(steps)
             let trainSeconds = Date().timeIntervalSince(started)
+            // The GEMM share in a separate pass, so the clock reads do not touch the figure above.
+            let timedSteps = max(20, steps / 5)
+            BLAS.gemmNanoseconds = 0; BLAS.timing = true
+            started = Date()
+            try trainSteps(timedSteps)
+            let gemmFraction = Double(BLAS.gemmNanoseconds) / 1e9 / Date().timeIntervalSince(started)
+            BLAS.timing = false
+            var layerTimes: [BenchReport.LayerTime]? = nil
+            if layers {
+                layerTimes = pixels.withUnsafeBufferPointer { p in
+                    labels.withUnsafeBufferPointer { l in
+                        BenchReport.layerTimes(architecture, parameters: trainer.server.parameters.array, batch: batch,
+                                               rounds: 50, pixels: p.baseAddress!, labels: l.baseAddress!)
+                    }
+                }
+            }
             let inference = Network(architecture, maxBatch: inferBatch, parameters: trainer.server.parameters.array)
             let inferData = data.prefix(inferBatch)
             func infer(_ times: Int) {
@@ -82,12 +110,17 @@ struct Bench: ParsableCommand {
             let rounds = 10
             infer(rounds)
             let inferSeconds = Date().timeIntervalSince(started)
+            let trainRate = Double(steps * batch) / trainSeconds, inferRate = Double(rounds * inferData.count) / inferSeconds
             let result = Result(model: model, batch: batch, threads: threads, deterministic: deterministic,
-                                trainSamplesPerSec: Double(steps * batch) / trainSeconds,
-                                inferSamplesPerSec: Double(rounds * inferData.count) / inferSeconds,
-                                stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName)
+                                trainSamplesPerSec: trainRate, inferSamplesPerSec: inferRate,
+                                stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName,
+                                kernel: kernels.name, gemm: kernels.gemm, isa: kernels.isa, kernelNote: kernels.note,
+                                trainGflops: trainRate * BenchReport.flopsPerSample(architecture, training: true) / 1e9,
+                                inferGflops: inferRate * BenchReport.flopsPerSample(architecture, training: false) / 1e9,
+                                gemmFraction: gemmFraction, layers: layerTimes)
             if json { ProgressPrinter.line(ProgressPrinter.jsonLine(result)); return }
-            ProgressPrinter.line("\(model) batch \(batch), \(threads) thread(s)\(deterministic ? ", deterministic" : ""): train \(Int(result.trainSamplesPerSec)) samples/s (\(format(result.stepMilliseconds, 3)) ms/step), inference \(Int(result.inferSamplesPerSec)) samples/s at batch \(inferData.count) [OpenBLAS \(result.blasCore)]")
+            ProgressPrinter.line("\(model) batch \(batch), \(threads) thread(s)\(deterministic ? ", deterministic" : ""): train \(Int(result.trainSamplesPerSec)) samples/s (\(format(result.stepMilliseconds, 3)) ms/step, \(format(result.trainGflops, 1)) GFLOP/s, \(percent(gemmFraction)) in GEMM), inference \(Int(result.inferSamplesPerSec)) samples/s at batch \(inferData.count) (\(format(result.inferGflops, 1)) GFLOP/s) [kernels \(kernels.name)]")
+            if let layerTimes { BenchReport.printTable(layerTimes) }
         }
     }
 }

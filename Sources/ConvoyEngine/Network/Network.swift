@@ -30,6 +30,8 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 }
 
+import Dispatch
+
 /// An architecture with its buffers: one contiguous parameter buffer, one gradient buffer of
 /// the same layout, and every activation, delta and scratch buffer sized for `maxBatch`
 /// samples up front, so steady-state training allocates nothing.
@@ -55,9 +57,14 @@ public final class Network {
     /// Backward steps of the ranges a training step uses (all layers, head, trunk), made
     /// once so a step allocates nothing.
     private var stepCache: [Range<Int>: [FusedBlock.Step]] = [:]
+    /// When set, every forward and backward step is timed and reported: the name of the
+    /// layer or fused block ("3 Conv2d+ReLU+MaxPool2d"), backward or not, nanoseconds
+    /// (`convoy bench --layers`).
+    public var onStepTimed: ((_ step: String, _ backward: Bool, _ nanoseconds: UInt64) -> Void)?
 
     public init(_ architecture: Architecture, maxBatch: Int, parameters initial: [Float]? = nil) {
         precondition(maxBatch >= 1)
+        _ = KernelChoice.current  // chooses and self-checks the kernels once per process
         self.architecture = architecture
         self.maxBatch = maxBatch
         parameters = FloatBuffer(count: architecture.parameterCount)
@@ -118,6 +125,8 @@ public final class Network {
     public func forward(batch: Int, at offset: Int = 0) {
         precondition(batch >= 1 && offset >= 0 && offset + batch <= maxBatch, "batch \(batch) at \(offset) outside 0..<\(maxBatch)")
         for step in plan {
+            let start = onStepTimed == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { report(step, backward: false, since: start) }
             switch step {
             case let .layer(index): forwardLayer(index, batch: batch, at: offset)
             case let .block(block):
@@ -130,6 +139,17 @@ public final class Network {
                                    scratch: scratch.pointer, epilogue: epilogue)
             }
         }
+    }
+
+    private func report(_ step: FusedBlock.Step, backward: Bool, since start: UInt64) {
+        guard let onStepTimed else { return }
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        let layers = architecture.layers
+        let name = switch step {
+        case let .layer(index): "\(index + 1) \(layers[index].kind)"
+        case let .block(block): "\(block.first + 1) " + block.layers.map { layers[$0].kind }.joined(separator: "+")
+        }
+        onStepTimed(name, backward, elapsed)
     }
 
     private func layerInput(_ index: Int) -> UnsafePointer<Float> {
@@ -165,6 +185,8 @@ public final class Network {
             : UnsafePointer(boundary.pointer + offset * layers[range.upperBound].inputShape.count)
         var target = deltas.0
         for step in stepCache[range] ?? backwardSteps(range, batch: batch, at: offset) {
+            let start = onStepTimed == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { report(step, backward: true, since: start) }
             let (first, last) = switch step {
             case let .layer(index): (index, index)
             case let .block(block): (block.first, block.last)

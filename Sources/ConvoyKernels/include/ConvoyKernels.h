@@ -68,6 +68,16 @@ void ck_col2im(const float *col, long row_stride, float *dx, const ck_conv_geome
 /// out[m] += Σ_{i<n} src[m·ld + i] for m < rows, summed in a fixed order (16 partial sums).
 void ck_add_row_sums(const float *src, long ld, long rows, long n, float *out);
 
+/// Loads oneDNN (libdnnl.so.2) if it is installed; 1 when dnnl_sgemm is available.
+int ck_dnnl_load(void);
+/// Row-major C = alpha·op(A)·op(B) + beta·C through dnnl_sgemm on one OpenMP thread
+/// (ck_dnnl_load first); returns oneDNN's status (0 = success).
+int ck_dnnl_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                  const float *b, long ldb, float beta, float *c, long ldc);
+/// The same product with plain loops in double precision: the self-check's reference.
+void ck_reference_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                        const float *b, long ldb, float beta, float *c, long ldc);
+
 #ifdef __cplusplus
 }
 #endif
