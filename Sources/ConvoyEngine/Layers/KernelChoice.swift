@@ -88,7 +88,7 @@ public enum KernelChoice {
         if !gemms.contains(.reference) { gemms.append(.reference) }
         let isas: [Kernels.ISA] = request?.1.map { [$0, .portable] } ?? [Kernels.best, .portable]
         for gemm in gemms {
-            guard BLAS.use(gemm), SelfCheck.gemmAgrees() else { notes.append("refused \(gemm.rawValue) GEMM: disagrees with the reference"); continue }
+            guard BLAS.isAvailable(gemm), SelfCheck.gemmAgrees(on: gemm), BLAS.use(gemm) else { notes.append("refused \(gemm.rawValue) GEMM: disagrees with the reference"); continue }
             for isa in isas {
                 Kernels.select(isa)
                 if SelfCheck.convolutionAgrees() {

@@ -20,14 +20,14 @@ enum SelfCheck {
     }
 
     /// C = A·B (+ C, β = 1) for all four transposes, with sizes that leave vector-width tails.
-    static func gemmAgrees() -> Bool {
+    static func gemmAgrees(on backend: BLAS.Backend) -> Bool {
         let (m, n, k) = (7, 37, 27)
         let a = values(m * k, seed: 1), b = values(k * n, seed: 2), c0 = values(m * n, seed: 3)
         for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
             var c = c0
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
-                    BLAS.sgemm(on: BLAS.backend, transA: transA, transB: transB, m: m, n: n, k: k,
+                    BLAS.sgemm(on: backend, transA: transA, transB: transB, m: m, n: n, k: k,
                                a: ap.baseAddress!, lda: transA ? m : k, b: bp.baseAddress!, ldb: transB ? k : n,
                                beta: 1, c: &c, ldc: n)
                 }
