@@ -232,8 +232,21 @@ static int CK(col2im_padded)(const float *restrict col, long row_stride, float *
                 for (long i = 0; i < Ho; i++) {
                     float *d = pad + (i * Sh + s) * Wp + t;
                     const float *src = row + i * Wo;
-                    if (Sw == 1) CK(add_row)(d, src, Wo);
-                    else { for (long j = 0; j < Wo; j++) d[j * Sw] += src[j]; }
+                    if (Sw == 1) { CK(add_row)(d, src, Wo); continue; }
+                    // Stride 2 (the conv1d model): taps t and t+1 write alternate elements, so
+                    // interleaving their rows and adding them in one contiguous pass gives
+                    // every element the same terms in the same order, vectorized; the strided
+                    // scalar loop was 9% of a conv1d step.
+                    const int paired = Sw == 2 && Wo <= CK_PAD_PLANE / 2;
+                    if (paired && (t & 1) == 0 && t + 1 < g->kernelWidth) {
+                        float pair[CK_PAD_PLANE];
+                        const float *next = src + row_stride;
+                        for (long j = 0; j < Wo; j++) { pair[2 * j] = src[j]; pair[2 * j + 1] = next[j]; }
+                        CK(add_row)(d, pair, 2 * Wo);
+                        continue;
+                    }
+                    if (paired && (t & 1) == 1) continue;   // added with tap t - 1 above
+                    for (long j = 0; j < Wo; j++) d[j * Sw] += src[j];
                 }
         float *plane = dx + c * H * W;
         for (long h = 0; h < H; h++) CK(copy_row)(plane + h * W, pad + (h + Ph) * Wp + Pw, W);
