@@ -74,43 +74,16 @@ struct Bench: ParsableCommand {
                 }
             }
             try trainSteps(20)
-            var started = Date()
+            let started = Date()
             try trainSteps(steps)
             let trainSeconds = Date().timeIntervalSince(started)
             // The GEMM share in a separate pass, so the clock reads do not touch the figure above.
-            let timedSteps = max(20, steps / 5)
-            BLAS.gemmNanoseconds = 0; BLAS.timing = true
-            started = Date()
-            try trainSteps(timedSteps)
-            let gemmFraction = Double(BLAS.gemmNanoseconds) / 1e9 / Date().timeIntervalSince(started)
-            BLAS.timing = false
-            var layerTimes: [BenchReport.LayerTime]? = nil
-            if layers {
-                layerTimes = pixels.withUnsafeBufferPointer { p in
-                    labels.withUnsafeBufferPointer { l in
-                        BenchReport.layerTimes(architecture, parameters: trainer.server.parameters.array, batch: batch,
-                                               rounds: 50, pixels: p.baseAddress!, labels: l.baseAddress!)
-                    }
-                }
-            }
-            let inference = Network(architecture, maxBatch: inferBatch, parameters: trainer.server.parameters.array)
+            let gemmFraction = try BenchReport.gemmShare { try trainSteps(max(20, steps / 5)) }
+            let layerTimes = layers ? BenchReport.layerTimes(architecture, parameters: trainer.server.parameters.array,
+                                                             batch: batch, rounds: 50, pixels: pixels, labels: labels) : nil
             let inferData = data.prefix(inferBatch)
-            func infer(_ times: Int) {
-                inferData.pixels.withUnsafeBufferPointer { p in
-                    inferData.labels.withUnsafeBufferPointer { l in
-                        for _ in 0..<times {
-                            inference.loadPixels(p.baseAddress!, batch: inferData.count)
-                            _ = inference.evaluate(labels: l.baseAddress!, batch: inferData.count)
-                        }
-                    }
-                }
-            }
-            infer(2)
-            started = Date()
-            let rounds = 10
-            infer(rounds)
-            let inferSeconds = Date().timeIntervalSince(started)
-            let trainRate = Double(steps * batch) / trainSeconds, inferRate = Double(rounds * inferData.count) / inferSeconds
+            let inferRate = BenchReport.inferenceRate(architecture, parameters: trainer.server.parameters.array, data: inferData)
+            let trainRate = Double(steps * batch) / trainSeconds
             let result = Result(model: model, batch: batch, threads: threads, deterministic: deterministic,
                                 trainSamplesPerSec: trainRate, inferSamplesPerSec: inferRate,
                                 stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName,

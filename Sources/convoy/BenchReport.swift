@@ -18,6 +18,35 @@ enum BenchReport {
         return total
     }
 
+    /// The share of `body`'s wall time spent inside GEMM calls.
+    static func gemmShare(_ body: () throws -> Void) rethrows -> Double {
+        BLAS.gemmNanoseconds = 0
+        BLAS.timing = true
+        defer { BLAS.timing = false }
+        let started = Date()
+        try body()
+        return Double(BLAS.gemmNanoseconds) / 1e9 / Date().timeIntervalSince(started)
+    }
+
+    /// Inference samples/s on `data` in one batch (2 warm-up rounds, 10 timed).
+    static func inferenceRate(_ architecture: Architecture, parameters: [Float], data: Dataset) -> Double {
+        let network = Network(architecture, maxBatch: data.count, parameters: parameters)
+        func infer(_ times: Int) {
+            data.pixels.withUnsafeBufferPointer { p in
+                data.labels.withUnsafeBufferPointer { l in
+                    for _ in 0..<times {
+                        network.loadPixels(p.baseAddress!, batch: data.count)
+                        _ = network.evaluate(labels: l.baseAddress!, batch: data.count)
+                    }
+                }
+            }
+        }
+        infer(2)
+        let started = Date(), rounds = 10
+        infer(rounds)
+        return Double(rounds * data.count) / Date().timeIntervalSince(started)
+    }
+
     struct LayerTime: Encodable {
         let step: String
         let forwardMilliseconds: Double, backwardMilliseconds: Double
@@ -29,7 +58,7 @@ enum BenchReport {
     /// Mean forward and backward time per step of the network's plan (fused blocks as one)
     /// over `rounds` training steps of `batch` samples.
     static func layerTimes(_ architecture: Architecture, parameters: [Float], batch: Int, rounds: Int,
-                           pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>) -> [LayerTime] {
+                           pixels: [UInt8], labels: [UInt8]) -> [LayerTime] {
         let network = Network(architecture, maxBatch: batch, parameters: parameters)
         var order: [String] = []
         var totals: [String: (forward: UInt64, backward: UInt64)] = [:]
@@ -39,8 +68,8 @@ enum BenchReport {
         }
         for round in 0...rounds {
             if round == 1 { totals = totals.mapValues { _ in (0, 0) } }  // round 0 warms up
-            network.loadPixels(pixels, batch: batch)
-            _ = network.accumulateGradient(labels: labels, batch: batch)
+            pixels.withUnsafeBufferPointer { network.loadPixels($0.baseAddress!, batch: batch) }
+            _ = labels.withUnsafeBufferPointer { network.accumulateGradient(labels: $0.baseAddress!, batch: batch) }
         }
         return order.map { step in
             LayerTime(step: step, forwardMilliseconds: Double(totals[step]!.forward) / Double(rounds) / 1e6,
