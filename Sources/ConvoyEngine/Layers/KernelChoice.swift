@@ -79,9 +79,14 @@ public enum KernelChoice {
             gemms = [named]; notes.append("GEMM named by --kernel")
         } else if let userCore = BLAS.coreNamedByUser {
             gemms = [.openblas]; notes.append("OPENBLAS_CORETYPE=\(userCore) honoured")
-        } else if Kernels.best != .portable && !modernOpenBLASCores.contains(core.lowercased()) && BLAS.isAvailable(.onednn) {
-            gemms = [.onednn, .openblas]
-            notes.append("OpenBLAS detected \(core), older than this CPU: oneDNN GEMM")
+        } else if Kernels.best != .portable && !modernOpenBLASCores.contains(core.lowercased()) {
+            if BLAS.isAvailable(.onednn) {
+                gemms = [.onednn, .openblas]
+                notes.append("OpenBLAS detected \(core), older than this CPU: oneDNN GEMM")
+            } else {
+                gemms = [.openblas]
+                notes.append("OpenBLAS detected \(core), older than this CPU, and oneDNN (libdnnl2) is not installed: GEMM runs slowly")
+            }
         } else {
             gemms = [.openblas]
         }
