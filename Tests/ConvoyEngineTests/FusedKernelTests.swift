@@ -47,7 +47,7 @@ import Testing
         let back = Reference.conv2dBackward(x: xd, w: wd, dy: da, n: n, c: c, h: h, wd: w, m: m, fh: fh, fw: fw, sh: sh, sw: sw, ph: ph, pw: pw)
         let what = "block c\(c) m\(m) \(h)x\(w) k\(fh)x\(fw) s\(sh)x\(sw) p\(ph)x\(pw) n\(n) pooled \(pooled)"
 
-        try Self.forEachISA { isa in
+        Self.forEachISA { isa in
             var y = [Float](repeating: .nan, count: dy.count), dx = [Float](repeating: .nan, count: x.count)
             var gradient = [Float](repeating: 0, count: conv.parameterCount), scratch = [Float](repeating: .nan, count: conv.scratchCount)
             var indices = [UInt8](repeating: 9, count: dy.count)
@@ -130,7 +130,7 @@ import Testing
             let input = randomFloats(batch * architecture.inputShape.count, &rng)
             let labels = (0..<batch).map { _ in UInt8(rng.nextIndex(below: architecture.outputShape.count)) }
             let expected = Self.unfused(architecture, parameters: network.parameters.array, input: input, labels: labels, batch: batch)
-            try Self.forEachISA { isa in
+            Self.forEachISA { isa in
                 let got = Self.fused(network, input: input, labels: labels, batch: batch)
                 #expect(got.logits == expected.logits, "\(architecture.spec.name) batch \(batch) \(isa.name): logits")
                 #expect(got.gradient == expected.gradient, "\(architecture.spec.name) batch \(batch) \(isa.name): gradient")

@@ -109,4 +109,25 @@ import Testing
         #expect(current.name.hasSuffix("+\(current.isa)"))
         #expect(current.note.contains("self-check passed"))
     }
+
+    /// OpenBLAS 0.3.21 on an Emerald Rapids reports Prescott: oneDNN is tried first; a
+    /// user-named core or GEMM is honoured; a kernel that fits the CPU stays; the plain
+    /// reference is always the last resort.
+    @Test func gemmCandidatesFollowTheCPU() {
+        let prescott = KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: true, oneDNN: true)
+        #expect(prescott.gemms == [.onednn, .openblas, .reference])
+        #expect(prescott.notes.joined().contains("Prescott"))
+        let noDNNL = KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: true, oneDNN: false)
+        #expect(noDNNL.gemms == [.openblas, .reference])
+        #expect(noDNNL.notes.joined().contains("not installed"))
+        for core in ["Zen", "Haswell", "SkylakeX", "Cooperlake"] {
+            #expect(KernelChoice.gemmCandidates(named: nil, userCore: nil, core: core, vectorCPU: true, oneDNN: true).gemms == [.openblas, .reference])
+        }
+        #expect(KernelChoice.gemmCandidates(named: nil, userCore: "Cooperlake", core: "Prescott", vectorCPU: true, oneDNN: true).gemms
+                == [.openblas, .reference])
+        #expect(KernelChoice.gemmCandidates(named: .onednn, userCore: nil, core: "Zen", vectorCPU: true, oneDNN: true).gemms
+                == [.onednn, .reference])
+        #expect(KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: false, oneDNN: true).gemms
+                == [.openblas, .reference])
+    }
 }

@@ -71,16 +71,17 @@ public enum KernelChoice {
         "haswell", "zen", "skylakex", "cooperlake", "sapphirerapids", "excavator",
     ]
 
-    private static func choose(request: (BLAS.Backend?, Kernels.ISA?)?) -> Selection {
-        let core = BLAS.coreName
-        var notes: [String] = []
-        var gemms: [BLAS.Backend]
-        if let named = request?.0 {
+    /// The GEMM back ends to try, in order, and why: a pure function of what the user named,
+    /// OpenBLAS's kernel, and what this machine has (tested on the Prescott case).
+    static func gemmCandidates(named: BLAS.Backend?, userCore: String?, core: String, vectorCPU: Bool,
+                               oneDNN: Bool) -> (gemms: [BLAS.Backend], notes: [String]) {
+        var gemms: [BLAS.Backend], notes: [String] = []
+        if let named {
             gemms = [named]; notes.append("GEMM named by --kernel")
-        } else if let userCore = BLAS.coreNamedByUser {
+        } else if let userCore {
             gemms = [.openblas]; notes.append("OPENBLAS_CORETYPE=\(userCore) honoured")
-        } else if Kernels.best != .portable && !modernOpenBLASCores.contains(core.lowercased()) {
-            if BLAS.isAvailable(.onednn) {
+        } else if vectorCPU && !modernOpenBLASCores.contains(core.lowercased()) {
+            if oneDNN {
                 gemms = [.onednn, .openblas]
                 notes.append("OpenBLAS detected \(core), older than this CPU: oneDNN GEMM")
             } else {
@@ -91,9 +92,20 @@ public enum KernelChoice {
             gemms = [.openblas]
         }
         if !gemms.contains(.reference) { gemms.append(.reference) }
+        return (gemms, notes)
+    }
+
+    private static func choose(request: (BLAS.Backend?, Kernels.ISA?)?) -> Selection {
+        let core = BLAS.coreName
+        let (gemms, reasons) = gemmCandidates(named: request?.0, userCore: BLAS.coreNamedByUser, core: core,
+                                              vectorCPU: Kernels.best != .portable, oneDNN: BLAS.isAvailable(.onednn))
+        var notes = reasons
         let isas: [Kernels.ISA] = request?.1.map { [$0, .portable] } ?? [Kernels.best, .portable]
         for gemm in gemms {
-            guard BLAS.isAvailable(gemm), SelfCheck.gemmAgrees(on: gemm), BLAS.use(gemm) else { notes.append("refused \(gemm.rawValue) GEMM: disagrees with the reference"); continue }
+            guard BLAS.isAvailable(gemm), SelfCheck.gemmAgrees(on: gemm), BLAS.use(gemm) else {
+                notes.append("refused \(gemm.rawValue) GEMM: unavailable or disagrees with the reference")
+                continue
+            }
             for isa in isas {
                 Kernels.select(isa)
                 if SelfCheck.convolutionAgrees() {
