@@ -21,8 +21,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", providers: [.apt(["libzmq3-dev"])]),
-        // The one place that talks to C: cblas, zlib, libzmq behind thin Swift wrappers.
-        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlib", "CZMQ"]),
+        // The engine's own C kernels: portable, AVX2 and AVX-512 variants of the glue around
+        // the GEMMs, chosen once at run time by CPUID (Swift cannot compile one function per
+        // CPU target). Only ConvoyInterop imports it.
+        .target(name: "ConvoyKernels", path: "Sources/ConvoyKernels"),
+        // The one place that talks to C: cblas, zlib, libzmq, the kernels behind thin Swift wrappers.
+        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlib", "CZMQ", "ConvoyKernels"]),
         // Tensors, layers, models, optimizers, model files, MNIST. No CLI, no sockets.
         .target(name: "ConvoyEngine", dependencies: ["ConvoyInterop"]),
         // Wire protocol, ZeroMQ transport, coordinator and worker.

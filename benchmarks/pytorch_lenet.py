@@ -39,6 +39,24 @@ def build_lenet5() -> nn.Module:
     )
 
 
+def build_conv1d() -> nn.Module:
+    """convoy's conv1d model: MNIST as 784-long one-channel signals; 39,210 parameters."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 784)),
+        nn.Conv1d(1, 16, 5, stride=2, padding=2),  # 16x392
+        nn.ReLU(),
+        nn.Conv1d(16, 32, 5, stride=2, padding=2),  # 32x196
+        nn.ReLU(),
+        nn.Conv1d(32, 32, 5, stride=2, padding=2),  # 32x98
+        nn.ReLU(),
+        nn.Flatten(),  # 3136
+        nn.Linear(3136, 10),
+    )
+
+
+MODELS = {"lenet5": (build_lenet5, LENET5_PARAMS), "conv1d": (build_conv1d, 39210)}
+
+
 def _read_idx(path: str) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
@@ -82,6 +100,7 @@ def main() -> int:
                         "default: random synthetic data of MNIST shape")
     p.add_argument("--infer-batch", type=int, default=1000, help="inference batch size (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=sorted(MODELS), default="lenet5", help="network (default lenet5)")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -97,9 +116,12 @@ def main() -> int:
         x_all, y_all = synthetic_mnist(60000, args.seed)
     n = x_all.shape[0]
 
-    model = build_lenet5()
+    build, expected = MODELS[args.model]
+    model = build()
+    if args.model == "conv1d":
+        x_all = x_all.reshape(n, 784)
     nparams = sum(p.numel() for p in model.parameters())
-    assert nparams == LENET5_PARAMS, f"LeNet-5 has {nparams} parameters, expected {LENET5_PARAMS}"
+    assert nparams == expected, f"{args.model} has {nparams} parameters, expected {expected}"
 
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
@@ -157,6 +179,7 @@ def main() -> int:
 
     result = {
         "framework": "pytorch",
+        "model": args.model,
         "torch_version": torch.__version__,
         "threads": args.threads,
         "batch": bs,

@@ -14,16 +14,27 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("infer-batch"), help: "Inference batch size.") var inferBatch = 1000
     @Option(name: .customLong("micro-batch"), help: "Micro-batch size when --deterministic.") var microBatch = 8
     @Flag(inversion: .prefixedNo, help: "Time the deterministic (fixed-point micro-batch) gradient path.") var deterministic = false
+    @Option(help: "Kernels: auto, a GEMM (openblas, onednn, reference), an ISA (avx512, avx2, portable), or GEMM+ISA.")
+    var kernel = "auto"
+    @Flag(help: "Also time each layer (fused blocks as one) forward and backward.") var layers = false
     @Flag(help: "Print one JSON object.") var json = false
 
     struct Result: Encodable {
         let model: String, batch: Int, threads: Int, deterministic: Bool
         let trainSamplesPerSec: Double, inferSamplesPerSec: Double, stepMilliseconds: Double
         let blasCore: String
+        /// The kernels in use ("openblas-Zen+avx2", "onednn+avx512", ...) and their parts.
+        let kernel: String, gemm: String, isa: String, kernelNote: String
+        let trainGflops: Double, inferGflops: Double
+        /// Share of a training step's wall time spent inside GEMM calls.
+        let gemmFraction: Double
+        let layers: [BenchReport.LayerTime]?
         enum CodingKeys: String, CodingKey {
             case model, batch, threads, deterministic
             case trainSamplesPerSec = "train_samples_per_sec", inferSamplesPerSec = "infer_samples_per_sec"
             case stepMilliseconds = "step_ms", blasCore = "blas_core"
+            case kernel, gemm, isa, kernelNote = "kernel_note"
+            case trainGflops = "train_gflops", inferGflops = "infer_gflops", gemmFraction = "gemm_fraction", layers
         }
     }
 
@@ -33,6 +44,7 @@ struct Bench: ParsableCommand {
                 throw FlagError("--batch, --steps, --infer-batch and --threads must be at least 1")
             }
             BLAS.setThreads(threads)
+            let kernels = try KernelChoice.configure(kernel)
             var config = TrainingConfig()
             config.model = model
             config.batchSize = batch
@@ -55,32 +67,34 @@ struct Bench: ParsableCommand {
                 }
             }
             try trainSteps(20)
-            var started = Date()
+            let started = Date()
             try trainSteps(steps)
             let trainSeconds = Date().timeIntervalSince(started)
-            let inference = Network(architecture, maxBatch: inferBatch, parameters: session.server.parameters.array)
-            let inferData = data.prefix(inferBatch)
-            func infer(_ times: Int) {
-                inferData.pixels.withUnsafeBufferPointer { p in
-                    inferData.labels.withUnsafeBufferPointer { l in
-                        for _ in 0..<times {
-                            inference.loadPixels(p.baseAddress!, batch: inferData.count)
-                            _ = inference.evaluate(labels: l.baseAddress!, batch: inferData.count)
-                        }
-                    }
+            // One batch's samples for the per-layer table.
+            var pixels = [UInt8](repeating: 0, count: batch * size)
+            var labels = [UInt8](repeating: 0, count: batch)
+            pixels.withUnsafeMutableBufferPointer { p in
+                labels.withUnsafeMutableBufferPointer { l in
+                    data.gather(order[session.plan.batchRange(step: 0)], pixels: p.baseAddress!, labels: l.baseAddress!)
                 }
             }
-            infer(2)
-            started = Date()
-            let rounds = 10
-            infer(rounds)
-            let inferSeconds = Date().timeIntervalSince(started)
+            // The GEMM share in a separate pass, so the clock reads do not touch the figure above.
+            let gemmFraction = try BenchReport.gemmShare { try trainSteps(max(20, steps / 5)) }
+            let layerTimes = layers ? BenchReport.layerTimes(architecture, parameters: session.server.parameters.array,
+                                                             batch: batch, rounds: 50, pixels: pixels, labels: labels) : nil
+            let inferData = data.prefix(inferBatch)
+            let inferRate = BenchReport.inferenceRate(architecture, parameters: session.server.parameters.array, data: inferData)
+            let trainRate = Double(steps * batch) / trainSeconds
             let result = Result(model: model, batch: batch, threads: threads, deterministic: deterministic,
-                                trainSamplesPerSec: Double(steps * batch) / trainSeconds,
-                                inferSamplesPerSec: Double(rounds * inferData.count) / inferSeconds,
-                                stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName)
+                                trainSamplesPerSec: trainRate, inferSamplesPerSec: inferRate,
+                                stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName,
+                                kernel: kernels.name, gemm: kernels.gemm, isa: kernels.isa, kernelNote: kernels.note,
+                                trainGflops: trainRate * BenchReport.flopsPerSample(architecture, training: true) / 1e9,
+                                inferGflops: inferRate * BenchReport.flopsPerSample(architecture, training: false) / 1e9,
+                                gemmFraction: gemmFraction, layers: layerTimes)
             if json { ProgressPrinter.line(ProgressPrinter.jsonLine(result)); return }
-            ProgressPrinter.line("\(model) batch \(batch), \(threads) thread(s)\(deterministic ? ", deterministic" : ""): train \(Int(result.trainSamplesPerSec)) samples/s (\(format(result.stepMilliseconds, 3)) ms/step), inference \(Int(result.inferSamplesPerSec)) samples/s at batch \(inferData.count) [OpenBLAS \(result.blasCore)]")
+            ProgressPrinter.line("\(model) batch \(batch), \(threads) thread(s)\(deterministic ? ", deterministic" : ""): train \(Int(result.trainSamplesPerSec)) samples/s (\(format(result.stepMilliseconds, 3)) ms/step, \(format(result.trainGflops, 1)) GFLOP/s, \(percent(gemmFraction)) in GEMM), inference \(Int(result.inferSamplesPerSec)) samples/s at batch \(inferData.count) (\(format(result.inferGflops, 1)) GFLOP/s) [kernels \(kernels.name)]")
+            if let layerTimes { BenchReport.printTable(layerTimes) }
         }
     }
 }

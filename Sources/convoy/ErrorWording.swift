@@ -37,6 +37,8 @@ enum ErrorWording {
             case let .joinTimeout(s): return "--join-timeout must be positive (got \(s))"
             case let .stepTimeout(s): return "--step-timeout must be positive (got \(s))"
             }
+        case let error as KernelChoiceError:
+            return "--\(error)"
         case let error as FixedPoint.OverflowError:
             return "\(error); lower --lr"
         case let error as ResumeError:

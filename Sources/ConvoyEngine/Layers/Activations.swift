@@ -1,3 +1,4 @@
+import ConvoyInterop
 import Foundation
 
 /// Element-wise activations (docs/SPEC.md §4.5). Each backward needs only the saved output `y`:
@@ -25,7 +26,7 @@ public struct Activation: Layer {
                         parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let count = batch * inputShape.count
         switch function {
-        case .relu: for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
+        case .relu: Kernels.reluForward(x, y, count: count)  // branch-free, vectorized (C)
         case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + Foundation.exp(-x[i])) }
         case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
         }
@@ -38,7 +39,7 @@ public struct Activation: Layer {
         guard let dx else { return }
         let count = batch * inputShape.count
         switch function {
-        case .relu: for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        case .relu: Kernels.reluBackward(y: y, dy: dy, dx: dx, count: count)
         case .sigmoid: for i in 0..<count { dx[i] = dy[i] * y[i] * (1 - y[i]) }
         case .tanh: for i in 0..<count { dx[i] = dy[i] * (1 - y[i] * y[i]) }
         }

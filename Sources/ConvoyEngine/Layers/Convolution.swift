@@ -13,6 +13,10 @@ public struct ConvGeometry: Sendable, Equatable {
     /// The padding as specified, and what it holds.
     public let heightPadding, widthPadding: PaddingSize
     public let paddingMode: PaddingMode
+    /// Whether the engine's C kernels compute this geometry: zeros, as many before the input
+    /// as after it. Anything else (edge padding, `same` with an odd total) takes the Swift
+    /// im2col/col2im, which handle every padding.
+    public let cKernelsApply: Bool
 
     public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
                 kernel: (Int, Int), stride: (Int, Int), padding: (PaddingSize, PaddingSize), mode: PaddingMode) throws {
@@ -28,6 +32,7 @@ public struct ConvGeometry: Sendable, Equatable {
         let vertical = padding.0.amounts(input: inHeight, kernel: kernel.0, stride: stride.0)
         let horizontal = padding.1.amounts(input: inWidth, kernel: kernel.1, stride: stride.1)
         (paddingHeight, paddingWidth) = (vertical.before, horizontal.before)
+        cKernelsApply = mode == .zeros && vertical.before == vertical.after && horizontal.before == horizontal.after
         outHeight = try convolutionOutputSize(input: inHeight, kernel: kernel.0, stride: stride.0, padding: vertical)
         outWidth = try convolutionOutputSize(input: inWidth, kernel: kernel.1, stride: stride.1, padding: horizontal)
     }
@@ -41,9 +46,9 @@ public struct ConvGeometry: Sendable, Equatable {
 
 /// Conv2d (docs/SPEC.md §3.3): `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
 ///
-/// Fast path, a chunk of `b` samples at a time: im2col lays the chunk out as one column
-/// matrix `col[patchSize × b·P]` (P output positions per sample), one GEMM computes
-/// `Yᵀ[C_out × b·P] = W[C_out × patchSize] · col`, and the rows are copied out to the
+/// Fast path (ConvolutionFused.swift), a chunk of `b` samples at a time: im2col lays the chunk
+/// out as one column matrix `col[patchSize × b·P]` (P output positions per sample), one GEMM
+/// computes `Yᵀ[C_out × b·P] = W[C_out × patchSize] · col`, and the rows are copied out to the
 /// sample-major `y` with the bias added. Backward rebuilds `col` and, per chunk,
 /// `dW += dYᵀ · colᵀ`, `db += Σ dYᵀ`, `dcol = Wᵀ · dYᵀ`, then col2im scatters `dcol` back into
 /// the (cropped) input gradient. Chunks are sized so `col` stays in L2: one GEMM per chunk
@@ -99,47 +104,15 @@ public struct Conv2d: Layer {
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
                         parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        let g = geometry, P = g.outPositions
-        let bias = parameters + weightCount
-        let col = scratch, yT = scratch + chunk * g.patchSize * P
-        for first in stride(from: 0, to: batch, by: chunk) {
-            let b = min(chunk, batch - first), width = b * P
-            for k in 0..<b { im2col(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, g) }
-            BLAS.sgemm(transA: false, transB: false, m: g.outChannels, n: width, k: g.patchSize,
-                       a: parameters, lda: g.patchSize, b: col, ldb: width, beta: 0, c: yT, ldc: width)
-            for k in 0..<b {
-                let yn = y + (first + k) * g.outSize
-                for m in 0..<g.outChannels {
-                    let src = yT + m * width + k * P, dst = yn + m * P, shift = bias[m]
-                    for p in 0..<P { dst[p] = src[p] + shift }
-                }
-            }
-        }
+        forward(x: x, y: y, batch: batch, parameters: parameters, scratch: scratch, epilogue: .bias)
     }
 
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, batch: Int,
                          parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
                          scratch: UnsafeMutablePointer<Float>) {
-        let g = geometry, P = g.outPositions
-        let biasGradient = gradient + weightCount
-        let col = scratch, dyT = scratch + chunk * g.patchSize * P
-        for first in stride(from: 0, to: batch, by: chunk) {
-            let b = min(chunk, batch - first), width = b * P
-            for k in 0..<b {
-                im2col(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, g)
-                let dyn = dy + (first + k) * g.outSize
-                for m in 0..<g.outChannels { copyFloats(dyT + m * width + k * P, dyn + m * P, P) }
-            }
-            BLAS.sgemm(transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: width,
-                       a: dyT, lda: width, b: col, ldb: width, beta: 1, c: gradient, ldc: g.patchSize)
-            for m in 0..<g.outChannels { biasGradient[m] += sum(dyT + m * width, width) }
-            guard let dx else { continue }
-            // dcol overwrites col, which the weight gradient above has finished with.
-            BLAS.sgemm(transA: true, transB: false, m: g.patchSize, n: width, k: g.outChannels,
-                       a: parameters, lda: g.patchSize, b: dyT, ldb: width, beta: 0, c: col, ldc: width)
-            for k in 0..<b { col2im(col + k * P, rowStride: width, into: dx + (first + k) * g.inSize, g) }
-        }
+        backward(x: x, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient,
+                 scratch: scratch, prologue: .plain)
     }
 }
 

@@ -30,6 +30,8 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 }
 
+import Dispatch
+
 /// An architecture with its buffers: one contiguous parameter buffer, one gradient buffer of
 /// the same layout, and every activation, delta and scratch buffer sized for `maxBatch`
 /// samples up front, so steady-state training allocates nothing.
@@ -48,9 +50,21 @@ public final class Network {
     private let boundary: FloatBuffer
     private let scratch: FloatBuffer
     private let dLogits: FloatBuffer
+    /// Layers grouped into fused blocks (FusedBlock): what forward and backward run.
+    private let plan: [FusedBlock.Step]
+    /// Arg-max bytes of each pooled block, by its first layer, `maxBatch × indexCount`.
+    private let poolIndices: [Int: UnsafeMutablePointer<UInt8>]
+    /// Backward steps of the ranges a training step uses (all layers, head, trunk), made
+    /// once so a step allocates nothing.
+    private var stepCache: [Range<Int>: [FusedBlock.Step]] = [:]
+    /// When set, every forward and backward step is timed and reported: the name of the
+    /// layer or fused block ("3 Conv2d+ReLU+MaxPool2d"), backward or not, nanoseconds
+    /// (`convoy bench --layers`).
+    public var onStepTimed: ((_ step: String, _ backward: Bool, _ nanoseconds: UInt64) -> Void)?
 
     public init(_ architecture: Architecture, maxBatch: Int, parameters initial: [Float]? = nil) {
         precondition(maxBatch >= 1)
+        _ = KernelChoice.current  // chooses and self-checks the kernels once per process
         self.architecture = architecture
         self.maxBatch = maxBatch
         parameters = FloatBuffer(count: architecture.parameterCount)
@@ -63,7 +77,30 @@ public final class Network {
         boundary = FloatBuffer(count: maxBatch * widest)
         scratch = FloatBuffer(count: architecture.layers.map(\.scratchCount).max() ?? 0)
         dLogits = FloatBuffer(count: maxBatch * architecture.outputShape.count)
+        plan = FusedBlock.plan(architecture.layers)
+        var indices: [Int: UnsafeMutablePointer<UInt8>] = [:]
+        for case let .block(block) in plan where block.pooled {
+            let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: maxBatch * block.indexCount)
+            pointer.initialize(repeating: 4, count: maxBatch * block.indexCount)
+            indices[block.first] = pointer
+        }
+        poolIndices = indices
+        let count = architecture.layers.count
+        var ranges = [0..<count]
+        if let split = architecture.headStart { ranges += [0..<split, split..<count] }
+        for range in ranges where !cutsBlock(range) {
+            stepCache[range] = backwardSteps(range, batch: 1, at: 0)
+        }
     }
+
+    private func cutsBlock(_ range: Range<Int>) -> Bool {
+        plan.contains { step in
+            guard case let .block(block) = step else { return false }
+            return range.overlaps(block.layers) && !(range.lowerBound <= block.first && block.last < range.upperBound)
+        }
+    }
+
+    deinit { for pointer in poolIndices.values { pointer.deallocate() } }
 
     public convenience init(_ spec: NetworkSpec, maxBatch: Int, seed: UInt64) throws {
         let architecture = try Architecture(spec)
@@ -83,17 +120,49 @@ public final class Network {
 
     /// Runs every layer on samples `offset..<offset+batch` of `input`; the result is in
     /// `logits` at the same offset. Samples at other offsets are left alone, so several
-    /// micro-batches can be forwarded one by one and back-propagated later.
+    /// micro-batches can be forwarded one by one and back-propagated later. Fused blocks
+    /// write only their last layer's output.
     public func forward(batch: Int, at offset: Int = 0) {
         precondition(batch >= 1 && offset >= 0 && offset + batch <= maxBatch, "batch \(batch) at \(offset) outside 0..<\(maxBatch)")
-        var x = UnsafePointer(input.pointer + offset * architecture.inputShape.count)
-        for (index, layer) in architecture.layers.enumerated() {
-            let y = outputs[index].pointer + offset * layer.outputShape.count
-            layer.forward(x: x, y: y, batch: batch,
-                          parameters: parameters.pointer + architecture.parameterOffsets[index],
-                          scratch: scratch.pointer)
-            x = UnsafePointer(y)
+        for step in plan {
+            let start = onStepTimed == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { report(step, backward: false, since: start) }
+            switch step {
+            case let .layer(index): forwardLayer(index, batch: batch, at: offset)
+            case let .block(block):
+                let layers = architecture.layers
+                let epilogue: ConvEpilogue = block.pooled
+                    ? .biasReLUPool(indices: poolIndices[block.first]! + offset * block.indexCount) : .biasReLU
+                block.conv.forward(x: layerInput(block.first) + offset * layers[block.first].inputShape.count,
+                                   y: outputs[block.last].pointer + offset * layers[block.last].outputShape.count,
+                                   batch: batch, parameters: parameters.pointer + architecture.parameterOffsets[block.first],
+                                   scratch: scratch.pointer, epilogue: epilogue)
+            }
         }
+    }
+
+    private func report(_ step: FusedBlock.Step, backward: Bool, since start: UInt64) {
+        guard let onStepTimed else { return }
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        let layers = architecture.layers
+        let name = switch step {
+        case let .layer(index): "\(index + 1) \(layers[index].kind)"
+        case let .block(block): "\(block.first + 1) " + block.layers.map { layers[$0].kind }.joined(separator: "+")
+        }
+        onStepTimed(name, backward, elapsed)
+    }
+
+    private func layerInput(_ index: Int) -> UnsafePointer<Float> {
+        UnsafePointer(index == 0 ? input.pointer : outputs[index - 1].pointer)
+    }
+
+    /// One layer's own forward pass; also fills a fused block's inner outputs when a
+    /// `backward` range ends inside the block.
+    private func forwardLayer(_ index: Int, batch: Int, at offset: Int) {
+        let layer = architecture.layers[index]
+        layer.forward(x: layerInput(index) + offset * layer.inputShape.count,
+                      y: outputs[index].pointer + offset * layer.outputShape.count, batch: batch,
+                      parameters: parameters.pointer + architecture.parameterOffsets[index], scratch: scratch.pointer)
     }
 
     /// Softmax cross-entropy of samples `offset..<offset+batch` after `forward`; keeps
@@ -115,20 +184,53 @@ public final class Network {
             ? UnsafePointer(dLogits.pointer + offset * classes)
             : UnsafePointer(boundary.pointer + offset * layers[range.upperBound].inputShape.count)
         var target = deltas.0
-        for index in range.reversed() {
-            let layer = layers[index]
-            let x = index == 0 ? UnsafePointer(input.pointer) : UnsafePointer(outputs[index - 1].pointer)
+        for step in stepCache[range] ?? backwardSteps(range, batch: batch, at: offset) {
+            let start = onStepTimed == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { report(step, backward: true, since: start) }
+            let (first, last) = switch step {
+            case let .layer(index): (index, index)
+            case let .block(block): (block.first, block.last)
+            }
             // The input gradient of the range's first layer is kept for the next call.
-            let destination = index == range.lowerBound ? boundary : target
-            let dx: UnsafeMutablePointer<Float>? = index == 0 ? nil : destination.pointer + offset * layer.inputShape.count
-            layer.backward(x: x + offset * layer.inputShape.count, y: outputs[index].pointer + offset * layer.outputShape.count,
-                           dy: dy, dx: dx, batch: batch,
-                           parameters: parameters.pointer + architecture.parameterOffsets[index],
-                           gradient: gradient.pointer + architecture.parameterOffsets[index],
-                           scratch: scratch.pointer)
+            let destination = first == range.lowerBound ? boundary : target
+            let dx: UnsafeMutablePointer<Float>? = first == 0 ? nil : destination.pointer + offset * layers[first].inputShape.count
+            let x = layerInput(first) + offset * layers[first].inputShape.count
+            let parameterOffset = architecture.parameterOffsets[first]
+            switch step {
+            case .layer:
+                layers[first].backward(x: x, y: outputs[first].pointer + offset * layers[first].outputShape.count,
+                                       dy: dy, dx: dx, batch: batch, parameters: parameters.pointer + parameterOffset,
+                                       gradient: gradient.pointer + parameterOffset, scratch: scratch.pointer)
+            case let .block(block):
+                let prologue: ConvPrologue = block.pooled
+                    ? .pool(indices: poolIndices[block.first]! + offset * block.indexCount)
+                    : .reluMask(y: outputs[last].pointer + offset * layers[last].outputShape.count)
+                block.conv.backward(x: x, dy: dy, dx: dx, batch: batch, parameters: parameters.pointer + parameterOffset,
+                                    gradient: gradient.pointer + parameterOffset, scratch: scratch.pointer, prologue: prologue)
+            }
             if let dx { dy = UnsafePointer(dx) }
             target = target === deltas.0 ? deltas.1 : deltas.0
         }
+    }
+
+    /// The plan's steps inside `range`, last first. A block that the range cuts is split into
+    /// its layers, whose inner outputs (which the fused forward did not write) are computed
+    /// first, so the layers' own backward passes see exactly what they would have unfused.
+    private func backwardSteps(_ range: Range<Int>, batch: Int, at offset: Int) -> [FusedBlock.Step] {
+        var steps: [FusedBlock.Step] = []
+        for step in plan.reversed() {
+            switch step {
+            case let .layer(index) where range.contains(index): steps.append(step)
+            case .layer: break
+            case let .block(block) where range.lowerBound <= block.first && block.last < range.upperBound:
+                steps.append(step)
+            case let .block(block) where range.overlaps(block.layers):
+                for index in block.layers.dropLast() { forwardLayer(index, batch: batch, at: offset) }
+                steps += block.layers.clamped(to: range).reversed().map { .layer($0) }
+            case .block: break
+            }
+        }
+        return steps
     }
 
     /// Forward, softmax cross-entropy and backward on the first `batch` inputs: adds the
