@@ -12,13 +12,14 @@ let package = Package(
         .library(name: "ConvoyCluster", targets: ["ConvoyCluster"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // System libraries: each one is a modulemap + shim header; nothing else imports them
         // but ConvoyInterop.
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", providers: [.apt(["libzmq3-dev"])]),
         // The engine's own C kernels: portable, AVX2 and AVX-512 variants of the glue around
@@ -31,13 +32,16 @@ let package = Package(
         .target(name: "ConvoyEngine", dependencies: ["ConvoyInterop"]),
         // Wire protocol, ZeroMQ transport, coordinator and worker.
         .target(name: "ConvoyCluster", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
-        .executableTarget(name: "convoy", dependencies: [
-            "ConvoyEngine", "ConvoyCluster", "ConvoyInterop",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "convoy",
+            dependencies: [
+                "ConvoyEngine", "ConvoyCluster", "ConvoyInterop",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // The wire decoder as a libFuzzer target (scripts/fuzz.sh); a replay tool otherwise.
         .executableTarget(name: "ConvoyFuzz", dependencies: ["ConvoyCluster"]),
         .testTarget(name: "ConvoyEngineTests", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
-        .testTarget(name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop", "convoy"]),
+        .testTarget(
+            name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop", "convoy"]),
     ]
 )

@@ -22,8 +22,13 @@ else
 fi
 for f in "${swift_files[@]}"; do
     [[ $f == Sources/* ]] && (( $(wc -l <"$f") > 300 )) && report "$f: $(wc -l <"$f") lines (at most 300)"
-    awk -v f="$f" 'length > 120 { printf "lint: %s:%d: %d columns (at most 120)\n", f, NR, length; bad = 1 } END { exit bad }' "$f" \
-        || problems=$((problems + 1))
+    python3 - "$f" <<'PY' || problems=$((problems + 1))
+import sys
+bad = [(n, len(l)) for n, l in enumerate(open(sys.argv[1], encoding="utf-8").read().split("\n"), 1) if len(l) > 120]
+for n, width in bad:
+    print(f"lint: {sys.argv[1]}:{n}: {width} columns (at most 120)")
+sys.exit(1 if bad else 0)
+PY
 done
 [[ -f docs/SPEC.md ]] || report "docs/SPEC.md is missing"
 if grep -rn "SPEC\.md" Sources Tests docs | grep -v "docs/SPEC\.md"; then report "SPEC.md cited without its docs/ path"; fi

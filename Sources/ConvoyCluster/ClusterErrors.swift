@@ -24,7 +24,10 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
             "\(worker) refused step \(step): \(reason)"
         case let .noCoordinator(endpoint, seconds, curve):
             "no coordinator answered at \(endpoint) within \(seconds) s"
-                + (curve ? " (with CURVE: is the server key the coordinator's, and this worker's public key among its authorized keys?)" : "")
+                + (curve
+                    ? " (with CURVE: is the server key the coordinator's, and this worker's public key among its "
+                        + "authorized keys?)"
+                    : "")
         case let .coordinatorSilent(endpoint, seconds):
             "coordinator at \(endpoint) silent for \(seconds) s"
         case let .runRefused(reason):

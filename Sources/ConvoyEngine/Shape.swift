@@ -25,8 +25,10 @@ public func convolutionOutputSize(input: Int, kernel: Int, stride: Int = 1, padd
 
 /// The same with `before` and `after` pixels of padding (`same` padding may be uneven):
 /// `N_out = floor((N_in + before + after − F) / S) + 1`.
-public func convolutionOutputSize(input: Int, kernel: Int, stride: Int,
-                                  padding: (before: Int, after: Int)) throws -> Int {
+public func convolutionOutputSize(
+    input: Int, kernel: Int, stride: Int,
+    padding: (before: Int, after: Int)
+) throws -> Int {
     guard kernel >= 1 else { throw ShapeError("kernel size \(kernel) must be at least 1") }
     guard stride >= 1 else { throw ShapeError("stride \(stride) must be at least 1") }
     guard padding.before >= 0, padding.after >= 0 else {
@@ -41,6 +43,7 @@ public func convolutionOutputSize(input: Int, kernel: Int, stride: Int,
 }
 
 /// Parameters of a convolution layer (docs/SPEC.md §2.3): `(F_h·F_w·C_in + 1)·C_out`.
-public func convolutionParameterCount(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int = 1) -> Int {
+public func convolutionParameterCount(inChannels: Int, outChannels: Int, kernelHeight: Int, kernelWidth: Int = 1) -> Int
+{
     (kernelHeight * kernelWidth * inChannels + 1) * outChannels
 }

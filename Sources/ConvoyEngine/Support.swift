@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename,
@@ -16,7 +16,11 @@ public func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o
         var offset = 0
         while offset < raw.count {
             let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n < 0 { if errno == EINTR { continue }; failed = String(cString: strerror(errno)); return }
+            if n < 0 {
+                if errno == EINTR { continue }
+                failed = String(cString: strerror(errno))
+                return
+            }
             offset += n
         }
     }
@@ -28,5 +32,8 @@ public func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o
         throw DataError("\(path): write failed (\(failed))")
     }
     let dirfd = open(dir, O_RDONLY)
-    if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    if dirfd >= 0 {
+        fsync(dirfd)
+        close(dirfd)
+    }
 }

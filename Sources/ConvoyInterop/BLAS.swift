@@ -1,7 +1,7 @@
 import CBLAS
 import ConvoyKernels
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Single-precision GEMM, row-major throughout, on one of several back ends chosen once at
@@ -46,12 +46,14 @@ public enum BLAS {
     ) {
         if timing {
             let start = now()
-            sgemm(on: backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            sgemm(
+                on: backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             gemmNanoseconds &+= now() &- start
         } else {
-            sgemm(on: backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            sgemm(
+                on: backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
@@ -65,10 +67,11 @@ public enum BLAS {
     ) {
         switch backend {
         case .openblas:
-            cblas_sgemm(CblasRowMajor,
-                        transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
-                        beta, c, Int32(ldc))
+            cblas_sgemm(
+                CblasRowMajor,
+                transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                beta, c, Int32(ldc))
         case .onednn:
             let status = ck_dnnl_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             precondition(status == 0, "dnnl_sgemm failed with status \(status) (m \(m), n \(n), k \(k))")

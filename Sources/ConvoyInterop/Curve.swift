@@ -7,7 +7,8 @@ public struct CurveKeyPair: Sendable, Equatable {
     public let secretKey: String
 
     public static func generate() throws -> CurveKeyPair {
-        var publicKey = [CChar](repeating: 0, count: 41), secretKey = [CChar](repeating: 0, count: 41)
+        var publicKey = [CChar](repeating: 0, count: 41)
+        var secretKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw ZMQError.last("zmq_curve_keypair") }
         return CurveKeyPair(publicKey: z85String(publicKey), secretKey: z85String(secretKey))
     }
@@ -20,7 +21,10 @@ public struct CurveKeyPair: Sendable, Equatable {
         self.init(publicKey: z85String(publicKey), secretKey: secretKey)
     }
 
-    init(publicKey: String, secretKey: String) { self.publicKey = publicKey; self.secretKey = secretKey }
+    init(publicKey: String, secretKey: String) {
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
 
     public static func isValidKey(_ key: String) -> Bool {
         guard key.utf8.count == 40 else { return false }
@@ -42,7 +46,9 @@ public struct CurveKeyPair: Sendable, Equatable {
             throw CurveKeyError("\(what) \(path): cannot read")
         }
         guard let key = keyLines(text).first else { throw CurveKeyError("\(what) \(path): no key in it") }
-        guard isValidKey(key.text) else { throw CurveKeyError("\(what) \(path) line \(key.line): not a 40-character Z85 CURVE key") }
+        guard isValidKey(key.text) else {
+            throw CurveKeyError("\(what) \(path) line \(key.line): not a 40-character Z85 CURVE key")
+        }
         return key.text
     }
 
@@ -53,7 +59,9 @@ public struct CurveKeyPair: Sendable, Equatable {
         }
         var keys = Set<String>()
         for key in keyLines(text) {
-            guard isValidKey(key.text) else { throw CurveKeyError("authorized keys \(path) line \(key.line): not a 40-character Z85 CURVE public key") }
+            guard isValidKey(key.text) else {
+                throw CurveKeyError("authorized keys \(path) line \(key.line): not a 40-character Z85 CURVE public key")
+            }
             keys.insert(key.text)
         }
         guard !keys.isEmpty else { throw CurveKeyError("authorized keys \(path): no keys in it") }
@@ -105,14 +113,20 @@ extension ZMQSocket {
 public struct ZAPRequest: Sendable {
     public let mechanism: String
     public let curveKey: String?
-    public init(mechanism: String, curveKey: String?) { self.mechanism = mechanism; self.curveKey = curveKey }
+    public init(mechanism: String, curveKey: String?) {
+        self.mechanism = mechanism
+        self.curveKey = curveKey
+    }
 }
 
 /// A policy's answer: admit or not, and why (logged for refusals).
 public struct ZAPDecision: Sendable {
     public let allowed: Bool
     public let reason: String
-    public init(allowed: Bool, reason: String) { self.allowed = allowed; self.reason = reason }
+    public init(allowed: Bool, reason: String) {
+        self.allowed = allowed
+        self.reason = reason
+    }
 }
 
 /// The ZAP handler (RFC 27) of a context: asks `policy` about each client and refuses (and
@@ -131,8 +145,10 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     private var refusals: [String: Int] = [:]
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(context: ZMQContext, policy: @escaping @Sendable (ZAPRequest) -> ZAPDecision,
-                log: @escaping @Sendable (String) -> Void) throws {
+    public init(
+        context: ZMQContext, policy: @escaping @Sendable (ZAPRequest) -> ZAPDecision,
+        log: @escaping @Sendable (String) -> Void
+    ) throws {
         self.context = context
         self.policy = policy
         self.log = log
@@ -152,8 +168,10 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     /// CURVE keys, or with the wrong server key): libzmq's monitor events of `socket`.
     public func watchHandshakes(of socket: ZMQSocket) throws {
         let endpoint = "inproc://convoy-handshake-monitor"
-        try socket.monitor(endpoint: endpoint, events: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        try socket.monitor(
+            endpoint: endpoint,
+            events: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         lock.withLock { monitorEndpoint = endpoint }
     }
 
@@ -186,8 +204,10 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             let decision = policy(ZAPRequest(mechanism: mechanism, curveKey: key))
             let (allowed, reason) = (decision.allowed, decision.reason)
             if !allowed { report("refused a connection from \(address): \(reason)") }
-            let reply: [[UInt8]] = [request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
-                                    Array((allowed ? "worker" : "").utf8), []]
+            let reply: [[UInt8]] = [
+                request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
+                Array((allowed ? "worker" : "").utf8), [],
+            ]
             _ = try? socket.send(reply)
         }
         monitor?.close()
@@ -198,10 +218,14 @@ public final class ZAPAuthenticator: @unchecked Sendable {
         guard frames.count >= 2, frames[0].count >= 6 else { return }
         let event = Int32(frames[0][0]) | Int32(frames[0][1]) << 8
         let value = (2..<6).reduce(UInt32(0)) { $0 | UInt32(frames[0][$1]) << (8 * UInt32($1 - 2)) }
-        let why = value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) ? "the peer has no CURVE keys"
-            : value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) ? "the peer's keys do not match (wrong server key?)"
-            : event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "its key is not authorized"
-            : "handshake failed (event 0x\(String(event, radix: 16)), code 0x\(String(value, radix: 16)))"
+        let why =
+            value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            ? "the peer has no CURVE keys"
+            : value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+                ? "the peer's keys do not match (wrong server key?)"
+                : event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                    ? "its key is not authorized"
+                    : "handshake failed (event 0x\(String(event, radix: 16)), code 0x\(String(value, radix: 16)))"
         report("refused a connection on \(String(decoding: frames[1], as: UTF8.self)): \(why)")
     }
 

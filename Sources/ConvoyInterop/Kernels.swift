@@ -24,13 +24,16 @@ public enum Kernels {
     /// Zero-padded convolution geometry of one sample, `(channels, height, width)`.
     public struct ConvShape: Sendable {
         var raw: ck_conv_geometry
-        public init(channels: Int, height: Int, width: Int, kernel: (Int, Int), stride: (Int, Int),
-                    padding: (Int, Int), output: (Int, Int)) {
-            raw = ck_conv_geometry(channels: channels, height: height, width: width,
-                                   kernelHeight: kernel.0, kernelWidth: kernel.1,
-                                   strideHeight: stride.0, strideWidth: stride.1,
-                                   padHeight: padding.0, padWidth: padding.1,
-                                   outHeight: output.0, outWidth: output.1)
+        public init(
+            channels: Int, height: Int, width: Int, kernel: (Int, Int), stride: (Int, Int),
+            padding: (Int, Int), output: (Int, Int)
+        ) {
+            raw = ck_conv_geometry(
+                channels: channels, height: height, width: width,
+                kernelHeight: kernel.0, kernelWidth: kernel.1,
+                strideHeight: stride.0, strideWidth: stride.1,
+                padHeight: padding.0, padWidth: padding.1,
+                outHeight: output.0, outWidth: output.1)
         }
     }
 
@@ -39,44 +42,60 @@ public enum Kernels {
         ck_relu_forward(x, y, count)
     }
     @inline(__always)
-    public static func reluBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
+    public static func reluBackward(
+        y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int
+    ) {
         ck_relu_backward(y, dy, dx, count)
     }
     /// `y[k][m][p] = src[m·ld + k·positions + p] + bias[m]`, then ReLU if `relu`.
     @inline(__always)
-    public static func convUnpack(_ src: UnsafePointer<Float>, ld: Int, bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                                  channels: Int, positions: Int, samples: Int, relu: Bool) {
+    public static func convUnpack(
+        _ src: UnsafePointer<Float>, ld: Int, bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+        channels: Int, positions: Int, samples: Int, relu: Bool
+    ) {
         ck_conv_unpack(src, ld, bias, y, channels, positions, samples, relu ? 1 : 0)
     }
     /// `dst[m·ld + k·positions + p] = dy[k][m][p]`, masked by `y > 0` when `reluOutput` is given.
     @inline(__always)
-    public static func convPack(_ dy: UnsafePointer<Float>, reluOutput: UnsafePointer<Float>?, into dst: UnsafeMutablePointer<Float>,
-                                ld: Int, channels: Int, positions: Int, samples: Int) {
+    public static func convPack(
+        _ dy: UnsafePointer<Float>, reluOutput: UnsafePointer<Float>?, into dst: UnsafeMutablePointer<Float>,
+        ld: Int, channels: Int, positions: Int, samples: Int
+    ) {
         ck_conv_pack(dy, reluOutput, dst, ld, channels, positions, samples)
     }
     /// Bias + ReLU + 2×2/2 max pooling from the chunk layout; `indices` one byte per output.
     @inline(__always)
-    public static func convReLUPool2(_ src: UnsafePointer<Float>, ld: Int, bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                                     indices: UnsafeMutablePointer<UInt8>, channels: Int, height: Int, width: Int, samples: Int) {
+    public static func convReLUPool2(
+        _ src: UnsafePointer<Float>, ld: Int, bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+        indices: UnsafeMutablePointer<UInt8>, channels: Int, height: Int, width: Int, samples: Int
+    ) {
         ck_conv_relu_pool2(src, ld, bias, y, indices, channels, height, width, samples)
     }
     /// The adjoint of `convReLUPool2`'s pooling and ReLU into the chunk layout.
     @inline(__always)
-    public static func pool2Scatter(_ dy: UnsafePointer<Float>, indices: UnsafePointer<UInt8>, into dst: UnsafeMutablePointer<Float>,
-                                    ld: Int, channels: Int, height: Int, width: Int, samples: Int) {
+    public static func pool2Scatter(
+        _ dy: UnsafePointer<Float>, indices: UnsafePointer<UInt8>, into dst: UnsafeMutablePointer<Float>,
+        ld: Int, channels: Int, height: Int, width: Int, samples: Int
+    ) {
         ck_pool2_scatter(dy, indices, dst, ld, channels, height, width, samples)
     }
     @inline(__always)
-    public static func im2col(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int, _ shape: ConvShape) {
+    public static func im2col(
+        _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int, _ shape: ConvShape
+    ) {
         withUnsafePointer(to: shape.raw) { ck_im2col(x, col, rowStride, $0) }
     }
     @inline(__always)
-    public static func col2im(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>, _ shape: ConvShape) {
+    public static func col2im(
+        _ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>, _ shape: ConvShape
+    ) {
         withUnsafePointer(to: shape.raw) { ck_col2im(col, rowStride, dx, $0) }
     }
     /// `out[m] += Σ_{i<n} src[m·ld + i]` for `m < rows`, in a fixed order of 16 partial sums.
     @inline(__always)
-    public static func addRowSums(_ src: UnsafePointer<Float>, ld: Int, rows: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func addRowSums(
+        _ src: UnsafePointer<Float>, ld: Int, rows: Int, count: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         ck_add_row_sums(src, ld, rows, count, out)
     }
 }

@@ -1,6 +1,6 @@
 import CZMQ
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A libzmq failure, with the operation and zmq's reason.
@@ -38,7 +38,9 @@ public final class ZMQContext: @unchecked Sendable {
     public static var hasCurve: Bool { zmq_has("curve") != 0 }
 
     public static var version: String {
-        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        var major: Int32 = 0
+        var minor: Int32 = 0
+        var patch: Int32 = 0
         zmq_version(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"
     }
@@ -54,12 +56,13 @@ public final class ZMQSocket {
 
     public init(context: ZMQContext, kind: Kind) throws {
         self.context = context
-        let type: Int32 = switch kind {
-        case .router: ZMQ_ROUTER
-        case .dealer: ZMQ_DEALER
-        case .reply: ZMQ_REP
-        case .pair: ZMQ_PAIR
-        }
+        let type: Int32 =
+            switch kind {
+            case .router: ZMQ_ROUTER
+            case .dealer: ZMQ_DEALER
+            case .reply: ZMQ_REP
+            case .pair: ZMQ_PAIR
+            }
         guard let socket = zmq_socket(context.handle, type) else {
             throw ZMQError.last("zmq_socket")
         }

@@ -40,8 +40,10 @@ public enum Zlib {
         // zlib's length argument is 32-bit: feed large buffers in pieces.
         while offset < bytes.count {
             let length = min(bytes.count - offset, 1 << 30)
-            crc = CZlib.crc32(crc, bytes.baseAddress!.advanced(by: offset)
-                                .assumingMemoryBound(to: UInt8.self), UInt32(length))
+            crc = CZlib.crc32(
+                crc,
+                bytes.baseAddress!.advanced(by: offset)
+                    .assumingMemoryBound(to: UInt8.self), UInt32(length))
             offset += length
         }
         return UInt32(truncatingIfNeeded: crc)
@@ -49,6 +51,6 @@ public enum Zlib {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 func errnoDescription() -> String { String(cString: strerror(errno)) }

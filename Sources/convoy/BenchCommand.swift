@@ -13,7 +13,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed training steps.") var steps = 300
     @Option(name: .customLong("infer-batch"), help: "Inference batch size.") var inferBatch = 1000
     @Option(name: .customLong("micro-batch"), help: "Micro-batch size when --deterministic.") var microBatch = 8
-    @Flag(inversion: .prefixedNo, help: "Time the deterministic (fixed-point micro-batch) gradient path.") var deterministic = false
+    @Flag(inversion: .prefixedNo, help: "Time the deterministic (fixed-point micro-batch) gradient path.")
+    var deterministic = false
     @Option(help: "Kernels: auto, a GEMM (openblas, onednn, reference), an ISA (avx512, avx2, portable), or GEMM+ISA.")
     var kernel = "auto"
     @Flag(help: "Also time each layer (fused blocks as one) forward and backward.") var layers = false
@@ -31,10 +32,16 @@ struct Bench: ParsableCommand {
         let layers: [BenchReport.LayerTime]?
         enum CodingKeys: String, CodingKey {
             case model, batch, threads, deterministic
-            case trainSamplesPerSec = "train_samples_per_sec", inferSamplesPerSec = "infer_samples_per_sec"
-            case stepMilliseconds = "step_ms", blasCore = "blas_core"
-            case kernel, gemm, isa, kernelNote = "kernel_note"
-            case trainGflops = "train_gflops", inferGflops = "infer_gflops", gemmFraction = "gemm_fraction", layers
+            case trainSamplesPerSec = "train_samples_per_sec"
+            case inferSamplesPerSec = "infer_samples_per_sec"
+            case stepMilliseconds = "step_ms"
+            case blasCore = "blas_core"
+            case kernel, gemm, isa
+            case kernelNote = "kernel_note"
+            case trainGflops = "train_gflops"
+            case inferGflops = "infer_gflops"
+            case gemmFraction = "gemm_fraction"
+            case layers
         }
     }
 
@@ -56,14 +63,17 @@ struct Bench: ParsableCommand {
             var rng = SeededRandom(seed: 7)
             let sampleCount = 4096
             let size = architecture.inputShape.count
-            let data = Dataset(pixels: (0..<(sampleCount * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
-                               labels: (0..<sampleCount).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: size)
-            let session = try TrainingSession(config: config, train: data, test: data.prefix(inferBatch),
-                                              runner: LocalStepRunner())
+            let data = Dataset(
+                pixels: (0..<(sampleCount * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                labels: (0..<sampleCount).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: size)
+            let session = try TrainingSession(
+                config: config, train: data, test: data.prefix(inferBatch),
+                runner: LocalStepRunner())
             let order = session.plan.order(epoch: 0)
             func trainSteps(_ count: Int) throws {
                 for step in 0..<count {
-                    try session.trainStep(step: step, samples: order[session.plan.batchRange(step: step % session.plan.stepsPerEpoch)])
+                    try session.trainStep(
+                        step: step, samples: order[session.plan.batchRange(step: step % session.plan.stepsPerEpoch)])
                 }
             }
             try trainSteps(20)
@@ -80,20 +90,34 @@ struct Bench: ParsableCommand {
             }
             // The GEMM share in a separate pass, so the clock reads do not touch the figure above.
             let gemmFraction = try BenchReport.gemmShare { try trainSteps(max(20, steps / 5)) }
-            let layerTimes = layers ? BenchReport.layerTimes(architecture, parameters: session.server.parameters.array,
-                                                             batch: batch, rounds: 50, pixels: pixels, labels: labels) : nil
+            let layerTimes =
+                layers
+                ? BenchReport.layerTimes(
+                    architecture, parameters: session.server.parameters.array,
+                    batch: batch, rounds: 50, pixels: pixels, labels: labels) : nil
             let inferData = data.prefix(inferBatch)
-            let inferRate = BenchReport.inferenceRate(architecture, parameters: session.server.parameters.array, data: inferData)
+            let inferRate = BenchReport.inferenceRate(
+                architecture, parameters: session.server.parameters.array, data: inferData)
             let trainRate = Double(steps * batch) / trainSeconds
-            let result = Result(model: model, batch: batch, threads: threads, deterministic: deterministic,
-                                trainSamplesPerSec: trainRate, inferSamplesPerSec: inferRate,
-                                stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName,
-                                kernel: kernels.name, gemm: kernels.gemm, isa: kernels.isa, kernelNote: kernels.note,
-                                trainGflops: trainRate * BenchReport.flopsPerSample(architecture, training: true) / 1e9,
-                                inferGflops: inferRate * BenchReport.flopsPerSample(architecture, training: false) / 1e9,
-                                gemmFraction: gemmFraction, layers: layerTimes)
-            if json { ProgressPrinter.line(ProgressPrinter.jsonLine(result)); return }
-            ProgressPrinter.line("\(model) batch \(batch), \(threads) thread(s)\(deterministic ? ", deterministic" : ""): train \(Int(result.trainSamplesPerSec)) samples/s (\(format(result.stepMilliseconds, 3)) ms/step, \(format(result.trainGflops, 1)) GFLOP/s, \(percent(gemmFraction)) in GEMM), inference \(Int(result.inferSamplesPerSec)) samples/s at batch \(inferData.count) (\(format(result.inferGflops, 1)) GFLOP/s) [kernels \(kernels.name)]")
+            let result = Result(
+                model: model, batch: batch, threads: threads, deterministic: deterministic,
+                trainSamplesPerSec: trainRate, inferSamplesPerSec: inferRate,
+                stepMilliseconds: trainSeconds / Double(steps) * 1000, blasCore: BLAS.coreName,
+                kernel: kernels.name, gemm: kernels.gemm, isa: kernels.isa, kernelNote: kernels.note,
+                trainGflops: trainRate * BenchReport.flopsPerSample(architecture, training: true) / 1e9,
+                inferGflops: inferRate * BenchReport.flopsPerSample(architecture, training: false) / 1e9,
+                gemmFraction: gemmFraction, layers: layerTimes)
+            if json {
+                ProgressPrinter.line(ProgressPrinter.jsonLine(result))
+                return
+            }
+            ProgressPrinter.line(
+                "\(model) batch \(batch), \(threads) thread(s)\(deterministic ? ", deterministic" : ""): train "
+                    + "\(Int(result.trainSamplesPerSec)) samples/s (\(format(result.stepMilliseconds, 3)) ms/step, "
+                    + "\(format(result.trainGflops, 1)) GFLOP/s, \(percent(gemmFraction)) in GEMM), inference "
+                    + "\(Int(result.inferSamplesPerSec)) samples/s at batch \(inferData.count) "
+                    + "(\(format(result.inferGflops, 1)) GFLOP/s) [kernels \(kernels.name)]"
+            )
             if let layerTimes { BenchReport.printTable(layerTimes) }
         }
     }

@@ -42,7 +42,8 @@ enum BenchReport {
             }
         }
         infer(2)
-        let started = Date(), rounds = 10
+        let started = Date()
+        let rounds = 10
         infer(rounds)
         return Double(rounds * data.count) / Date().timeIntervalSince(started)
     }
@@ -57,13 +58,18 @@ enum BenchReport {
 
     /// Mean forward and backward time per step of the network's plan (fused blocks as one)
     /// over `rounds` training steps of `batch` samples.
-    static func layerTimes(_ architecture: Architecture, parameters: [Float], batch: Int, rounds: Int,
-                           pixels: [UInt8], labels: [UInt8]) -> [LayerTime] {
+    static func layerTimes(
+        _ architecture: Architecture, parameters: [Float], batch: Int, rounds: Int,
+        pixels: [UInt8], labels: [UInt8]
+    ) -> [LayerTime] {
         let network = Network(architecture, maxBatch: batch, parameters: parameters)
         var order: [String] = []
         var totals: [String: (forward: UInt64, backward: UInt64)] = [:]
         network.onStepTimed = { step, backward, nanoseconds in
-            if totals[step] == nil { order.append(step); totals[step] = (0, 0) }
+            if totals[step] == nil {
+                order.append(step)
+                totals[step] = (0, 0)
+            }
             if backward { totals[step]!.backward += nanoseconds } else { totals[step]!.forward += nanoseconds }
         }
         for round in 0...rounds {
@@ -72,8 +78,9 @@ enum BenchReport {
             _ = labels.withUnsafeBufferPointer { network.accumulateGradient(labels: $0.baseAddress!, batch: batch) }
         }
         return order.map { step in
-            LayerTime(step: step, forwardMilliseconds: Double(totals[step]!.forward) / Double(rounds) / 1e6,
-                      backwardMilliseconds: Double(totals[step]!.backward) / Double(rounds) / 1e6)
+            LayerTime(
+                step: step, forwardMilliseconds: Double(totals[step]!.forward) / Double(rounds) / 1e6,
+                backwardMilliseconds: Double(totals[step]!.backward) / Double(rounds) / 1e6)
         }
     }
 
@@ -81,13 +88,22 @@ enum BenchReport {
         ProgressPrinter.line("step                                forward ms  backward ms")
         for row in rows {
             let name = row.step.padding(toLength: 34, withPad: " ", startingAt: 0)
-            ProgressPrinter.line("\(name)  \(format(row.forwardMilliseconds, 4).leftPadded(10))  \(format(row.backwardMilliseconds, 4).leftPadded(11))")
+            ProgressPrinter.line(
+                "\(name)  \(format(row.forwardMilliseconds, 4).leftPadded(10))  "
+                    + "\(format(row.backwardMilliseconds, 4).leftPadded(11))"
+            )
         }
-        let forward = rows.map(\.forwardMilliseconds).reduce(0, +), backward = rows.map(\.backwardMilliseconds).reduce(0, +)
-        ProgressPrinter.line("\("total".padding(toLength: 34, withPad: " ", startingAt: 0))  \(format(forward, 4).leftPadded(10))  \(format(backward, 4).leftPadded(11))")
+        let forward = rows.map(\.forwardMilliseconds).reduce(0, +)
+        let backward = rows.map(\.backwardMilliseconds).reduce(0, +)
+        ProgressPrinter.line(
+            "\("total".padding(toLength: 34, withPad: " ", startingAt: 0))  \(format(forward, 4).leftPadded(10))  "
+                + "\(format(backward, 4).leftPadded(11))"
+        )
     }
 }
 
 extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
 }

@@ -4,7 +4,9 @@ import ConvoyEngine
 /// Checkpoint and resume flags, shared by `train` and `coordinator`: the same session does
 /// the same thing with them in either.
 struct CheckpointOptions: ParsableArguments {
-    @Option(name: .customLong("checkpoint-dir"), help: "Write checkpoints here (at each epoch's end, and every --checkpoint-every steps).")
+    @Option(
+        name: .customLong("checkpoint-dir"),
+        help: "Write checkpoints here (at each epoch's end, and every --checkpoint-every steps).")
     var checkpointDir: String?
     @Option(name: .customLong("checkpoint-every"), help: "Also checkpoint every N steps (0: epoch ends only).")
     var checkpointEvery = 0
@@ -14,8 +16,12 @@ struct CheckpointOptions: ParsableArguments {
     var resume: String?
 
     func validate() throws {
-        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))") }
-        guard keepCheckpoints >= 1 else { throw ValidationError("--keep-checkpoints must be ≥ 1 (got \(keepCheckpoints))") }
+        guard checkpointEvery >= 0 else {
+            throw ValidationError("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))")
+        }
+        guard keepCheckpoints >= 1 else {
+            throw ValidationError("--keep-checkpoints must be ≥ 1 (got \(keepCheckpoints))")
+        }
     }
 
     /// Where checkpoints go: --checkpoint-dir, else the --resume directory.

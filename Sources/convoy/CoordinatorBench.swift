@@ -51,9 +51,11 @@ struct CoordinatorBench: ParsableCommand {
                 settings.deterministic = deterministic
                 settings.microBatch = microBatch
                 settings.batch = perWorkerBatch.map { $0 * n } ?? batch
-                let result = try CoordinatorBenchmark.run(settings, log: { line in
-                    if line.contains("dropped") { ProgressPrinter.error("bench-coordinator: \(line)") }
-                })
+                let result = try CoordinatorBenchmark.run(
+                    settings,
+                    log: { line in
+                        if line.contains("dropped") { ProgressPrinter.error("bench-coordinator: \(line)") }
+                    })
                 ProgressPrinter.line(json ? ProgressPrinter.jsonLine(result) : Self.text(result))
             }
         }

@@ -48,7 +48,9 @@ enum ErrorWording {
             return "--cpu \(error.cpu): cannot pin to that CPU (\(error.reason))"
         case let error as ClusterError:
             if case let .noCoordinator(endpoint, seconds, true) = error {
-                return "no coordinator answered at \(endpoint) within \(seconds) s (with CURVE: is --server-key the coordinator's, and this worker's public key in its --authorized-keys?)"
+                return
+                    "no coordinator answered at \(endpoint) within \(seconds) s (with CURVE: is --server-key the "
+                    + "coordinator's, and this worker's public key in its --authorized-keys?)"
             }
             return "\(error)"
         default:

@@ -3,19 +3,29 @@ import ConvoyCluster
 import ConvoyEngine
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Local: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train with a coordinator and worker processes on this host.",
-        discussion: "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, streams the coordinator's progress, ends every child by PID, and exits with the coordinator's status.")
+        discussion:
+            "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, "
+            + "streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
+            + "status."
+    )
 
-    @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).") var workerCount: Int?
+    @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).")
+    var workerCount: Int?
     @OptionGroup var training: TrainingOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads per compute thread.") var threads = 1
-    @Option(name: .customLong("slots"), help: "Compute threads per worker process, pre-summing their gradients (per-host aggregation; default: the cores when --workers is not given, else 1).")
+    @Option(
+        name: .customLong("slots"),
+        help: ArgumentHelp(
+            "Compute threads per worker process, pre-summing their gradients (per-host aggregation; default: the "
+                + "cores when --workers is not given, else 1).")
+    )
     var slotCount: Int?
 
     /// The layout: one worker process whose compute threads fill the cores (per-host
@@ -24,12 +34,17 @@ struct Local: ParsableCommand {
     var workers: Int { workerCount ?? 1 }
     var slots: Int { slotCount ?? (workerCount == nil ? ProcessInfo.processInfo.activeProcessorCount : 1) }
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
-    @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin = true
+    @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin =
+        true
 
     /// Fails here, before spawning anything, with the coordinator's own rule for --workers.
     func validate() throws {
-        if let problem = ClusterOptions(workers: workers).problem { throw ValidationError(ErrorWording.line(for: problem)) }
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+        if let problem = ClusterOptions(workers: workers).problem {
+            throw ValidationError(ErrorWording.line(for: problem))
+        }
+        guard (1...256).contains(threads) else {
+            throw ValidationError("--threads must be in 1...256 (got \(threads))")
+        }
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be in 1...1024 (got \(slots))") }
     }
 
@@ -66,8 +81,10 @@ struct Local: ParsableCommand {
             for index in 0..<workers {
                 let worker = Process()
                 worker.executableURL = URL(fileURLWithPath: binary)
-                worker.arguments = ["worker", "--connect", endpoint, "--threads", String(threads), "--slots", String(slots),
-                                    "--connect-timeout", "60", "--idle-timeout", "120"]
+                worker.arguments = [
+                    "worker", "--connect", endpoint, "--threads", String(threads), "--slots", String(slots),
+                    "--connect-timeout", "60", "--idle-timeout", "120",
+                ]
                 // One compute thread per core, pinned, when they fit (see CPUAffinity).
                 let perWorker = threads * slots
                 if pin && workers * perWorker <= cores { worker.arguments! += ["--cpu", String(index * perWorker)] }
@@ -85,16 +102,22 @@ struct Local: ParsableCommand {
 extension TrainingOptions {
     /// These options as command-line arguments, to pass on to a child process.
     var arguments: [String] {
-        var list = ["--model", model, "--epochs", String(epochs), "--batch", String(batch), "--optimizer", optimizer,
-                    "--schedule", schedule, "--seed", String(seed), "--data", data,
-                    "--micro-batch", String(microBatch), deterministic ? "--deterministic" : "--no-deterministic"]
+        var list = [
+            "--model", model, "--epochs", String(epochs), "--batch", String(batch), "--optimizer", optimizer,
+            "--schedule", schedule, "--seed", String(seed), "--data", data,
+            "--micro-batch", String(microBatch), deterministic ? "--deterministic" : "--no-deterministic",
+        ]
         if let trainSamples { list += ["--train-samples", String(trainSamples)] }
         if let testSamples { list += ["--test-samples", String(testSamples)] }
         if let initializer { list += ["--init", initializer] }
         if let lr { list += ["--lr", String(lr)] }
-        list += ["--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay),
-                 "--augment", String(augment)]
-        if let targetAccuracy { list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)] }
+        list += [
+            "--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay),
+            "--augment", String(augment),
+        ]
+        if let targetAccuracy {
+            list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)]
+        }
         return list
     }
 }

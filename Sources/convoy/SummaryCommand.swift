@@ -36,11 +36,13 @@ struct Summary: ParsableCommand {
             let rows = architecture.summaryRows
             if json { return ProgressPrinter.line(ProgressPrinter.jsonLine(SummaryTable(architecture))) }
             ProgressPrinter.line("\(architecture.spec.name), input \(architecture.inputShape)")
-            ProgressPrinter.line(padRight("layer", 16) + padRight("output shape", 20) + pad("parameters", 14)
-                                 + pad("mult-adds", 17))
+            ProgressPrinter.line(
+                padRight("layer", 16) + padRight("output shape", 20) + pad("parameters", 14)
+                    + pad("mult-adds", 17))
             for row in rows {
-                ProgressPrinter.line(padRight(row.layer, 16) + padRight(row.output.description, 20)
-                                     + pad(grouped(row.parameters), 14) + pad(grouped(row.multiplyAdds), 17))
+                ProgressPrinter.line(
+                    padRight(row.layer, 16) + padRight(row.output.description, 20)
+                        + pad(grouped(row.parameters), 14) + pad(grouped(row.multiplyAdds), 17))
             }
             ProgressPrinter.line("total parameters: \(grouped(architecture.parameterCount))")
             ProgressPrinter.line("multiply-adds per sample, forward: \(grouped(architecture.multiplyAdds))")
@@ -52,10 +54,16 @@ struct Summary: ParsableCommand {
 struct SummaryTable: Encodable {
     struct Row: Encodable {
         let layer: String, output: [Int], parameters: Int, multiplyAdds: Int
-        enum CodingKeys: String, CodingKey { case layer, output, parameters, multiplyAdds = "multiply_adds" }
+        enum CodingKeys: String, CodingKey {
+            case layer, output, parameters
+            case multiplyAdds = "multiply_adds"
+        }
     }
     let model: String, input: [Int], layers: [Row], total: Int, multiplyAdds: Int
-    enum CodingKeys: String, CodingKey { case model, input, layers, total, multiplyAdds = "multiply_adds" }
+    enum CodingKeys: String, CodingKey {
+        case model, input, layers, total
+        case multiplyAdds = "multiply_adds"
+    }
 
     init(_ architecture: Architecture) {
         model = architecture.spec.name

@@ -3,7 +3,7 @@ import ConvoyCluster
 import ConvoyEngine
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Process {
@@ -35,8 +35,9 @@ struct ProgressPrinter {
     }
 
     mutating func step(_ progress: StepProgress, epochs: Int, extra: String = "") {
-        step(epoch: progress.epoch, epochs: epochs, step: progress.step, steps: progress.stepsPerEpoch,
-             loss: progress.runningLoss, extra: extra)
+        step(
+            epoch: progress.epoch, epochs: epochs, step: progress.step, steps: progress.stepsPerEpoch,
+            loss: progress.runningLoss, extra: extra)
     }
 
     mutating func step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, extra: String = "") {
@@ -47,7 +48,9 @@ struct ProgressPrinter {
         let width = 30
         let filled = steps > 0 ? width * step / steps : width
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        print("\r\u{1B}[2Kepoch \(epoch + 1)/\(epochs) \(bar) \(step)/\(steps) loss \(format(loss, 4))\(extra)", terminator: "")
+        print(
+            "\r\u{1B}[2Kepoch \(epoch + 1)/\(epochs) \(bar) \(step)/\(steps) loss \(format(loss, 4))\(extra)",
+            terminator: "")
         fflush(nil)
     }
 
@@ -59,15 +62,24 @@ struct ProgressPrinter {
             return
         }
         if isTerminal { print("\r\u{1B}[2K", terminator: "") }
-        Self.line("epoch \(report.epoch)/\(epochs)  loss \(format(report.loss, 4))  train \(percent(report.trainAccuracy))  test \(percent(report.testAccuracy))  \(format(report.seconds, 1)) s  \(Int(report.samplesPerSec.rounded())) samples/s  lr \(format(report.learningRate, 5))")
+        Self.line(
+            "epoch \(report.epoch)/\(epochs)  loss \(format(report.loss, 4))  train \(percent(report.trainAccuracy))  "
+                + "test \(percent(report.testAccuracy))  \(format(report.seconds, 1)) s  "
+                + "\(Int(report.samplesPerSec.rounded())) samples/s  lr \(format(report.learningRate, 5))"
+        )
         if let stats = cluster {
-            Self.line("  \(stats.workers) workers: step \(format(stats.stepMs, 2)) ms, coordinator \(format(stats.coordinatorMs, 2)) ms, worker compute " + stats.workerStepMs.map { format($0, 2) }.joined(separator: "/") + " ms, waiting \(percent(stats.workerWaitFraction)), \(Int(stats.bytesPerStep / 1024)) KiB/step")
+            Self.line(
+                "  \(stats.workers) workers: step \(format(stats.stepMs, 2)) ms, coordinator "
+                    + "\(format(stats.coordinatorMs, 2)) ms, worker compute "
+                    + stats.workerStepMs.map { format($0, 2) }.joined(separator: "/")
+                    + " ms, waiting \(percent(stats.workerWaitFraction)), \(Int(stats.bytesPerStep / 1024)) KiB/step")
         }
         if let timeToTarget {
-            Self.line("reached the target test accuracy after \(format(timeToTarget, 1)) s of training (evaluations included)")
+            Self.line(
+                "reached the target test accuracy after \(format(timeToTarget, 1)) s of training (evaluations included)"
+            )
         }
     }
-
 
     static func jsonLine<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()

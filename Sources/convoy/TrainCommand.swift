@@ -6,7 +6,10 @@ import Foundation
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model on MNIST in this process.",
-        discussion: "The defaults train LeNet-5 to about 99.2% test accuracy in 10 epochs. With --checkpoint-dir a run killed at any point continues with --resume to the same weights.")
+        discussion:
+            "The defaults train LeNet-5 to about 99.2% test accuracy in 10 epochs. With --checkpoint-dir a run killed "
+            + "at any point continues with --resume to the same weights."
+    )
 
     @OptionGroup var training: TrainingOptions
     @OptionGroup var checkpoints: CheckpointOptions
@@ -15,7 +18,9 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
 
     func validate() throws {
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256 (got \(threads))") }
+        guard (1...256).contains(threads) else {
+            throw ValidationError("--threads must be in 1...256 (got \(threads))")
+        }
     }
 
     func run() throws {
@@ -26,30 +31,43 @@ struct Train: ParsableCommand {
             let log: (String) -> Void = { ProgressPrinter.error("train: \($0)") }
             let checkpoint = try checkpoints.checkpoint(log: log)
             let (train, test) = try training.loadData(config)
-            let session = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner(),
-                                              checkpoints: checkpoints.policy, log: log)
+            let session = try TrainingSession(
+                config: config, train: train, test: test, runner: LocalStepRunner(),
+                checkpoints: checkpoints.policy, log: log)
             session.stopRule = training.stopRule
             if let checkpoint { try session.resume(from: checkpoint) }
             if !json {
-                ProgressPrinter.line("training \(config.model) (\(session.architecture.parameterCount) parameters) on \(train.count) samples, testing on \(test.count); batch \(config.batchSize), \(config.optimizer.rawValue) lr \(config.learningRate) \(config.schedule.rawValue), seed \(config.seed)\(config.deterministic ? ", deterministic" : "")")
+                ProgressPrinter.line(
+                    "training \(config.model) (\(session.architecture.parameterCount) parameters) on \(train.count) "
+                        + "samples, testing on \(test.count); batch \(config.batchSize), \(config.optimizer.rawValue) "
+                        + "lr \(config.learningRate) \(config.schedule.rawValue), seed "
+                        + "\(config.seed)\(config.deterministic ? ", deterministic" : "")"
+                )
             }
             var printer = ProgressPrinter(json: json)
-            try session.run(progress: { printer.step($0, epochs: config.epochs) }, epochDone: { report in
-                printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
-                // Saved after every epoch so an interrupted run still leaves a usable model.
-                try session.modelFile.save(to: out)
-            })
+            try session.run(
+                progress: { printer.step($0, epochs: config.epochs) },
+                epochDone: { report in
+                    printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
+                    // Saved after every epoch so an interrupted run still leaves a usable model.
+                    try session.modelFile.save(to: out)
+                })
             // Also when a resumed run had no epoch left to train.
             try session.modelFile.save(to: out)
-            if !json { ProgressPrinter.line("saved \(out) (parameter checksum \(String(format: "%08x", session.modelFile.parameterChecksum)))") }
+            if !json {
+                ProgressPrinter.line(
+                    "saved \(out) (parameter checksum \(String(format: "%08x", session.modelFile.parameterChecksum)))")
+            }
         }
     }
 }
 
 struct Evaluate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Accuracy and confusion matrix of a saved model on the MNIST test set.")
+    static let configuration = CommandConfiguration(
+        abstract: "Accuracy and confusion matrix of a saved model on the MNIST test set.")
 
-    @Option(name: .customLong("model-file"), help: "A model saved by train, local or coordinator.") var modelFile: String
+    @Option(name: .customLong("model-file"), help: "A model saved by train, local or coordinator.") var modelFile:
+        String
     @Option(help: "Directory with the MNIST IDX files.") var data = defaultDataDirectory()
     @Option(name: .customLong("test-samples"), help: "Use only the first N test samples.") var testSamples: Int?
     @Flag(help: "Print one JSON object.") var json = false
@@ -78,7 +96,10 @@ struct Evaluate: ParsableCommand {
             let test = try MNIST.load(directory: data, split: .test, limit: testSamples)
             let network = Network(try Architecture(file.spec), maxBatch: 500, parameters: file.parameters)
             guard network.architecture.inputShape.count == test.sampleSize else {
-                throw FlagError("--model-file \(modelFile): the model takes \(network.architecture.inputShape.count) inputs, MNIST has \(test.sampleSize)")
+                throw FlagError(
+                    "--model-file \(modelFile): the model takes \(network.architecture.inputShape.count) inputs, "
+                        + "MNIST has \(test.sampleSize)"
+                )
             }
             var confusion = [[Int]](repeating: [Int](repeating: 0, count: network.classes), count: test.classes)
             var lossSum = 0.0
@@ -97,11 +118,18 @@ struct Evaluate: ParsableCommand {
                 }
             }
             let correct = (0..<min(confusion.count, network.classes)).reduce(0) { $0 + confusion[$1][$1] }
-            let result = Result(model: file.spec.name, samples: test.count, accuracy: Double(correct) / Double(test.count),
-                                loss: lossSum / Double(test.count),
-                                parameterChecksum: String(format: "%08x", file.parameterChecksum), confusion: confusion)
-            if json { ProgressPrinter.line(ProgressPrinter.jsonLine(result)); return }
-            ProgressPrinter.line("\(modelFile): \(result.model), \(test.count) test samples, accuracy \(percent(result.accuracy)), loss \(format(result.loss, 4))")
+            let result = Result(
+                model: file.spec.name, samples: test.count, accuracy: Double(correct) / Double(test.count),
+                loss: lossSum / Double(test.count),
+                parameterChecksum: String(format: "%08x", file.parameterChecksum), confusion: confusion)
+            if json {
+                ProgressPrinter.line(ProgressPrinter.jsonLine(result))
+                return
+            }
+            ProgressPrinter.line(
+                "\(modelFile): \(result.model), \(test.count) test samples, accuracy \(percent(result.accuracy)), "
+                    + "loss \(format(result.loss, 4))"
+            )
             ProgressPrinter.line("confusion matrix (rows: true label, columns: predicted)")
             ProgressPrinter.line("     " + (0..<network.classes).map { pad(String($0), 6) }.joined())
             for (label, row) in confusion.enumerated() {

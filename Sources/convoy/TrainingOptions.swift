@@ -10,9 +10,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Base learning rate (default: 0.05 × batch / 64, the linear scaling rule).") var lr: Float?
     @Option(name: .customLong("warmup-epochs"), help: "Epochs of linear learning-rate warm-up (for large batches).")
     var warmupEpochs = 0
-    @Option(help: "Shift training images by up to N pixels (seeded per sample and epoch; same answer at any N workers).")
+    @Option(
+        help: "Shift training images by up to N pixels (seeded per sample and epoch; same answer at any N workers).")
     var augment = 0
-    @Option(name: .customLong("weight-decay"), help: "L2 weight decay λ (the gradient gains λ·w).") var weightDecay: Float = 0
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay λ (the gradient gains λ·w).") var weightDecay:
+        Float = 0
     @Option(help: "Learning-rate schedule: cosine (decays to 0 over the run) or constant.") var schedule = "cosine"
     @Option(help: "Seed for initial weights and batch order.") var seed: UInt64 = 1
     @Option(help: "Directory with the MNIST IDX files (gzipped or raw).") var data = defaultDataDirectory()
@@ -21,11 +23,17 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("micro-batch"), help: "Micro-batch size of the deterministic mode.") var microBatch = 8
     @Option(name: .customLong("init"), help: "Initializer: he, xavier, uniform, gaussian:SIGMA (default: the model's).")
     var initializer: String?
-    @Option(name: .customLong("target-accuracy"), help: "Stop once the test accuracy reaches A (a fraction, e.g. 0.99) and report the time to it.")
+    @Option(
+        name: .customLong("target-accuracy"),
+        help: "Stop once the test accuracy reaches A (a fraction, e.g. 0.99) and report the time to it.")
     var targetAccuracy: Double?
-    @Option(name: .customLong("eval-every"), help: "With --target-accuracy, also evaluate every K steps (0: at epoch ends only).")
+    @Option(
+        name: .customLong("eval-every"),
+        help: "With --target-accuracy, also evaluate every K steps (0: at epoch ends only).")
     var evalEvery = 0
-    @Flag(inversion: .prefixedNo, help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
     var deterministic = true
 
     func config() throws -> TrainingConfig {
@@ -34,7 +42,10 @@ struct TrainingOptions: ParsableArguments {
         config.epochs = epochs
         config.batchSize = batch
         guard let kind = OptimizerKind(rawValue: optimizer.lowercased()) else {
-            throw FlagError("--optimizer \(optimizer) is unknown; use one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw FlagError(
+                "--optimizer \(optimizer) is unknown; use one of "
+                    + "\(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         config.optimizer = kind
         // Linear scaling rule: the default rate grows with the batch, so a larger global
@@ -75,8 +86,10 @@ struct TrainingOptions: ParsableArguments {
     var stopRule: StopRule? { targetAccuracy.map { StopRule(targetAccuracy: $0, evaluateEvery: evalEvery) } }
 
     func loadData(_ config: TrainingConfig) throws -> (train: Dataset, test: Dataset) {
-        (try MNIST.load(directory: data, split: .train, limit: config.trainSamples),
-         try MNIST.load(directory: data, split: .test, limit: config.testSamples))
+        (
+            try MNIST.load(directory: data, split: .train, limit: config.trainSamples),
+            try MNIST.load(directory: data, split: .test, limit: config.testSamples)
+        )
     }
 }
 

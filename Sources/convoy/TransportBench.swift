@@ -20,7 +20,8 @@ struct TransportBench: ParsableCommand {
             let router = try ZMQSocket(context: context, kind: .router)
             try router.bind("tcp://127.0.0.1:*")
             let endpoint = router.lastEndpoint
-            let replySize = reply, total = rounds + 20
+            let replySize = reply
+            let total = rounds + 20
             let echo = Thread {
                 let dealer = try! ZMQSocket(context: context, kind: .dealer)
                 try! dealer.connect(endpoint)
@@ -43,11 +44,18 @@ struct TransportBench: ParsableCommand {
                 if round >= 20 { times.append(Date().timeIntervalSince(started) * 1000) }
             }
             times.sort()
-            let median = times[times.count / 2], p99 = times[min(times.count - 1, times.count * 99 / 100)]
+            let median = times[times.count / 2]
+            let p99 = times[min(times.count - 1, times.count * 99 / 100)]
             if json {
-                ProgressPrinter.line("{\"request_bytes\":\(request),\"reply_bytes\":\(reply),\"median_rtt_ms\":\(median),\"p99_rtt_ms\":\(p99)}")
+                ProgressPrinter.line(
+                    "{\"request_bytes\":\(request),\"reply_bytes\":\(reply),"
+                        + "\"median_rtt_ms\":\(median),\"p99_rtt_ms\":\(p99)}"
+                )
             } else {
-                ProgressPrinter.line("\(request) B out, \(reply) B back: median round trip \(format(median, 3)) ms, p99 \(format(p99, 3)) ms")
+                ProgressPrinter.line(
+                    "\(request) B out, \(reply) B back: median round trip \(format(median, 3)) ms, p99 "
+                        + "\(format(p99, 3)) ms"
+                )
             }
         }
     }

@@ -10,8 +10,10 @@ struct Convoy: ParsableCommand {
         commandName: "convoy",
         abstract: "A convolutional-network engine and a distributed data-parallel trainer.",
         version: "0.1.0",
-        subcommands: [Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self,
-                      Summary.self, Bench.self, TransportBench.self, CoordinatorBench.self])
+        subcommands: [
+            Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self,
+            Summary.self, Bench.self, TransportBench.self, CoordinatorBench.self,
+        ])
 }
 
 Process.clearInheritedSignalMask()

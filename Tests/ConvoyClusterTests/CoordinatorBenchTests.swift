@@ -18,13 +18,15 @@ import Testing
         return slices.reduce(0) { total, range in
             let n = range.count
             let weights = [Float](repeating: 0, count: architecture.parameterCount)
-            let work = StepWork(slice: 0, evaluate: false, weights: weights, sampleSize: size,
-                                pixels: [UInt8](repeating: 0, count: n * size), labels: [UInt8](repeating: 0, count: n))
+            let work = StepWork(
+                slice: 0, evaluate: false, weights: weights, sampleSize: size,
+                pixels: [UInt8](repeating: 0, count: n * size), labels: [UInt8](repeating: 0, count: n))
             let out = Message(runID: 1, payload: .step(work)).encoded().count
             let back = architecture.gradientBuckets.map(\.parameters).reduce(0) { sum, bucket in
                 let gradient = SyntheticReplies.gradient(bucket, deterministic: deterministic)
-                let result = StepResult(slice: 0, count: n, correct: 0, lossSum: 0, computeSeconds: 0,
-                                        gradientOffset: bucket.lowerBound, gradient: gradient)
+                let result = StepResult(
+                    slice: 0, count: n, correct: 0, lossSum: 0, computeSeconds: 0,
+                    gradientOffset: bucket.lowerBound, gradient: gradient)
                 return sum + Message(runID: 1, payload: .result(result)).encoded().count
             }
             return total + out + back
@@ -69,8 +71,9 @@ import Testing
     @Test func syntheticRepliesAreResultsTheValidatorAccepts() throws {
         let spec = try ModelZoo.spec(named: "lenet5")
         let architecture = try Architecture(spec)
-        let work = StepWork(slice: 2, evaluate: false, weights: [0, 1], sampleSize: 1, pixels: [1, 2, 3],
-                            labels: [1, 2, 3])
+        let work = StepWork(
+            slice: 2, evaluate: false, weights: [0, 1], sampleSize: 1, pixels: [1, 2, 3],
+            labels: [1, 2, 3])
         let step = Message(runID: 9, step: 5, workerID: 1, payload: .step(work))
         #expect(StepPeek(step.encoded()) == StepPeek(step, work: work))
         for deterministic in [true, false] {
@@ -79,9 +82,12 @@ import Testing
             _ = replies.frames(count: 24, step: 1, slice: 0)
             let validator = ResultValidator(architecture: architecture, mode: SumMode(deterministic: deterministic))
             var earlier: [StepResult] = []
-            for frame in replies.frames(count: 24, step: 5, slice: 2) {   // patched in place
+            for frame in replies.frames(count: 24, step: 5, slice: 2) {  // patched in place
                 let message = try Message(decoding: frame)
-                guard case let .result(result) = message.payload else { Issue.record("not a result"); return }
+                guard case let .result(result) = message.payload else {
+                    Issue.record("not a result")
+                    return
+                }
                 #expect(message.runID == 9 && message.step == 5 && result.slice == 2)
                 #expect(validator.problem(with: result, expected: 24, evaluate: false, earlier: earlier) == nil)
                 earlier.append(result)
@@ -91,8 +97,11 @@ import Testing
     }
 
     @Test func theCommandPrintsOneJSONObjectPerWorkerCount() throws {
-        let run = try runConvoy(["bench-coordinator", "--workers", "1,3", "--steps", "3", "--warmup", "1",
-                                 "--per-worker-batch", "16", "--json"], timeout: 120)
+        let run = try runConvoy(
+            [
+                "bench-coordinator", "--workers", "1,3", "--steps", "3", "--warmup", "1",
+                "--per-worker-batch", "16", "--json",
+            ], timeout: 120)
         #expect(run.status == 0, "\(run.stderr)")
         let objects = run.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]

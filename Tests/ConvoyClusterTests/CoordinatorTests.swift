@@ -4,7 +4,8 @@ import ConvoyInterop
 import Foundation
 import Testing
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 let mnistDirectory = repositoryRoot.appendingPathComponent("data/mnist").path
 
 /// Coordinator and workers wired together in memory: every message still goes through the
@@ -17,7 +18,10 @@ final class InMemoryCluster: CoordinatorTransport {
         var stepsAnswered = 0
         /// Rewrites this worker's replies (a broken or hostile worker); nil: honest.
         var tamper: ((Message) -> [UInt8]?)?
-        init(peer: PeerID, core: WorkerCore) { self.peer = peer; self.core = core }
+        init(peer: PeerID, core: WorkerCore) {
+            self.peer = peer
+            self.core = core
+        }
     }
     var nodes: [Node] = []
     var inbox: [(PeerID, [UInt8])] = []
@@ -28,8 +32,9 @@ final class InMemoryCluster: CoordinatorTransport {
     struct Crash: Error {}
 
     func addWorker(silentAfterSteps: Int? = nil, slots: Int = 1) {
-        let node = Node(peer: [UInt8(nodes.count + 1)],
-                        core: WorkerCore(hello: Hello(host: "mem", pid: Int32(nodes.count), threads: 1), slots: slots))
+        let node = Node(
+            peer: [UInt8(nodes.count + 1)],
+            core: WorkerCore(hello: Hello(host: "mem", pid: Int32(nodes.count), threads: 1), slots: slots))
         node.silentAfterSteps = silentAfterSteps
         nodes.append(node)
         inbox.append((node.peer, node.core.helloMessage.encoded()))
@@ -42,7 +47,9 @@ final class InMemoryCluster: CoordinatorTransport {
             stepMessages += 1
             if stepMessages == crashAtStepMessage { throw Crash() }
         }
-        if case .step = message.payload, let limit = node.silentAfterSteps, node.stepsAnswered >= limit { return frame.count }
+        if case .step = message.payload, let limit = node.silentAfterSteps, node.stepsAnswered >= limit {
+            return frame.count
+        }
         var replies: [Message] = []
         if let line = node.core.handle(frame, send: { replies.append($0) }) { log.append(line) }
         if case .step = message.payload { node.stepsAnswered += 1 }
@@ -51,7 +58,10 @@ final class InMemoryCluster: CoordinatorTransport {
     }
 
     func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
-        if inbox.isEmpty { usleep(UInt32(min(timeoutMs, 20)) * 1000); return nil }
+        if inbox.isEmpty {
+            usleep(UInt32(min(timeoutMs, 20)) * 1000)
+            return nil
+        }
         return inbox.removeFirst()
     }
 }
@@ -68,16 +78,21 @@ final class InMemoryCluster: CoordinatorTransport {
     }
 
     /// A training session whose steps go to `cluster`'s in-memory workers.
-    static func clusterSession(_ cluster: InMemoryCluster, options: ClusterOptions, config: TrainingConfig = Self.config,
-                               checkpoints: CheckpointPolicy? = nil, runID: UInt64,
-                               log: @escaping (String) -> Void = { _ in }) throws -> TrainingSession {
+    static func clusterSession(
+        _ cluster: InMemoryCluster, options: ClusterOptions, config: TrainingConfig = Self.config,
+        checkpoints: CheckpointPolicy? = nil, runID: UInt64,
+        log: @escaping (String) -> Void = { _ in }
+    ) throws -> TrainingSession {
         let runner = try ClusterStepRunner(transport: cluster, options: options, runID: runID, log: log)
-        return try TrainingSession(config: config, train: Self.train, test: Self.test, runner: runner,
-                                   checkpoints: checkpoints, log: log)
+        return try TrainingSession(
+            config: config, train: Self.train, test: Self.test, runner: runner,
+            checkpoints: checkpoints, log: log)
     }
 
-    func clusterWeights(workers: Int, silentAfter: [Int: Int] = [:], config: TrainingConfig = Self.config,
-                        prepare: (InMemoryCluster) -> Void = { _ in }) throws -> ([Float], [String]) {
+    func clusterWeights(
+        workers: Int, silentAfter: [Int: Int] = [:], config: TrainingConfig = Self.config,
+        prepare: (InMemoryCluster) -> Void = { _ in }
+    ) throws -> ([Float], [String]) {
         let cluster = InMemoryCluster()
         for w in 0..<workers { cluster.addWorker(silentAfterSteps: silentAfter[w]) }
         prepare(cluster)
@@ -85,8 +100,9 @@ final class InMemoryCluster: CoordinatorTransport {
         options.stepTimeout = 0.3
         options.joinTimeout = 2
         var messages: [String] = []
-        let session = try Self.clusterSession(cluster, options: options, config: config, runID: 99,
-                                              log: { messages.append($0) })
+        let session = try Self.clusterSession(
+            cluster, options: options, config: config, runID: 99,
+            log: { messages.append($0) })
         var reports: [EpochReport] = []
         try session.run(epochDone: { reports.append($0) })
         #expect(reports.count == config.epochs)
@@ -146,23 +162,25 @@ final class InMemoryCluster: CoordinatorTransport {
     @Test(arguments: ["sample count", "bucket layout", "gradient kind", "garbage"])
     func aWorkerWithBadResultsIsDroppedAndItsSliceReassigned(fault: String) throws {
         let reference = try trainerWeights()
-        let (weights, log) = try clusterWeights(workers: 3, prepare: { cluster in
-            var results = 0
-            cluster.nodes[1].tamper = { message in
-                guard case var .result(result) = message.payload, result.gradient != .none else { return nil }
-                results += 1
-                guard results >= 3 else { return nil }   // honest for its first step (two buckets)
-                var bad = message
-                switch fault {
-                case "sample count": result.count += 1
-                case "bucket layout": result.gradientOffset += 1
-                case "gradient kind": result.gradient = .float(Array(repeating: 0, count: result.gradient.count))
-                default: return Array(repeating: 0xAB, count: 64)
+        let (weights, log) = try clusterWeights(
+            workers: 3,
+            prepare: { cluster in
+                var results = 0
+                cluster.nodes[1].tamper = { message in
+                    guard case var .result(result) = message.payload, result.gradient != .none else { return nil }
+                    results += 1
+                    guard results >= 3 else { return nil }  // honest for its first step (two buckets)
+                    var bad = message
+                    switch fault {
+                    case "sample count": result.count += 1
+                    case "bucket layout": result.gradientOffset += 1
+                    case "gradient kind": result.gradient = .float(Array(repeating: 0, count: result.gradient.count))
+                    default: return Array(repeating: 0xAB, count: 64)
+                    }
+                    bad.payload = .result(result)
+                    return bad.encoded()
                 }
-                bad.payload = .result(result)
-                return bad.encoded()
-            }
-        })
+            })
         #expect(weights == reference, "\(fault)")
         let reason = fault == "garbage" ? "sent an invalid message" : "sent a bad result"
         #expect(log.contains { $0.contains("dropped worker 1") && $0.contains(reason) }, "\(log)")
@@ -188,7 +206,8 @@ final class InMemoryCluster: CoordinatorTransport {
         // 200 samples, batch 48: 5 steps an epoch, 2 step messages a step, 2 more to evaluate.
         // The 17th step message is the third step of the second epoch.
         let first = InMemoryCluster()
-        first.addWorker(); first.addWorker()
+        first.addWorker()
+        first.addWorker()
         first.crashAtStepMessage = 17
         let crashing = try Self.clusterSession(first, options: options, checkpoints: policy, runID: 1)
         #expect(throws: InMemoryCluster.Crash.self) { try crashing.run(epochDone: { _ in }) }
@@ -202,7 +221,8 @@ final class InMemoryCluster: CoordinatorTransport {
         }
 
         let second = InMemoryCluster()
-        second.addWorker(); second.addWorker()
+        second.addWorker()
+        second.addWorker()
         var messages: [String] = []
         let checkpoint = try Checkpoint.newest(in: directory, log: { messages.append($0) })
         #expect(checkpoint.header.step == (corruptNewest ? 5 : 6))
@@ -219,7 +239,8 @@ final class InMemoryCluster: CoordinatorTransport {
     @Test func aCheckpointOfAnotherRunIsRefused() throws {
         var other = Self.config
         other.seed = 99
-        let header = Checkpoint.Header(config: other, epoch: 0, stepInEpoch: 1, step: 1, epochTotals: .init(), reports: [])
+        let header = Checkpoint.Header(
+            config: other, epoch: 0, stepInEpoch: 1, step: 1, epochTotals: .init(), reports: [])
         let checkpoint = Checkpoint(header: header, parameters: [], optimizerState: [])
         let session = try Self.clusterSession(InMemoryCluster(), options: ClusterOptions(workers: 1), runID: 3)
         #expect(throws: ResumeError.self) { try session.resume(from: checkpoint) }
@@ -229,7 +250,8 @@ final class InMemoryCluster: CoordinatorTransport {
     /// and fail clearly when nobody comes back in time.
     @Test func belowMinWorkersTheCoordinatorWaitsAndSaysSo() throws {
         let cluster = InMemoryCluster()
-        cluster.addWorker(); cluster.addWorker(silentAfterSteps: 1)
+        cluster.addWorker()
+        cluster.addWorker(silentAfterSteps: 1)
         var options = ClusterOptions(workers: 2)
         options.minWorkers = 2
         options.stepTimeout = 0.2
@@ -280,9 +302,18 @@ final class InMemoryCluster: CoordinatorTransport {
 
     @Test func workerRefusesStepsOfAnotherRun() throws {
         let core = WorkerCore(hello: Hello(host: "h", pid: 1, threads: 1))
-        _ = core.handle(Message(runID: 1, payload: .welcome(Welcome(workerID: 0, spec: ModelZoo.lenet5, deterministic: true, microBatch: 8, sampleSize: 784))).encoded())
-        let step = Message(runID: 2, step: 0, payload: .step(StepWork(slice: 0, evaluate: true, weights: nil, sampleSize: 784,
-                                                                       pixels: [UInt8](repeating: 0, count: 784), labels: [1])))
+        _ = core.handle(
+            Message(
+                runID: 1,
+                payload: .welcome(
+                    Welcome(workerID: 0, spec: ModelZoo.lenet5, deterministic: true, microBatch: 8, sampleSize: 784))
+            ).encoded())
+        let step = Message(
+            runID: 2, step: 0,
+            payload: .step(
+                StepWork(
+                    slice: 0, evaluate: true, weights: nil, sampleSize: 784,
+                    pixels: [UInt8](repeating: 0, count: 784), labels: [1])))
         let (replies, line) = core.handle(step.encoded())
         #expect(replies.isEmpty)
         #expect(line?.contains("refused a step of run 2") == true, "\(line ?? "")")

@@ -23,15 +23,25 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
     let process = Process()
     process.executableURL = URL(fileURLWithPath: convoyBinary)
     process.arguments = arguments
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
     // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
-    nonisolated(unsafe) var outData = Data(), errData = Data()
+    nonisolated(unsafe) var outData = Data()
+    nonisolated(unsafe) var errData = Data()
     let group = DispatchGroup()
-    group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async {
+        outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { usleep(20_000) }
     if process.isRunning {
@@ -40,21 +50,27 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
     }
     process.waitUntilExit()
     group.wait()
-    return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                     stderr: String(decoding: errData, as: UTF8.self))
+    return RunResult(
+        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self))
 }
 
 @Suite(.serialized) struct EndToEndTests {
-    static let quick = ["--epochs", "2", "--train-samples", "640", "--test-samples", "200", "--seed", "3", "--data", mnistDirectory]
+    static let quick = [
+        "--epochs", "2", "--train-samples", "640", "--test-samples", "200", "--seed", "3", "--data", mnistDirectory,
+    ]
 
     func checksum(_ path: String) throws -> String {
-        let result = try runConvoy(["evaluate", "--model-file", path, "--test-samples", "200", "--data", mnistDirectory, "--json"])
+        let result = try runConvoy([
+            "evaluate", "--model-file", path, "--test-samples", "200", "--data", mnistDirectory, "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         return json?["parameter_checksum"] as? String ?? "missing"
     }
 
-    /// The reproducibility promise (README): `convoy train`, `convoy local` with 1, 2 and 3 worker processes, and one worker with two
+    /// The reproducibility promise (README): `convoy train`, `convoy local` with 1, 2 and 3
+    /// worker processes, and one worker with two
     /// compute slots end with bit-identical weights.
     @Test func trainAndLocalClustersSaveBitIdenticalModels() throws {
         let dir = NSTemporaryDirectory() + "convoy-e2e-" + UUID().uuidString
@@ -66,15 +82,18 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         // N worker processes, and one process with two compute slots (per-host aggregation).
         for (n, slots) in [(1, 1), (2, 1), (3, 1), (1, 2)] {
             let path = dir + "/local\(n)x\(slots).convoy"
-            let result = try runConvoy(["local", "--workers", String(n), "--slots", String(slots), "--out", path, "--json"]
-                                       + Self.quick)
+            let result = try runConvoy(
+                ["local", "--workers", String(n), "--slots", String(slots), "--out", path, "--json"]
+                    + Self.quick)
             #expect(result.status == 0, "\(result.stderr)")
             let lines = result.stdout.split(separator: "\n")
             #expect(lines.count == 2, "one JSON object per epoch: \(result.stdout)")
             #expect(try checksum(path) == reference, "\(n) workers × \(slots) slots")
         }
         // And the files load as models with sensible accuracy.
-        let evaluation = try runConvoy(["evaluate", "--model-file", dir + "/local2x1.convoy", "--test-samples", "200", "--data", mnistDirectory])
+        let evaluation = try runConvoy([
+            "evaluate", "--model-file", dir + "/local2x1.convoy", "--test-samples", "200", "--data", mnistDirectory,
+        ])
         #expect(evaluation.stdout.contains("confusion matrix"))
     }
 
@@ -93,8 +112,14 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         (["summary", "--input", "3x8x8", "--layers", "conv2d(6, 9)"], "kernel 9 is larger than the padded input 8"),
         (["train", "--out", "/nonexistent-dir/m.convoy"], "directory /nonexistent-dir does not exist"),
         (["coordinator", "--workers", "1", "--resume", "/nonexistent-ckpt"], "no such checkpoint directory"),
-        (["coordinator", "--workers", "1", "--bind", "tcp://0.0.0.0:5555"], "refusing to bind tcp://0.0.0.0:5555 without CURVE"),
-        (["coordinator", "--workers", "1", "--curve-key", "/nonexistent.key"], "--curve-key and --authorized-keys go together"),
+        (
+            ["coordinator", "--workers", "1", "--bind", "tcp://0.0.0.0:5555"],
+            "refusing to bind tcp://0.0.0.0:5555 without CURVE"
+        ),
+        (
+            ["coordinator", "--workers", "1", "--curve-key", "/nonexistent.key"],
+            "--curve-key and --authorized-keys go together"
+        ),
         (["coordinator", "--workers", "2", "--min-workers", "3"], "--min-workers must be in"),
         (["worker", "--connect", "tcp://127.0.0.1:1", "--key", "/x.key"], "--server-key and --key go together"),
         (["worker", "--connect", "localhost:5555"], "is not a tcp:// or ipc:// endpoint"),
@@ -109,8 +134,10 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
     }
 
     /// The worked examples of docs/MODELS.md, one layer each.
-    @Test(arguments: [("3x144x144", "conv2d(6, 3)", "168"), ("24x60x60", "conv2d(48, 3)", "10,416"),
-                      ("10x20x20", "conv2d(20, 3, stride=2)", "1,820")])
+    @Test(arguments: [
+        ("3x144x144", "conv2d(6, 3)", "168"), ("24x60x60", "conv2d(48, 3)", "10,416"),
+        ("10x20x20", "conv2d(20, 3, stride=2)", "1,820"),
+    ])
     func summaryOfOneLayer(input: String, layers: String, parameters: String) throws {
         let result = try runConvoy(["summary", "--input", input, "--layers", layers])
         #expect(result.status == 0)
@@ -122,9 +149,11 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         let dir = NSTemporaryDirectory() + "convoy-target-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try runConvoy(["local", "--workers", "2", "--epochs", "5", "--train-samples", "3200", "--test-samples", "200",
-                                    "--target-accuracy", "0.6", "--eval-every", "5", "--data", mnistDirectory,
-                                    "--out", dir + "/m.convoy", "--json"])
+        let result = try runConvoy([
+            "local", "--workers", "2", "--epochs", "5", "--train-samples", "3200", "--test-samples", "200",
+            "--target-accuracy", "0.6", "--eval-every", "5", "--data", mnistDirectory,
+            "--out", dir + "/m.convoy", "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.count < 5, "stopped before the last epoch: \(result.stdout)")

@@ -10,12 +10,16 @@ import Testing
     static var head: Range<Int> { validator.buckets[0] }
     static var trunk: Range<Int> { validator.buckets[1] }
 
-    static func bucket(_ range: Range<Int>, count: Int = 8, correct: Int = 3, lossSum: Double = 9.5,
-                       float: Bool = false) -> StepResult {
-        StepResult(slice: 0, count: count, correct: correct, lossSum: lossSum, computeSeconds: 0.01,
-                   gradientOffset: range.lowerBound,
-                   gradient: float ? .float(Array(repeating: 0, count: range.count))
-                                   : .fixedPoint(Array(repeating: 0, count: range.count)))
+    static func bucket(
+        _ range: Range<Int>, count: Int = 8, correct: Int = 3, lossSum: Double = 9.5,
+        float: Bool = false
+    ) -> StepResult {
+        StepResult(
+            slice: 0, count: count, correct: correct, lossSum: lossSum, computeSeconds: 0.01,
+            gradientOffset: range.lowerBound,
+            gradient: float
+                ? .float(Array(repeating: 0, count: range.count))
+                : .fixedPoint(Array(repeating: 0, count: range.count)))
     }
 
     @Test func theLayoutIsHeadThenTrunk() {
@@ -32,44 +36,57 @@ import Testing
     }
 
     @Test func aSampleCountOtherThanTheSlicesIsRefused() {
-        let problem = Self.validator.problem(with: Self.bucket(Self.head, count: 7), expected: 8, evaluate: false, earlier: [])
+        let problem = Self.validator.problem(
+            with: Self.bucket(Self.head, count: 7), expected: 8, evaluate: false, earlier: [])
         #expect(problem == "7 samples, the slice has 8")
     }
 
     @Test func bucketsThatDisagreeOnTheTotalsAreRefused() {
-        let problem = Self.validator.problem(with: Self.bucket(Self.trunk, lossSum: 1), expected: 8, evaluate: false,
-                                             earlier: [Self.bucket(Self.head)])
+        let problem = Self.validator.problem(
+            with: Self.bucket(Self.trunk, lossSum: 1), expected: 8, evaluate: false,
+            earlier: [Self.bucket(Self.head)])
         #expect(problem == "buckets of one slice disagree on its totals")
     }
 
     @Test func impossibleTotalsAreRefused() {
-        #expect(Self.validator.problem(with: Self.bucket(Self.head, correct: 9), expected: 8, evaluate: false, earlier: [])
-            == "9 correct of 8 samples")
-        #expect(Self.validator.problem(with: Self.bucket(Self.head, lossSum: -1), expected: 8, evaluate: false, earlier: [])
-            == "loss sum -1.0")
+        #expect(
+            Self.validator.problem(with: Self.bucket(Self.head, correct: 9), expected: 8, evaluate: false, earlier: [])
+                == "9 correct of 8 samples")
+        #expect(
+            Self.validator.problem(with: Self.bucket(Self.head, lossSum: -1), expected: 8, evaluate: false, earlier: [])
+                == "loss sum -1.0")
     }
 
     @Test func theWrongKindOfGradientIsRefused() {
-        let problem = Self.validator.problem(with: Self.bucket(Self.head, float: true), expected: 8, evaluate: false, earlier: [])
+        let problem = Self.validator.problem(
+            with: Self.bucket(Self.head, float: true), expected: 8, evaluate: false, earlier: [])
         #expect(problem == "wrong kind of gradient for this run")
     }
 
     @Test func bucketsOutOfLayoutOrderOrRepeatedAreRefused() {
-        #expect(Self.validator.problem(with: Self.bucket(Self.trunk), expected: 8, evaluate: false, earlier: [])
-            == "gradient bucket 0..<2572 where the model's layout has 2572..<61706")
-        #expect(Self.validator.problem(with: Self.bucket(Self.head), expected: 8, evaluate: false,
-                                       earlier: [Self.bucket(Self.head)])
-            == "gradient bucket 2572..<61706 where the model's layout has 0..<2572")
-        #expect(Self.validator.problem(with: Self.bucket(0..<61706), expected: 8, evaluate: false, earlier: [])
-            == "gradient bucket 0..<61706 where the model's layout has 2572..<61706")
-        #expect(Self.validator.problem(with: Self.bucket(Self.head), expected: 8, evaluate: false,
-                                       earlier: [Self.bucket(Self.head), Self.bucket(Self.trunk)])
-            == "more than 2 gradient buckets")
+        #expect(
+            Self.validator.problem(with: Self.bucket(Self.trunk), expected: 8, evaluate: false, earlier: [])
+                == "gradient bucket 0..<2572 where the model's layout has 2572..<61706")
+        #expect(
+            Self.validator.problem(
+                with: Self.bucket(Self.head), expected: 8, evaluate: false,
+                earlier: [Self.bucket(Self.head)])
+                == "gradient bucket 2572..<61706 where the model's layout has 0..<2572")
+        #expect(
+            Self.validator.problem(with: Self.bucket(0..<61706), expected: 8, evaluate: false, earlier: [])
+                == "gradient bucket 0..<61706 where the model's layout has 2572..<61706")
+        #expect(
+            Self.validator.problem(
+                with: Self.bucket(Self.head), expected: 8, evaluate: false,
+                earlier: [Self.bucket(Self.head), Self.bucket(Self.trunk)])
+                == "more than 2 gradient buckets")
     }
 
     @Test func evaluationResultsCarryNoGradient() {
         var result = Self.bucket(Self.head)
-        #expect(Self.validator.problem(with: result, expected: 8, evaluate: true, earlier: []) == "a gradient in an evaluation round")
+        #expect(
+            Self.validator.problem(with: result, expected: 8, evaluate: true, earlier: [])
+                == "a gradient in an evaluation round")
         result.gradient = .none
         result.gradientOffset = 0
         #expect(Self.validator.problem(with: result, expected: 8, evaluate: true, earlier: []) == nil)

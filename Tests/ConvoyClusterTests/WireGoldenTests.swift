@@ -7,11 +7,14 @@ import Testing
 /// update docs/PROTOCOL.md, then the literal.
 @Suite struct WireGoldenTests {
     /// Every layer kind, both padding axes and a Gaussian initializer.
-    static let spec = NetworkSpec(name: "g", inputShape: Shape(1, 6, 6), layers: [
-        .conv2d(outChannels: 2, kernelHeight: 3, kernelWidth: 2, strideHeight: 1, strideWidth: 2,
+    static let spec = NetworkSpec(
+        name: "g", inputShape: Shape(1, 6, 6),
+        layers: [
+            .conv2d(
+                outChannels: 2, kernelHeight: 3, kernelWidth: 2, strideHeight: 1, strideWidth: 2,
                 paddingHeight: 1, paddingWidth: 0),
-        .relu, .maxPool(2), .avgPool(1), .sigmoid, .flatten, .dense(outputs: 3), .tanh,
-    ], initializer: .gaussian(sigma: 0.5))
+            .relu, .maxPool(2), .avgPool(1), .sigmoid, .flatten, .dense(outputs: 3), .tanh,
+        ], initializer: .gaussian(sigma: 0.5))
 
     func check(_ message: Message, _ golden: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let bytes = message.encoded()
@@ -20,7 +23,9 @@ import Testing
     }
 
     @Test func header() throws {
-        try check(Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown), """
+        try check(
+            Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown),
+            """
             434e5659 0200 0500 0807060504030201 0900000000000000 05000000 00000000 0000000000000000
             """)
     }
@@ -28,9 +33,12 @@ import Testing
     /// A fixed-point bucket as zigzag varints: 0 → 00, −1 → 01, 1 → 02, 64 → 80 01,
     /// −2^32 → ff ff ff ff 1f, Int64.max → fe ff … ff 01 (10 bytes).
     @Test func fixedPointResult() throws {
-        let result = StepResult(slice: 1, count: 8, correct: 3, lossSum: 2, computeSeconds: 0.5, gradientOffset: 4,
-                                gradient: .fixedPoint([0, -1, 1, 64, -(1 << 32), .max]))
-        try check(Message(runID: 7, step: 2, workerID: 1, payload: .result(result)), """
+        let result = StepResult(
+            slice: 1, count: 8, correct: 3, lossSum: 2, computeSeconds: 0.5, gradientOffset: 4,
+            gradient: .fixedPoint([0, -1, 1, 64, -(1 << 32), .max]))
+        try check(
+            Message(runID: 7, step: 2, workerID: 1, payload: .result(result)),
+            """
             434e5659 0200 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
             01000000 08000000 03000000 0000000000000040 000000000000e03f 04000000 03000000 06000000
             00 01 02 8001 ffffffff1f feffffffffffffffff01
@@ -38,7 +46,9 @@ import Testing
     }
 
     @Test func hello() throws {
-        try check(Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))), """
+        try check(
+            Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))),
+            """
             434e5659 0200 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000
             0200 6831 2a000000 01000000
             """)
@@ -46,36 +56,41 @@ import Testing
 
     @Test func welcome() throws {
         let welcome = Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36)
-        try check(Message(runID: 7, workerID: 3, payload: .welcome(welcome)), [
-            // header: welcome, run 7, step 0, worker 3, 115 bytes
-            "434e5659 0200 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
-            // worker id 3, deterministic, micro-batch 8, sample size 36
-            "03000000 01 08000000 24000000",
-            // spec: "g", (1, 6, 6), gaussian 0.5, 8 layers
-            "0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800",
-            // conv2d 2@3×2, stride 1×2, pad 1/0, zeros
-            "03 02000000 03000000 02000000 01000000 02000000 01 01000000 01 00000000 01",
-            // relu
-            "08",
-            // max pool 2×2, stride 2×2
-            "04 02000000 02000000 02000000 02000000",
-            // avg pool 1×1, stride 1×1
-            "05 01000000 01000000 01000000 01000000",
-            // sigmoid
-            "09",
-            // flatten
-            "06",
-            // dense: 3 outputs
-            "07 03000000",
-            // tanh
-            "0a",
-        ].joined())
+        try check(
+            Message(runID: 7, workerID: 3, payload: .welcome(welcome)),
+            [
+                // header: welcome, run 7, step 0, worker 3, 115 bytes
+                "434e5659 0200 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
+                // worker id 3, deterministic, micro-batch 8, sample size 36
+                "03000000 01 08000000 24000000",
+                // spec: "g", (1, 6, 6), gaussian 0.5, 8 layers
+                "0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800",
+                // conv2d 2@3×2, stride 1×2, pad 1/0, zeros
+                "03 02000000 03000000 02000000 01000000 02000000 01 01000000 01 00000000 01",
+                // relu
+                "08",
+                // max pool 2×2, stride 2×2
+                "04 02000000 02000000 02000000 02000000",
+                // avg pool 1×1, stride 1×1
+                "05 01000000 01000000 01000000 01000000",
+                // sigmoid
+                "09",
+                // flatten
+                "06",
+                // dense: 3 outputs
+                "07 03000000",
+                // tanh
+                "0a",
+            ].joined())
     }
 
     /// A welcome whose spec is hostile is refused with the field named, before any layer is built.
     @Test func hostileWelcomeSpecsAreRefusedByField() {
-        let frame = Message(runID: 7, workerID: 3, payload: .welcome(
-            Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36))).encoded()
+        let frame = Message(
+            runID: 7, workerID: 3,
+            payload: .welcome(
+                Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36))
+        ).encoded()
         // Offsets: 40 payload, 53 spec, 56 its input rank, 80 layer 1 (tag, out channels u32 …).
         let cases: [(Int, UInt8, String)] = [
             (80, 42, "welcome: message: spec layer 1 kind: unknown layer tag 42"),

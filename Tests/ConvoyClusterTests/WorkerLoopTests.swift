@@ -37,8 +37,13 @@ final class ScriptedWorkerTransport: WorkerTransport {
     }
 
     static func welcome(run: UInt64) -> [UInt8] {
-        Message(runID: run, workerID: 0, payload: .welcome(Welcome(workerID: 0, spec: ModelZoo.lenet5, deterministic: true,
-                                                                  microBatch: 8, sampleSize: 784))).encoded()
+        Message(
+            runID: run, workerID: 0,
+            payload: .welcome(
+                Welcome(
+                    workerID: 0, spec: ModelZoo.lenet5, deterministic: true,
+                    microBatch: 8, sampleSize: 784))
+        ).encoded()
     }
 
     /// With nobody answering, hellos back off 0.1, 0.2, 0.4 … up to 5 s apart, and the worker

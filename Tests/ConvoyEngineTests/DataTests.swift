@@ -3,7 +3,8 @@ import ConvoyInterop
 import Foundation
 import Testing
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 let mnistDirectory = repositoryRoot.appendingPathComponent("data/mnist").path
 
 func temporaryDirectory() -> String {
@@ -29,7 +30,8 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         let sums = try String(contentsOfFile: mnistDirectory + "/SHA256SUMS", encoding: .utf8)
         let present = sums.split(separator: "\n").filter { line in
             guard let name = line.split(separator: " ").last else { return false }
-            return FileManager.default.fileExists(atPath: mnistDirectory + "/" + name.trimmingCharacters(in: CharacterSet(charactersIn: "*")))
+            return FileManager.default.fileExists(
+                atPath: mnistDirectory + "/" + name.trimmingCharacters(in: CharacterSet(charactersIn: "*")))
         }
         #expect(present.count >= 4)
         let input = Pipe()
@@ -46,7 +48,8 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         let train = try MNIST.load(directory: mnistDirectory, split: .train)
         let test = try MNIST.load(directory: mnistDirectory, split: .test)
         #expect(train.count == 60_000 && test.count == 10_000)
-        var trainCounts = [Int](repeating: 0, count: 10), testCounts = trainCounts
+        var trainCounts = [Int](repeating: 0, count: 10)
+        var testCounts = trainCounts
         for l in train.labels { trainCounts[Int(l)] += 1 }
         for l in test.labels { testCounts[Int(l)] += 1 }
         #expect(trainCounts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
@@ -93,7 +96,9 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
     func expectLoadFailure(_ files: [String: [UInt8]], gzip: Bool = false, _ problem: String) throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for (name, bytes) in files { _ = FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes)) }
+        for (name, bytes) in files {
+            _ = FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes))
+        }
         do {
             _ = try MNIST.load(directory: dir, split: .test)
             Issue.record("loaded a broken data directory (\(problem))")
@@ -104,9 +109,15 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
 
     @Test func refusesBadMNISTDirectories() throws {
         let images = idx(8, [2, 28, 28], [UInt8](repeating: 7, count: 2 * 784))
-        try expectLoadFailure(["t10k-images-idx3-ubyte": images, "t10k-labels-idx1-ubyte": idx(8, [2], [3, 12])], "label 12 at index 1 is outside 0...9")
-        try expectLoadFailure(["t10k-images-idx3-ubyte": images, "t10k-labels-idx1-ubyte": idx(8, [3], [1, 2, 3])], "3 labels for 2 images")
-        try expectLoadFailure(["t10k-images-idx3-ubyte": idx(8, [1, 2, 2], [1, 2, 3, 4]), "t10k-labels-idx1-ubyte": idx(8, [1], [1])], "expected 28×28")
+        try expectLoadFailure(
+            ["t10k-images-idx3-ubyte": images, "t10k-labels-idx1-ubyte": idx(8, [2], [3, 12])],
+            "label 12 at index 1 is outside 0...9")
+        try expectLoadFailure(
+            ["t10k-images-idx3-ubyte": images, "t10k-labels-idx1-ubyte": idx(8, [3], [1, 2, 3])],
+            "3 labels for 2 images")
+        try expectLoadFailure(
+            ["t10k-images-idx3-ubyte": idx(8, [1, 2, 2], [1, 2, 3, 4]), "t10k-labels-idx1-ubyte": idx(8, [1], [1])],
+            "expected 28×28")
         try expectLoadFailure(["t10k-images-idx3-ubyte": images], "not found")
     }
 
@@ -115,7 +126,10 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         #expect(gz.count == 10_008)
         let original = try Data(contentsOf: URL(fileURLWithPath: mnistDirectory + "/t10k-labels-idx1-ubyte.gz"))
         let images = try Data(contentsOf: URL(fileURLWithPath: mnistDirectory + "/t10k-images-idx3-ubyte.gz"))
-        for broken in [original.prefix(original.count / 2), original.prefix(30) + Data(repeating: 0x5A, count: 500) + original.suffix(from: 530)] {
+        for broken in [
+            original.prefix(original.count / 2),
+            original.prefix(30) + Data(repeating: 0x5A, count: 500) + original.suffix(from: 530),
+        ] {
             let dir = temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             _ = FileManager.default.createFile(atPath: dir + "/t10k-images-idx3-ubyte.gz", contents: images)
@@ -133,7 +147,8 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
 @Suite struct ModelFileTests {
     @Test func roundTripsAndDetectsCorruption() throws {
         let architecture = try Architecture(ModelZoo.lenet5)
-        let file = ModelFile(spec: ModelZoo.lenet5, config: TrainingConfig(), parameters: architecture.initialParameters(seed: 3))
+        let file = ModelFile(
+            spec: ModelZoo.lenet5, config: TrainingConfig(), parameters: architecture.initialParameters(seed: 3))
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/m.convoy"
@@ -154,7 +169,8 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
             _ = try ModelFile(decoding: try mismatched.encoded(), name: "m.convoy")
             Issue.record("accepted 100 parameters for LeNet-5")
         } catch let error as DataError {
-            #expect(error.description.contains("100 parameters stored but the lenet5 architecture has 61706"), "\(error)")
+            #expect(
+                error.description.contains("100 parameters stored but the lenet5 architecture has 61706"), "\(error)")
         }
     }
 }
@@ -210,8 +226,9 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
         #expect(reports.count < 3, "\(reports)")
         #expect(reports.last!.testAccuracy >= 0.6)
         #expect(session.timeToTarget != nil)
-        #expect(session.server.step % 5 == 0 && session.server.step < 3 * session.plan.stepsPerEpoch,
-                "step \(session.server.step)")
+        #expect(
+            session.server.step % 5 == 0 && session.server.step < 3 * session.plan.stepsPerEpoch,
+            "step \(session.server.step)")
         let unreachable = try TrainingSession(config: config, train: train, test: test, runner: LocalStepRunner())
         unreachable.stopRule = StopRule(targetAccuracy: 1.0, evaluateEvery: 0)
         var epochs = 0
@@ -222,11 +239,18 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
     @Test func invalidConfigsAreRefusedNamingTheSetting() {
         var config = TrainingConfig()
         config.epochs = 0
-        #expect(throws: SettingError(setting: .epochs, value: "0", rule: "must be at least 1")) { try config.validate() }
-        config = TrainingConfig(); config.learningRate = -1
+        #expect(throws: SettingError(setting: .epochs, value: "0", rule: "must be at least 1")) {
+            try config.validate()
+        }
+        config = TrainingConfig()
+        config.learningRate = -1
         #expect((try? config.validate()) == nil)
-        config = TrainingConfig(); config.model = "vgg16"
-        do { try config.validate(); Issue.record("vgg16 is not trainable here") } catch {
+        config = TrainingConfig()
+        config.model = "vgg16"
+        do {
+            try config.validate()
+            Issue.record("vgg16 is not trainable here")
+        } catch {
             #expect("\(error)".contains("summaries only"))
         }
     }

@@ -7,9 +7,11 @@ import Testing
 /// (`ModelFile.version`, `Checkpoint.version`), update docs/FORMATS.md, then the literal.
 @Suite struct FormatGoldenTests {
     /// A tiny model: Conv1d → Flatten → Dense, 6 parameters.
-    static let spec = NetworkSpec(name: "tiny", inputShape: Shape(1, 3), layers: [
-        .conv1d(outChannels: 1, kernel: 2, stride: 1, padding: 0), .flatten, .dense(outputs: 1),
-    ], initializer: .xavier)
+    static let spec = NetworkSpec(
+        name: "tiny", inputShape: Shape(1, 3),
+        layers: [
+            .conv1d(outChannels: 1, kernel: 2, stride: 1, padding: 0), .flatten, .dense(outputs: 1),
+        ], initializer: .xavier)
 
     static var config: TrainingConfig {
         var config = TrainingConfig()
@@ -28,38 +30,39 @@ import Testing
 
     @Test func modelFile() throws {
         let file = ModelFile(spec: Self.spec, config: Self.config, parameters: [1, -1, 0.5, 2, 0, 0.25])
-        let golden = hexBytes([
-            // magic CONVOYMD, version 3, header length 107
-            "434f4e564f594d44 03000000 6b000000",
-            // spec: name "tiny", rank 2, (1, 3), xavier, 3 layers
-            "0400 74696e79 02 01000000 03000000 02 0300",
-            // conv1d: 1 channel, kernel 2, stride 1, explicit 0, zeros
-            "02 01000000 02000000 01000000 01 00000000 01",
-            // flatten
-            "06",
-            // dense: 1 output
-            "07 01000000",
-            // config present
-            "01",
-            // config: model "lenet5"
-            "0600 6c656e657435",
-            // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
-            "02000000 40000000 04 0000003f 02 0201000000000000 01 08000000",
-            // initializer he
-            "03",
-            // train samples: 100
-            "01 6400000000000000",
-            // test samples: all
-            "00 0000000000000000",
-            // warm-up epochs 1, weight decay 0.25, augmentation shift 2
-            "01000000 0000803e 02",
-            // parameter count 6
-            "0600000000000000",
-            // parameters
-            "0000803f 000080bf 0000003f 00000040 00000000 0000803e",
-            // CRC-32
-            "41712d09",
-        ].joined())
+        let golden = hexBytes(
+            [
+                // magic CONVOYMD, version 3, header length 107
+                "434f4e564f594d44 03000000 6b000000",
+                // spec: name "tiny", rank 2, (1, 3), xavier, 3 layers
+                "0400 74696e79 02 01000000 03000000 02 0300",
+                // conv1d: 1 channel, kernel 2, stride 1, explicit 0, zeros
+                "02 01000000 02000000 01000000 01 00000000 01",
+                // flatten
+                "06",
+                // dense: 1 output
+                "07 01000000",
+                // config present
+                "01",
+                // config: model "lenet5"
+                "0600 6c656e657435",
+                // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
+                "02000000 40000000 04 0000003f 02 0201000000000000 01 08000000",
+                // initializer he
+                "03",
+                // train samples: 100
+                "01 6400000000000000",
+                // test samples: all
+                "00 0000000000000000",
+                // warm-up epochs 1, weight decay 0.25, augmentation shift 2
+                "01000000 0000803e 02",
+                // parameter count 6
+                "0600000000000000",
+                // parameters
+                "0000803f 000080bf 0000003f 00000040 00000000 0000803e",
+                // CRC-32
+                "41712d09",
+            ].joined())
         let bytes = try file.encoded()
         #expect(hexString(bytes) == hexString(golden))
         let decoded = try ModelFile(decoding: golden, name: "golden")
@@ -68,44 +71,49 @@ import Testing
 
     @Test func checkpoint() throws {
         var totals = GradientComputer.Totals()
-        totals.count = 16; totals.lossSum = 3.5; totals.correct = 9
-        let report = EpochReport(epoch: 1, loss: 0.25, trainAccuracy: 0.5, testAccuracy: 0.75, testLoss: 1,
-                                 seconds: 2, samplesPerSec: 8, learningRate: 0.125)
-        let header = Checkpoint.Header(config: Self.config, epoch: 1, stepInEpoch: 2, step: 12,
-                                       epochTotals: totals, reports: [report])
+        totals.count = 16
+        totals.lossSum = 3.5
+        totals.correct = 9
+        let report = EpochReport(
+            epoch: 1, loss: 0.25, trainAccuracy: 0.5, testAccuracy: 0.75, testLoss: 1,
+            seconds: 2, samplesPerSec: 8, learningRate: 0.125)
+        let header = Checkpoint.Header(
+            config: Self.config, epoch: 1, stepInEpoch: 2, step: 12,
+            epochTotals: totals, reports: [report])
         let checkpoint = Checkpoint(header: header, parameters: [1, -2], optimizerState: [0.5])
-        let golden = hexBytes([
-            // magic CONVOYCK, version 3, header length 167
-            "434f4e564f59434b 03000000 a7000000",
-            // config: model "lenet5"
-            "0600 6c656e657435",
-            // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
-            "02000000 40000000 04 0000003f 02 0201000000000000 01 08000000",
-            // initializer he
-            "03",
-            // train samples: 100
-            "01 6400000000000000",
-            // test samples: all
-            "00 0000000000000000",
-            // warm-up epochs 1, weight decay 0.25, augmentation shift 2
-            "01000000 0000803e 02",
-            // epoch 1, step in epoch 2, step 12
-            "01000000 02000000 0c00000000000000",
-            // totals: count 16, loss sum 3.5, correct 9
-            "1000000000000000 0000000000000c40 0900000000000000",
-            // 1 report
-            "01000000",
-            // epoch 1, loss, train and test accuracy, test loss
-            "01000000 000000000000d03f 000000000000e03f 000000000000e83f 000000000000f03f",
-            // seconds, samples/s, learning rate
-            "0000000000000040 0000000000002040 000000000000c03f",
-            // 2 parameters
-            "0200000000000000 0000803f 000000c0",
-            // 1 optimizer state value
-            "0100000000000000 0000003f",
-            // CRC-32
-            "4c71dd1d",
-        ].joined())
+        let golden = hexBytes(
+            [
+                // magic CONVOYCK, version 3, header length 167
+                "434f4e564f59434b 03000000 a7000000",
+                // config: model "lenet5"
+                "0600 6c656e657435",
+                // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
+                "02000000 40000000 04 0000003f 02 0201000000000000 01 08000000",
+                // initializer he
+                "03",
+                // train samples: 100
+                "01 6400000000000000",
+                // test samples: all
+                "00 0000000000000000",
+                // warm-up epochs 1, weight decay 0.25, augmentation shift 2
+                "01000000 0000803e 02",
+                // epoch 1, step in epoch 2, step 12
+                "01000000 02000000 0c00000000000000",
+                // totals: count 16, loss sum 3.5, correct 9
+                "1000000000000000 0000000000000c40 0900000000000000",
+                // 1 report
+                "01000000",
+                // epoch 1, loss, train and test accuracy, test loss
+                "01000000 000000000000d03f 000000000000e03f 000000000000e83f 000000000000f03f",
+                // seconds, samples/s, learning rate
+                "0000000000000040 0000000000002040 000000000000c03f",
+                // 2 parameters
+                "0200000000000000 0000803f 000000c0",
+                // 1 optimizer state value
+                "0100000000000000 0000003f",
+                // CRC-32
+                "4c71dd1d",
+            ].joined())
         let bytes = try checkpoint.encoded()
         #expect(hexString(bytes) == hexString(golden))
         let decoded = try Checkpoint(decoding: golden, name: "golden")
@@ -116,15 +124,17 @@ import Testing
     @Test func paddingRecords() throws {
         let layers: [LayerSpec] = [
             .conv1d(outChannels: 4, kernel: 3, stride: 2, padding: .same, mode: .edge),
-            .conv2d(outChannels: 1, kernelHeight: 2, kernelWidth: 3, strideHeight: 1, strideWidth: 1,
-                    paddingHeight: 2, paddingWidth: .same, mode: .zeros),
+            .conv2d(
+                outChannels: 1, kernelHeight: 2, kernelWidth: 3, strideHeight: 1, strideWidth: 1,
+                paddingHeight: 2, paddingWidth: .same, mode: .zeros),
         ]
-        let golden = hexBytes([
-            // conv1d: 4 channels, kernel 3, stride 2, same, edge
-            "02 04000000 03000000 02000000 02 00000000 02",
-            // conv2d: 1 channel, kernel 2×3, stride 1×1, explicit 2, same, zeros
-            "03 01000000 02000000 03000000 01000000 01000000 01 02000000 02 00000000 01",
-        ].joined())
+        let golden = hexBytes(
+            [
+                // conv1d: 4 channels, kernel 3, stride 2, same, edge
+                "02 04000000 03000000 02000000 02 00000000 02",
+                // conv2d: 1 channel, kernel 2×3, stride 1×1, explicit 2, same, zeros
+                "03 01000000 02000000 03000000 01000000 01000000 01 02000000 02 00000000 01",
+            ].joined())
         var writer = ByteWriter()
         for layer in layers { layer.write(to: &writer) }
         #expect(hexString(writer.bytes) == hexString(golden))
@@ -171,9 +181,12 @@ import Testing
         #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads version 3)")) {
             try ModelFile(decoding: model, name: "m")
         }
-        var checkpoint = try Checkpoint(header: Checkpoint.Header(config: Self.config, epoch: 0, stepInEpoch: 0, step: 0,
-                                                                  epochTotals: .init(), reports: []),
-                                        parameters: [], optimizerState: []).encoded()
+        var checkpoint = try Checkpoint(
+            header: Checkpoint.Header(
+                config: Self.config, epoch: 0, stepInEpoch: 0, step: 0,
+                epochTotals: .init(), reports: []),
+            parameters: [], optimizerState: []
+        ).encoded()
         checkpoint[8] = 1
         #expect(throws: DataError("c: checkpoint version 1 is not supported (this convoy reads version 3)")) {
             try Checkpoint(decoding: checkpoint, name: "c")
@@ -199,13 +212,17 @@ import Testing
     }
 
     @Test func oversizedLayersAreRefusedBeforeAnySizeIsComputed() {
-        let huge = NetworkSpec(name: "huge", inputShape: Shape(1 << 14, 1 << 14),
-                               layers: [.flatten, .dense(outputs: 1 << 20)])
+        let huge = NetworkSpec(
+            name: "huge", inputShape: Shape(1 << 14, 1 << 14),
+            layers: [.flatten, .dense(outputs: 1 << 20)])
         #expect(throws: ShapeError.self) { try Architecture(huge) }
-        let wide = NetworkSpec(name: "wide", inputShape: Shape(1 << 10, 1 << 9, 1 << 9), layers: [
-            .conv2d(outChannels: 1 << 20, kernelHeight: 4096, kernelWidth: 4096, strideHeight: 1, strideWidth: 1,
-                    paddingHeight: 4096, paddingWidth: 4096),
-        ])
+        let wide = NetworkSpec(
+            name: "wide", inputShape: Shape(1 << 10, 1 << 9, 1 << 9),
+            layers: [
+                .conv2d(
+                    outChannels: 1 << 20, kernelHeight: 4096, kernelWidth: 4096, strideHeight: 1, strideWidth: 1,
+                    paddingHeight: 4096, paddingWidth: 4096)
+            ])
         #expect(throws: ShapeError.self) { try Architecture(wide) }
     }
 }

@@ -12,8 +12,10 @@ import Testing
     func microBatchesAtOffsetsGiveTheirOwnBits(spec: Int) throws {
         let architecture = try Architecture(FusedKernelTests.specs[spec])
         var rng = SeededRandom(seed: UInt64(spec) &+ 900)
-        let micro = 3, count = 3 * micro + 2   // a short last micro-batch
-        let size = architecture.inputShape.count, classes = architecture.outputShape.count
+        let micro = 3
+        let count = 3 * micro + 2  // a short last micro-batch
+        let size = architecture.inputShape.count
+        let classes = architecture.outputShape.count
         let input = randomFloats(count * size, &rng)
         let labels = (0..<count).map { _ in UInt8(rng.nextIndex(below: classes)) }
         let parameters = architecture.initialParameters(seed: 9)
@@ -22,11 +24,15 @@ import Testing
         let ranges = stride(from: 0, to: count, by: micro).map { $0..<min($0 + micro, count) }
         for range in ranges {
             network.forward(batch: range.count, at: range.lowerBound)
-            _ = labels.withUnsafeBufferPointer { network.lossGradient(labels: $0.baseAddress! + range.lowerBound, batch: range.count, at: range.lowerBound) }
+            _ = labels.withUnsafeBufferPointer {
+                network.lossGradient(
+                    labels: $0.baseAddress! + range.lowerBound, batch: range.count, at: range.lowerBound)
+            }
         }
         let split = architecture.headStart ?? 0
         let layers = architecture.layers.count
-        var heads: [[Float]] = [], trunks: [[Float]] = []
+        var heads: [[Float]] = []
+        var trunks: [[Float]] = []
         for range in ranges {
             network.gradient.zero()
             network.backward(batch: range.count, at: range.lowerBound, layers: split..<layers)
@@ -39,8 +45,9 @@ import Testing
         }
         let alone = Network(architecture, maxBatch: micro, parameters: parameters)
         for (k, range) in ranges.enumerated() {
-            let own = FusedKernelTests.fused(alone, input: Array(input[(range.lowerBound * size)..<(range.upperBound * size)]),
-                                             labels: Array(labels[range]), batch: range.count)
+            let own = FusedKernelTests.fused(
+                alone, input: Array(input[(range.lowerBound * size)..<(range.upperBound * size)]),
+                labels: Array(labels[range]), batch: range.count)
             let combined = zip(heads[k], trunks[k]).map { $0 + $1 }  // disjoint parameters: one of each pair is 0
             #expect(combined == own.gradient, "\(architecture.spec.name) micro-batch \(k) at \(range.lowerBound)")
         }
@@ -51,12 +58,13 @@ import Testing
     @Test func rangesThatCutABlock() throws {
         let architecture = try Architecture(ModelZoo.lenet5)
         var rng = SeededRandom(seed: 950)
-        let batch = 5, layers = architecture.layers.count
+        let batch = 5
+        let layers = architecture.layers.count
         let input = randomFloats(batch * architecture.inputShape.count, &rng)
         let labels = (0..<batch).map { _ in UInt8(rng.nextIndex(below: 10)) }
         let network = Network(architecture, maxBatch: batch, parameters: architecture.initialParameters(seed: 4))
         let whole = FusedKernelTests.fused(network, input: input, labels: labels, batch: batch).gradient
-        for cut in [1, 2, 4, 5] {   // inside the first and the second Conv+ReLU+MaxPool block
+        for cut in [1, 2, 4, 5] {  // inside the first and the second Conv+ReLU+MaxPool block
             network.gradient.zero()
             network.forward(batch: batch)
             _ = labels.withUnsafeBufferPointer { network.lossGradient(labels: $0.baseAddress!, batch: batch) }
@@ -90,10 +98,16 @@ import Testing
         for backend in BLAS.Backend.allCases where BLAS.isAvailable(backend) {
             #expect(SelfCheck.gemmAgrees(on: backend), "\(backend.rawValue)")
             let (m, n, k) = (16, 150, 400)
-            let a = SelfCheck.values(m * k, seed: 11), b = SelfCheck.values(n * k, seed: 12)
-            var c = [Float](repeating: 0, count: m * n), r = c
-            BLAS.sgemm(on: backend, transA: false, transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, beta: 0, c: &c, ldc: n)
-            BLAS.sgemm(on: .reference, transA: false, transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, beta: 0, c: &r, ldc: n)
+            let a = SelfCheck.values(m * k, seed: 11)
+            let b = SelfCheck.values(n * k, seed: 12)
+            var c = [Float](repeating: 0, count: m * n)
+            var r = c
+            BLAS.sgemm(
+                on: backend, transA: false, transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, beta: 0, c: &c,
+                ldc: n)
+            BLAS.sgemm(
+                on: .reference, transA: false, transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, beta: 0,
+                c: &r, ldc: n)
             let worst = zip(c, r).map { abs($0 - $1) }.max()!
             #expect(worst < 1e-4, "\(backend.rawValue): worst difference \(worst)")
         }
@@ -114,20 +128,30 @@ import Testing
     /// user-named core or GEMM is honoured; a kernel that fits the CPU stays; the plain
     /// reference is always the last resort.
     @Test func gemmCandidatesFollowTheCPU() {
-        let prescott = KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: true, oneDNN: true)
+        let prescott = KernelChoice.gemmCandidates(
+            named: nil, userCore: nil, core: "Prescott", vectorCPU: true, oneDNN: true)
         #expect(prescott.gemms == [.onednn, .openblas, .reference])
         #expect(prescott.notes.joined().contains("Prescott"))
-        let noDNNL = KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: true, oneDNN: false)
+        let noDNNL = KernelChoice.gemmCandidates(
+            named: nil, userCore: nil, core: "Prescott", vectorCPU: true, oneDNN: false)
         #expect(noDNNL.gemms == [.openblas, .reference])
         #expect(noDNNL.notes.joined().contains("not installed"))
         for core in ["Zen", "Haswell", "SkylakeX", "Cooperlake"] {
-            #expect(KernelChoice.gemmCandidates(named: nil, userCore: nil, core: core, vectorCPU: true, oneDNN: true).gemms == [.openblas, .reference])
+            #expect(
+                KernelChoice.gemmCandidates(named: nil, userCore: nil, core: core, vectorCPU: true, oneDNN: true).gemms
+                    == [.openblas, .reference])
         }
-        #expect(KernelChoice.gemmCandidates(named: nil, userCore: "Cooperlake", core: "Prescott", vectorCPU: true, oneDNN: true).gemms
+        #expect(
+            KernelChoice.gemmCandidates(
+                named: nil, userCore: "Cooperlake", core: "Prescott", vectorCPU: true, oneDNN: true
+            ).gemms
                 == [.openblas, .reference])
-        #expect(KernelChoice.gemmCandidates(named: .onednn, userCore: nil, core: "Zen", vectorCPU: true, oneDNN: true).gemms
+        #expect(
+            KernelChoice.gemmCandidates(named: .onednn, userCore: nil, core: "Zen", vectorCPU: true, oneDNN: true).gemms
                 == [.onednn, .reference])
-        #expect(KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: false, oneDNN: true).gemms
+        #expect(
+            KernelChoice.gemmCandidates(named: nil, userCore: nil, core: "Prescott", vectorCPU: false, oneDNN: true)
+                .gemms
                 == [.openblas, .reference])
     }
 }

@@ -18,7 +18,9 @@ func runLayer(_ layer: any Layer, x: [Float], parameters: [Float], dy: [Float], 
         params.withUnsafeBufferPointer { pp in
             y.withUnsafeMutableBufferPointer { yp in
                 scratch.withUnsafeMutableBufferPointer { sp in
-                    layer.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, parameters: pp.baseAddress!, scratch: sp.baseAddress!)
+                    layer.forward(
+                        x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, parameters: pp.baseAddress!,
+                        scratch: sp.baseAddress!)
                 }
             }
             dy.withUnsafeBufferPointer { dyp in
@@ -29,8 +31,9 @@ func runLayer(_ layer: any Layer, x: [Float], parameters: [Float], dy: [Float], 
                                 var g = gp.baseAddress
                                 var dummy: Float = 0
                                 if gp.count == 0 { g = withUnsafeMutablePointer(to: &dummy) { $0 } }
-                                layer.backward(x: xp.baseAddress!, y: yp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!,
-                                               batch: batch, parameters: pp.baseAddress!, gradient: g!, scratch: sp.baseAddress!)
+                                layer.backward(
+                                    x: xp.baseAddress!, y: yp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!,
+                                    batch: batch, parameters: pp.baseAddress!, gradient: g!, scratch: sp.baseAddress!)
                             }
                         }
                     }
@@ -42,7 +45,10 @@ func runLayer(_ layer: any Layer, x: [Float], parameters: [Float], dy: [Float], 
 }
 
 func forwardOnly(_ layer: any Layer, x: [Float], parameters: [Float], batch: Int) -> [Float] {
-    runLayer(layer, x: x, parameters: parameters, dy: [Float](repeating: 0, count: batch * layer.outputShape.count), batch: batch).y
+    runLayer(
+        layer, x: x, parameters: parameters, dy: [Float](repeating: 0, count: batch * layer.outputShape.count),
+        batch: batch
+    ).y
 }
 
 func randomFloats(_ count: Int, _ rng: inout SeededRandom, scale: Double = 1) -> [Float] {
@@ -50,8 +56,10 @@ func randomFloats(_ count: Int, _ rng: inout SeededRandom, scale: Double = 1) ->
 }
 
 /// `|a − b| ≤ atol + rtol·|b|` elementwise, with a message naming the first offender.
-func expectClose(_ a: [Float], _ b: [Double], atol: Double, rtol: Double, _ what: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClose(
+    _ a: [Float], _ b: [Double], atol: Double, rtol: Double, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(a.count == b.count, "\(what): \(a.count) values, expected \(b.count)", sourceLocation: sourceLocation)
     for i in 0..<min(a.count, b.count) where !(abs(Double(a[i]) - b[i]) <= atol + rtol * abs(b[i])) {
         Issue.record("\(what)[\(i)] = \(a[i]), reference \(b[i])", sourceLocation: sourceLocation)

@@ -10,7 +10,7 @@ import Testing
         #expect(try convolutionOutputSize(input: 4, kernel: 3) == 2)
         let run = runLayer(layer, x: [1, 2, 3, 4], parameters: [3, 5, 7, 1], dy: [10, 20], batch: 1)
         #expect(run.y == [35, 50])
-        #expect(run.gradient == [50, 80, 110, 30])   // dw, then db
+        #expect(run.gradient == [50, 80, 110, 30])  // dw, then db
         #expect(run.dx == [30, 110, 170, 140])
     }
 
@@ -31,7 +31,8 @@ import Testing
     @Test func vector3Conv1dMiniBatch() throws {
         // The same signal twice in a batch gives the same output twice.
         let layer = try Conv1d(inputShape: Shape(1, 4), outChannels: 1, kernel: 3, stride: 2, padding: 1)
-        #expect(forwardOnly(layer, x: [1, 2, 3, 4, 1, 2, 3, 4], parameters: [3, 5, 7, 1], batch: 2) == [20, 50, 20, 50])
+        #expect(
+            forwardOnly(layer, x: [1, 2, 3, 4, 1, 2, 3, 4], parameters: [3, 5, 7, 1], batch: 2) == [20, 50, 20, 50])
     }
 
     @Test func vector4Conv2d() throws {
@@ -58,7 +59,8 @@ import Testing
         let layer = try MaxPool2d(inputShape: Shape(1, 2, 2), window: (2, 2))
         #expect(runLayer(layer, x: [5, 5, 5, 5], parameters: [], dy: [1], batch: 1).dx == [1, 0, 0, 0])
         let generic = try MaxPool2d(inputShape: Shape(1, 2, 3), window: (2, 2), stride: (1, 1))
-        #expect(runLayer(generic, x: [1, 5, 5, 1, 5, 5], parameters: [], dy: [1, 2], batch: 1).dx == [0, 3, 0, 0, 0, 0])
+        #expect(
+            runLayer(generic, x: [1, 5, 5, 1, 5, 5], parameters: [], dy: [1, 2], batch: 1).dx == [0, 3, 0, 0, 0, 0])
     }
 
     @Test func vector6AvgPool() throws {
@@ -71,10 +73,16 @@ import Testing
     @Test(arguments: [
         (144, 3, 6, 1, 142, 168), (60, 24, 48, 1, 58, 10_416), (20, 10, 20, 2, 9, 1_820),
     ])
-    func vector7OutputSizeAndParameters(input: Int, inChannels: Int, outChannels: Int, stride: Int, expectedSize: Int, expectedParameters: Int) throws {
+    func vector7OutputSizeAndParameters(
+        input: Int, inChannels: Int, outChannels: Int, stride: Int, expectedSize: Int, expectedParameters: Int
+    ) throws {
         #expect(try convolutionOutputSize(input: input, kernel: 3, stride: stride) == expectedSize)
-        #expect(convolutionParameterCount(inChannels: inChannels, outChannels: outChannels, kernelHeight: 3, kernelWidth: 3) == expectedParameters)
-        let layer = try Conv2d(inputShape: Shape(inChannels, input, input), outChannels: outChannels, kernel: (3, 3), stride: (stride, stride))
+        #expect(
+            convolutionParameterCount(inChannels: inChannels, outChannels: outChannels, kernelHeight: 3, kernelWidth: 3)
+                == expectedParameters)
+        let layer = try Conv2d(
+            inputShape: Shape(inChannels, input, input), outChannels: outChannels, kernel: (3, 3),
+            stride: (stride, stride))
         #expect(layer.outputShape == Shape(outChannels, expectedSize, expectedSize))
         #expect(layer.parameterCount == expectedParameters)
     }
@@ -86,10 +94,12 @@ import Testing
 
     @Test func lenet5ShapesFollowTheSpec() throws {
         let architecture = try Architecture(ModelZoo.lenet5)
-        #expect(architecture.layers.map(\.outputShape) == [
-            Shape(6, 28, 28), Shape(6, 28, 28), Shape(6, 14, 14), Shape(16, 10, 10), Shape(16, 10, 10), Shape(16, 5, 5),
-            Shape(400), Shape(120), Shape(120), Shape(84), Shape(84), Shape(10),
-        ])
+        #expect(
+            architecture.layers.map(\.outputShape) == [
+                Shape(6, 28, 28), Shape(6, 28, 28), Shape(6, 14, 14), Shape(16, 10, 10), Shape(16, 10, 10),
+                Shape(16, 5, 5),
+                Shape(400), Shape(120), Shape(120), Shape(84), Shape(84), Shape(10),
+            ])
     }
 
     @Test func impossibleConfigurationsAreErrors() throws {
@@ -98,10 +108,16 @@ import Testing
         #expect(throws: ShapeError.self) { try convolutionOutputSize(input: 4, kernel: 3, stride: 0) }
         #expect(throws: ShapeError.self) { try convolutionOutputSize(input: 4, kernel: 3, padding: -1) }
         // A channel mismatch: Dense on an unflattened input, Conv2d on a flat one.
-        #expect(throws: ShapeError.self) { try Architecture(NetworkSpec(name: "bad", inputShape: Shape(1, 28, 28), layers: [.dense(outputs: 10)])) }
-        #expect(throws: ShapeError.self) { try Architecture(NetworkSpec(name: "bad", inputShape: Shape(784), layers: [.conv2d(6, kernel: 5)])) }
+        #expect(throws: ShapeError.self) {
+            try Architecture(NetworkSpec(name: "bad", inputShape: Shape(1, 28, 28), layers: [.dense(outputs: 10)]))
+        }
+        #expect(throws: ShapeError.self) {
+            try Architecture(NetworkSpec(name: "bad", inputShape: Shape(784), layers: [.conv2d(6, kernel: 5)]))
+        }
         do {
-            _ = try Architecture(NetworkSpec(name: "tiny", inputShape: Shape(1, 4, 4), layers: [.conv2d(2, kernel: 3), .conv2d(2, kernel: 3)]))
+            _ = try Architecture(
+                NetworkSpec(
+                    name: "tiny", inputShape: Shape(1, 4, 4), layers: [.conv2d(2, kernel: 3), .conv2d(2, kernel: 3)]))
             Issue.record("a 2×2 input to a 3×3 kernel must not build")
         } catch let error as ShapeError {
             #expect(error.description.contains("tiny layer 2"), "\(error)")

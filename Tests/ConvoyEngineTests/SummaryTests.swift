@@ -8,9 +8,10 @@ import Testing
     /// conv1 6·28·28·(1·5·5), conv2 16·10·10·(6·5·5), then the Dense layers' in·out.
     @Test func lenet5MultiplyAdds() throws {
         let architecture = try Architecture(ModelZoo.lenet5)
-        #expect(architecture.summaryRows.map(\.multiplyAdds) == [
-            117_600, 0, 0, 240_000, 0, 0, 0, 48_000, 0, 10_080, 0, 840,
-        ])
+        #expect(
+            architecture.summaryRows.map(\.multiplyAdds) == [
+                117_600, 0, 0, 240_000, 0, 0, 0, 48_000, 0, 10_080, 0, 840,
+            ])
         #expect(architecture.multiplyAdds == 416_520)
     }
 
@@ -32,14 +33,16 @@ import Testing
     @Test func notationRoundTrips() throws {
         var layers = ModelZoo.all.flatMap { (try? ModelZoo.spec(named: $0).layers) ?? [] }
         layers += [
-            .conv2d(outChannels: 2, kernelHeight: 3, kernelWidth: 2, strideHeight: 2, strideWidth: 1,
-                    paddingHeight: .same, paddingWidth: 1, mode: .edge),
+            .conv2d(
+                outChannels: 2, kernelHeight: 3, kernelWidth: 2, strideHeight: 2, strideWidth: 1,
+                paddingHeight: .same, paddingWidth: 1, mode: .edge),
             .conv1d(outChannels: 4, kernel: 3, stride: 2, padding: .same, mode: .edge),
             .simpleConv1d(kernel: 3), .avgPool(3, stride: 2), .sigmoid, .tanh,
         ]
         for layer in layers { #expect(try LayerSpec(notation: layer.notation) == layer, "\(layer.notation)") }
-        let spec = try NetworkSpec(name: "n", inputShape: Shape(1, 28, 28),
-                                   notation: "conv2d(6, 5, padding=2); relu, maxpool(2)  flatten dense(10)")
+        let spec = try NetworkSpec(
+            name: "n", inputShape: Shape(1, 28, 28),
+            notation: "conv2d(6, 5, padding=2); relu, maxpool(2)  flatten dense(10)")
         #expect(spec.layers == [.conv2d(6, kernel: 5, padding: 2), .relu, .maxPool(2), .flatten, .dense(outputs: 10)])
     }
 

@@ -9,34 +9,39 @@ import Testing
     }
 
     @Test func sgd() {
-        var o: any Optimizer = SGD(), w: [Float] = [1, 2]
+        var o: any Optimizer = SGD()
+        var w: [Float] = [1, 2]
         apply(&o, &w, [0.5, -1], lr: 0.1)
         #expect(w == [0.95, 2.1])
     }
 
     @Test func momentumAccumulatesVelocity() {
-        var o: any Optimizer = Momentum(parameterCount: 1, mu: 0.5), w: [Float] = [0]
-        apply(&o, &w, [1], lr: 1)   // v = 1
-        apply(&o, &w, [1], lr: 1)   // v = 1.5
+        var o: any Optimizer = Momentum(parameterCount: 1, mu: 0.5)
+        var w: [Float] = [0]
+        apply(&o, &w, [1], lr: 1)  // v = 1
+        apply(&o, &w, [1], lr: 1)  // v = 1.5
         #expect(w == [-2.5])
         #expect(o.state == [1.5])
     }
 
     @Test func adagradFollowsSpec() {
-        var o: any Optimizer = AdaGrad(parameterCount: 1, epsilon: 0), w: [Float] = [0]
-        apply(&o, &w, [2], lr: 1)   // h = 4, w −= 2/2
-        apply(&o, &w, [2], lr: 1)   // h = 8, w −= 2/√8
+        var o: any Optimizer = AdaGrad(parameterCount: 1, epsilon: 0)
+        var w: [Float] = [0]
+        apply(&o, &w, [2], lr: 1)  // h = 4, w −= 2/2
+        apply(&o, &w, [2], lr: 1)  // h = 8, w −= 2/√8
         #expect(abs(w[0] - (-1 - 2 / Float(8).squareRoot())) < 1e-6)
     }
 
     @Test func adamFirstStepIsLearningRateSizedAndStateRoundTrips() {
-        var o: any Optimizer = Adam(parameterCount: 2), w: [Float] = [0, 0]
+        var o: any Optimizer = Adam(parameterCount: 2)
+        var w: [Float] = [0, 0]
         apply(&o, &w, [3, -0.001], lr: 0.01)
         // With bias correction, the first step is ≈ lr·sign(g) whatever |g| is.
         #expect(abs(w[0] + 0.01) < 1e-5 && abs(w[1] - 0.01) < 1e-4)
         var restored: any Optimizer = Adam(parameterCount: 2)
         restored.state = o.state
-        var a = w, b = w
+        var a = w
+        var b = w
         apply(&o, &a, [1, 1], lr: 0.01)
         apply(&restored, &b, [1, 1], lr: 0.01)
         #expect(a == b)
@@ -94,7 +99,8 @@ import Testing
         config.weightDecay = 0.1
         let server = ParameterServer(parameters: [2, -4], config: config, totalSteps: 10)
         let sum = GradientSum(mode: .float, count: 2)
-        sum.float[0] = 1; sum.float[1] = 1
+        sum.float[0] = 1
+        sum.float[1] = 1
         sum.addSamples(2)
         server.apply(sum)
         // g = 1/2 + 0.1·w; w' = w − 0.5·g
@@ -111,7 +117,9 @@ import Testing
             var sums = [Int64](repeating: 0, count: 100)
             for k in order {
                 try terms[k].withUnsafeBufferPointer { t in
-                    try sums.withUnsafeMutableBufferPointer { try FixedPoint.accumulate(t.baseAddress!, into: $0.baseAddress!, count: 100) }
+                    try sums.withUnsafeMutableBufferPointer {
+                        try FixedPoint.accumulate(t.baseAddress!, into: $0.baseAddress!, count: 100)
+                    }
                 }
             }
             return sums
@@ -130,7 +138,9 @@ import Testing
             let values: [Float] = [1, bad, 2]
             #expect(throws: FixedPoint.OverflowError.self) {
                 try values.withUnsafeBufferPointer { v in
-                    try sums.withUnsafeMutableBufferPointer { try FixedPoint.accumulate(v.baseAddress!, into: $0.baseAddress!, count: 3) }
+                    try sums.withUnsafeMutableBufferPointer {
+                        try FixedPoint.accumulate(v.baseAddress!, into: $0.baseAddress!, count: 3)
+                    }
                 }
             }
         }
@@ -144,7 +154,11 @@ import Testing
                 #expect(slices.first!.lowerBound == 0 && slices.last!.upperBound == count)
                 for (a, b) in zip(slices, slices.dropFirst()) { #expect(a.upperBound == b.lowerBound) }
                 // Cuts fall on micro-batch boundaries, except at the end of a short batch.
-                for s in slices { #expect((s.lowerBound % 8 == 0 || s.lowerBound == count) && (s.upperBound % 8 == 0 || s.upperBound == count)) }
+                for s in slices {
+                    #expect(
+                        (s.lowerBound % 8 == 0 || s.lowerBound == count)
+                            && (s.upperBound % 8 == 0 || s.upperBound == count))
+                }
                 // As even as whole micro-batches allow.
                 let units = slices.map { ($0.count + 7) / 8 }
                 #expect(units.max()! - units.min()! <= 1)
@@ -177,8 +191,9 @@ import Testing
                 let sum = GradientSum(mode: .fixedPoint, count: architecture.parameterCount)
                 _ = try pixels.withUnsafeBufferPointer { p in
                     try labels.withUnsafeBufferPointer { l in
-                        try computer.compute(pixels: p.baseAddress! + slice.lowerBound * 784, labels: l.baseAddress! + slice.lowerBound,
-                                             count: slice.count, microBatch: 8, into: sum)
+                        try computer.compute(
+                            pixels: p.baseAddress! + slice.lowerBound * 784, labels: l.baseAddress! + slice.lowerBound,
+                            count: slice.count, microBatch: 8, into: sum)
                     }
                 }
                 total.add(sum)
@@ -208,16 +223,20 @@ import Testing
             var announced: [Range<Int>] = []
             let totals = try pixels.withUnsafeBufferPointer { p in
                 try labels.withUnsafeBufferPointer { l in
-                    try computeSlots.compute(pixels: p.baseAddress!, labels: l.baseAddress!, count: count, microBatch: 8,
-                                             unit: 8, bucketReady: { range, totals in
-                        #expect(totals.count == count)
-                        announced.append(range)
-                    })
+                    try computeSlots.compute(
+                        pixels: p.baseAddress!, labels: l.baseAddress!, count: count, microBatch: 8,
+                        unit: 8,
+                        bucketReady: { range, totals in
+                            #expect(totals.count == count)
+                            announced.append(range)
+                        })
                 }
             }
             #expect(totals.count == count && computeSlots.total.samples == count)
-            return (Array(UnsafeBufferPointer(start: computeSlots.total.fixed, count: computeSlots.total.count)),
-                    announced, totals.correct)
+            return (
+                Array(UnsafeBufferPointer(start: computeSlots.total.fixed, count: computeSlots.total.count)),
+                announced, totals.correct
+            )
         }
         let one = try run(slots: 1)
         #expect(one.1 == architecture.gradientBuckets.map(\.parameters))

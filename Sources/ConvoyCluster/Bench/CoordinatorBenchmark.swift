@@ -46,17 +46,24 @@ public struct CoordinatorBenchResult: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case workers, slices, batch, deterministic, steps, dropped
-        case stepsPerSec = "steps_per_sec", samplesPerSec = "samples_per_sec", stepMs = "step_ms"
-        case coordinatorMs = "coordinator_ms", coordinatorCPUMs = "coordinator_cpu_ms"
-        case coordinatorIOCPUMs = "coordinator_io_cpu_ms", bytesPerStep = "bytes_per_step"
-        case megabytesPerSec = "mb_per_sec", slicesAnswered = "slices_answered"
+        case stepsPerSec = "steps_per_sec"
+        case samplesPerSec = "samples_per_sec"
+        case stepMs = "step_ms"
+        case coordinatorMs = "coordinator_ms"
+        case coordinatorCPUMs = "coordinator_cpu_ms"
+        case coordinatorIOCPUMs = "coordinator_io_cpu_ms"
+        case bytesPerStep = "bytes_per_step"
+        case megabytesPerSec = "mb_per_sec"
+        case slicesAnswered = "slices_answered"
     }
 }
 
 public enum CoordinatorBenchmark {
     /// Runs the benchmark; `log` gets the coordinator's messages (joins, drops).
-    public static func run(_ settings: CoordinatorBenchSettings,
-                           log: @escaping (String) -> Void = { _ in }) throws -> CoordinatorBenchResult {
+    public static func run(
+        _ settings: CoordinatorBenchSettings,
+        log: @escaping (String) -> Void = { _ in }
+    ) throws -> CoordinatorBenchResult {
         let config = try trainingConfig(settings)
         let data = syntheticData(samples: settings.batch * 4, sampleSize: try inputSize(settings.model))
         let context = ZMQContext()
@@ -72,10 +79,12 @@ public enum CoordinatorBenchmark {
         // Generous: a loaded machine must slow the benchmark, not drop its workers.
         options.stepTimeout = 60
         let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
-        let session = try TrainingSession(config: config, train: data, test: data.prefix(settings.batch),
-                                          runner: runner)
+        let session = try TrainingSession(
+            config: config, train: data, test: data.prefix(settings.batch),
+            runner: runner)
         let workers = SyntheticWorkers(endpoint: transport.endpoint, count: settings.workers)
-        let timed: Timed, stats: ClusterStats
+        let timed: Timed
+        let stats: ClusterStats
         do {
             try session.startRunner()
             try trainSteps(session, from: 0, count: settings.warmupSteps)
@@ -93,12 +102,15 @@ public enum CoordinatorBenchmark {
             throw error
         }
         let answered = try workers.join()
-        return result(settings, stats: stats, timed: timed, slicesAnswered: answered,
-                      dropped: settings.workers - stats.workers)
+        return result(
+            settings, stats: stats, timed: timed, slicesAnswered: answered,
+            dropped: settings.workers - stats.workers)
     }
 
-    private static func result(_ settings: CoordinatorBenchSettings, stats: ClusterStats, timed: Timed,
-                               slicesAnswered: [Int], dropped: Int) -> CoordinatorBenchResult {
+    private static func result(
+        _ settings: CoordinatorBenchSettings, stats: ClusterStats, timed: Timed,
+        slicesAnswered: [Int], dropped: Int
+    ) -> CoordinatorBenchResult {
         let steps = Double(settings.steps)
         let units = (settings.batch + settings.microBatch - 1) / settings.microBatch
         let stepsPerSec = steps / timed.wall
@@ -131,8 +143,9 @@ public enum CoordinatorBenchmark {
     /// Random MNIST-shaped samples: the coordinator's cost does not depend on their values.
     static func syntheticData(samples: Int, sampleSize: Int) -> Dataset {
         var rng = SeededRandom(seed: 11)
-        return Dataset(pixels: (0..<(samples * sampleSize)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
-                       labels: (0..<samples).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: sampleSize)
+        return Dataset(
+            pixels: (0..<(samples * sampleSize)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+            labels: (0..<samples).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: sampleSize)
     }
 
     private static func trainSteps(_ session: TrainingSession, from first: Int, count: Int) throws {

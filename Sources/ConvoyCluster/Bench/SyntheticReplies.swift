@@ -36,7 +36,8 @@ final class SyntheticReplies {
     /// A bucket's synthetic values: small and varied, like a real slice's sums (a fixed-point
     /// value takes 3–4 bytes as a varint, as LeNet-5's do), and their sum can never overflow.
     static func gradient(_ range: Range<Int>, deterministic: Bool) -> StepResult.Gradient {
-        deterministic ? .fixedPoint(range.map { Int64($0 % 7 - 3) << 20 }) : .float(range.map { Float($0 % 7 - 3) * 1e-4 })
+        deterministic
+            ? .fixedPoint(range.map { Int64($0 % 7 - 3) << 20 }) : .float(range.map { Float($0 % 7 - 3) * 1e-4 })
     }
 
     /// The frames answering slice `slice` of `count` samples at step `step`.
@@ -54,9 +55,13 @@ final class SyntheticReplies {
 
     private func encoded(count: Int, step: UInt64, slice: UInt32) -> [[UInt8]] {
         gradients.map { bucket in
-            Message(runID: runID, step: step, workerID: workerID, payload: .result(StepResult(
-                slice: slice, count: count, correct: 0, lossSum: Double(count) * 2.3, computeSeconds: 0,
-                gradientOffset: bucket.offset, gradient: bucket.values))).encoded()
+            Message(
+                runID: runID, step: step, workerID: workerID,
+                payload: .result(
+                    StepResult(
+                        slice: slice, count: count, correct: 0, lossSum: Double(count) * 2.3, computeSeconds: 0,
+                        gradientOffset: bucket.offset, gradient: bucket.values))
+            ).encoded()
         }
     }
 

@@ -84,7 +84,10 @@ final class SyntheticWorker {
     /// Whether the in-place reading of step frames was checked against the codec.
     private var peekChecked = false
 
-    init(index: Int, socket: ZMQSocket) { self.index = index; self.socket = socket }
+    init(index: Int, socket: ZMQSocket) {
+        self.index = index
+        self.socket = socket
+    }
 
     func handle(_ frame: [UInt8]) throws {
         guard let peek = StepPeek(frame) else { return try handleControl(frame) }
@@ -93,14 +96,20 @@ final class SyntheticWorker {
             // Once per worker: if the codec's step layout ever moves, fail loudly, never
             // answer the wrong slice.
             guard let message = try? Message(decoding: frame), case let .step(work) = message.payload,
-                  StepPeek(message, work: work) == peek else { throw SyntheticWorkerError.stepLayoutChanged }
+                StepPeek(message, work: work) == peek
+            else { throw SyntheticWorkerError.stepLayoutChanged }
             peekChecked = true
         }
         if peek.evaluate {
-            let totals = StepResult(slice: peek.slice, count: peek.count, correct: 0, lossSum: 0, computeSeconds: 0,
-                                    gradient: .none)
-            try socket.send([Message(runID: runID, step: peek.step, workerID: workerID,
-                                     payload: .result(totals)).encoded()])
+            let totals = StepResult(
+                slice: peek.slice, count: peek.count, correct: 0, lossSum: 0, computeSeconds: 0,
+                gradient: .none)
+            try socket.send([
+                Message(
+                    runID: runID, step: peek.step, workerID: workerID,
+                    payload: .result(totals)
+                ).encoded()
+            ])
             return
         }
         for frame in replies.frames(count: peek.count, step: peek.step, slice: peek.slice) {
@@ -114,7 +123,7 @@ final class SyntheticWorker {
         guard let message = try? Message(decoding: frame) else { return }
         switch message.payload {
         case let .welcome(welcome):
-            if replies != nil && runID == message.runID { return }   // a repeated welcome
+            if replies != nil && runID == message.runID { return }  // a repeated welcome
             runID = message.runID
             workerID = welcome.workerID
             replies = try SyntheticReplies(welcome: welcome, runID: runID)
@@ -141,7 +150,8 @@ struct StepPeek: Equatable {
 
     init?(_ frame: [UInt8]) {
         guard frame.count >= Wire.headerSize + 20,
-              Self.read(UInt16.self, frame, 6) == MessageType.step.rawValue else { return nil }
+            Self.read(UInt16.self, frame, 6) == MessageType.step.rawValue
+        else { return nil }
         runID = Self.read(UInt64.self, frame, 8)
         step = Self.read(UInt64.self, frame, 16)
         slice = Self.read(UInt32.self, frame, 40)
@@ -150,7 +160,11 @@ struct StepPeek: Equatable {
     }
 
     init(_ message: Message, work: StepWork) {
-        runID = message.runID; step = message.step; slice = work.slice; evaluate = work.evaluate; count = work.count
+        runID = message.runID
+        step = message.step
+        slice = work.slice
+        evaluate = work.evaluate
+        count = work.count
     }
 
     static func read<T: FixedWidthInteger>(_: T.Type, _ frame: [UInt8], _ offset: Int) -> T {

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// CPU time of threads, for benchmarks: the calling thread's from the clock, any thread of
@@ -28,7 +28,8 @@ enum ThreadCPU {
     /// User + system CPU seconds of thread `task` (clock-tick resolution, 10 ms), 0 if gone.
     static func seconds(task: Int) -> Double {
         guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
-              let end = stat.lastIndex(of: ")") else { return 0 }
+            let end = stat.lastIndex(of: ")")
+        else { return 0 }
         // After "pid (comm)": state is field 3, utime and stime are fields 14 and 15.
         let fields = stat[stat.index(after: end)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }

@@ -17,8 +17,11 @@ public struct ClusterStats: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case workers
-        case workerStepMs = "worker_step_ms", stepMs = "step_ms", coordinatorMs = "coordinator_ms"
-        case bytesPerStep = "bytes_per_step", workerWaitFraction = "worker_wait_fraction"
+        case workerStepMs = "worker_step_ms"
+        case stepMs = "step_ms"
+        case coordinatorMs = "coordinator_ms"
+        case bytesPerStep = "bytes_per_step"
+        case workerWaitFraction = "worker_wait_fraction"
     }
 }
 
@@ -61,11 +64,16 @@ final class ClusterStatsRecorder {
         let n = Double(max(steps, 1))
         let busy = zip(computeSeconds, slices).filter { $1 > 0 }.map(\.0)
         let meanCompute = busy.isEmpty ? 0 : busy.reduce(0, +) / Double(busy.count)
-        let stats = ClusterStats(workers: liveWorkers, workerStepMs: workerStepMs, stepMs: stepSeconds / n * 1000,
-                                 coordinatorMs: coordinatorSeconds / n * 1000, bytesPerStep: Double(bytes) / n,
-                                 workerWaitFraction: stepSeconds > 0 ? max(0, 1 - meanCompute / stepSeconds) : 0)
-        coordinatorSeconds = 0; stepSeconds = 0; bytes = 0; steps = 0
-        computeSeconds = []; slices = []
+        let stats = ClusterStats(
+            workers: liveWorkers, workerStepMs: workerStepMs, stepMs: stepSeconds / n * 1000,
+            coordinatorMs: coordinatorSeconds / n * 1000, bytesPerStep: Double(bytes) / n,
+            workerWaitFraction: stepSeconds > 0 ? max(0, 1 - meanCompute / stepSeconds) : 0)
+        coordinatorSeconds = 0
+        stepSeconds = 0
+        bytes = 0
+        steps = 0
+        computeSeconds = []
+        slices = []
         return stats
     }
 }

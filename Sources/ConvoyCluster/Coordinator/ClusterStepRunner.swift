@@ -42,8 +42,10 @@ public final class ClusterStepRunner: StepRunner {
     private var run: (description: RunDescription, pool: WorkerPool, validator: ResultValidator)?
     private var evaluationRounds: UInt64 = 0
 
-    public init(transport: CoordinatorTransport, options: ClusterOptions,
-                runID: UInt64 = UInt64.random(in: 1...UInt64.max), log: @escaping (String) -> Void) throws {
+    public init(
+        transport: CoordinatorTransport, options: ClusterOptions,
+        runID: UInt64 = UInt64.random(in: 1...UInt64.max), log: @escaping (String) -> Void
+    ) throws {
         if let problem = options.problem { throw problem }
         self.transport = transport
         self.options = options
@@ -61,11 +63,13 @@ public final class ClusterStepRunner: StepRunner {
         guard run == nil else { return }
         let config = description.config
         let welcome = { (id: UInt32) in
-            Welcome(workerID: id, spec: description.architecture.spec, deterministic: config.deterministic,
-                    microBatch: config.microBatch, sampleSize: description.sampleSize)
+            Welcome(
+                workerID: id, spec: description.architecture.spec, deterministic: config.deterministic,
+                microBatch: config.microBatch, sampleSize: description.sampleSize)
         }
-        let pool = WorkerPool(transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
-                              welcome: welcome, log: log)
+        let pool = WorkerPool(
+            transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
+            welcome: welcome, log: log)
         run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
     }
@@ -73,20 +77,27 @@ public final class ClusterStepRunner: StepRunner {
     private func round(_ work: RoundWork) throws -> (results: [[StepResult]], sendSeconds: Double) {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
         if run.pool.liveCount < options.minWorkers {
-            log("\(run.pool.liveCount) live worker(s), fewer than \(options.minWorkers): waiting up to \(formatSeconds(options.joinTimeout)) s for more to join")
+            log(
+                "\(run.pool.liveCount) live worker(s), fewer than \(options.minWorkers): waiting up to "
+                    + "\(formatSeconds(options.joinTimeout)) s for more to join"
+            )
             try run.pool.waitUntilLive(options.minWorkers, timeout: options.joinTimeout)
         }
         let round = Round(work, pool: run.pool, validator: run.validator, stats: stats, options: options, log: log)
         return (try round.run(), round.sendSeconds)
     }
 
-    public func train(step: Int, samples: StepSamples, weights: FloatBuffer,
-                      into sum: GradientSum) throws -> GradientComputer.Totals {
+    public func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum
+    ) throws -> GradientComputer.Totals {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
         let clock = Date()
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
-        let (results, sendSeconds) = try round(RoundWork(step: UInt64(step), samples: samples, unit: unit,
-                                                          weights: weights.array, evaluate: false))
+        let (results, sendSeconds) = try round(
+            RoundWork(
+                step: UInt64(step), samples: samples, unit: unit,
+                weights: weights.array, evaluate: false))
         let combining = Date()
         var totals = GradientComputer.Totals()
         // Slice order: fixed in float mode too, so a run repeats with the same workers.
@@ -95,8 +106,9 @@ public final class ClusterStepRunner: StepRunner {
             sum.addSamples(buckets[0].count)
             for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
         }
-        stats.addStep(seconds: Date().timeIntervalSince(clock),
-                      coordinatorSeconds: sendSeconds + Date().timeIntervalSince(combining))
+        stats.addStep(
+            seconds: Date().timeIntervalSince(clock),
+            coordinatorSeconds: sendSeconds + Date().timeIntervalSince(combining))
         return totals
     }
 
@@ -105,10 +117,12 @@ public final class ClusterStepRunner: StepRunner {
         stats.counting = false
         defer { stats.counting = true }
         // Evaluation rounds are numbered apart from training steps (bit 47 set).
-        let (results, _) = try round(RoundWork(step: (1 << 47) | evaluationRounds,
-                                               samples: StepSamples(data: data, indices: Array(0..<Int32(data.count))[...]),
-                                               unit: 1,
-                                               weights: weights.array, evaluate: true))
+        let (results, _) = try round(
+            RoundWork(
+                step: (1 << 47) | evaluationRounds,
+                samples: StepSamples(data: data, indices: Array(0..<Int32(data.count))[...]),
+                unit: 1,
+                weights: weights.array, evaluate: true))
         var totals = GradientComputer.Totals()
         for buckets in results { totals.add(buckets[0].totals) }
         return totals

@@ -32,10 +32,16 @@ final class Round {
     /// Seconds spent sending work, the coordinator's share of the round.
     private(set) var sendSeconds = 0.0
 
-    init(_ work: RoundWork, pool: WorkerPool, validator: ResultValidator, stats: ClusterStatsRecorder,
-         options: ClusterOptions, log: @escaping (String) -> Void) {
-        self.work = work; self.pool = pool; self.validator = validator; self.stats = stats
-        self.options = options; self.log = log
+    init(
+        _ work: RoundWork, pool: WorkerPool, validator: ResultValidator, stats: ClusterStatsRecorder,
+        options: ClusterOptions, log: @escaping (String) -> Void
+    ) {
+        self.work = work
+        self.pool = pool
+        self.validator = validator
+        self.stats = stats
+        self.options = options
+        self.log = log
         ranges = BatchPlan.slices(count: work.samples.count, parts: max(pool.liveCount, 1), unit: work.unit)
             .filter { !$0.isEmpty }
         results = Array(repeating: [], count: ranges.count)
@@ -50,12 +56,16 @@ final class Round {
         while !owner.isEmpty {
             let left = deadline.timeIntervalSinceNow
             if left <= 0 {
-                for w in Set(owner.values) { pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline") }
+                for w in Set(owner.values) {
+                    pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline")
+                }
                 try reassignOrphans()
                 deadline = Date().addingTimeInterval(options.stepTimeout)
                 continue
             }
-            guard let (peer, frame) = try pool.transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) else { continue }
+            guard let (peer, frame) = try pool.transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) else {
+                continue
+            }
             stats.countBytes(frame.count)
             guard let w = pool.liveIndex(of: peer) else {
                 try pool.handleUnexpected(peer: peer, frame: frame)
@@ -71,11 +81,17 @@ final class Round {
         var pixels = [UInt8](repeating: 0, count: range.count * work.samples.sampleSize)
         var labels = [UInt8](repeating: 0, count: range.count)
         pixels.withUnsafeMutableBufferPointer { p in
-            labels.withUnsafeMutableBufferPointer { l in work.samples.gather(range, pixels: p.baseAddress!, labels: l.baseAddress!) }
+            labels.withUnsafeMutableBufferPointer { l in
+                work.samples.gather(range, pixels: p.baseAddress!, labels: l.baseAddress!)
+            }
         }
-        return Message(runID: pool.runID, step: work.step, payload: .step(StepWork(
-            slice: UInt32(slice), evaluate: work.evaluate, weights: work.weights, sampleSize: work.samples.sampleSize,
-            pixels: pixels, labels: labels)))
+        return Message(
+            runID: pool.runID, step: work.step,
+            payload: .step(
+                StepWork(
+                    slice: UInt32(slice), evaluate: work.evaluate, weights: work.weights,
+                    sampleSize: work.samples.sampleSize,
+                    pixels: pixels, labels: labels)))
     }
 
     /// Sends `slice` to worker `w`, or to the next live one while sends fail.
@@ -121,7 +137,10 @@ final class Round {
         switch message.payload {
         case let .result(result):
             guard message.runID == pool.runID, message.step == work.step else {
-                return log("ignored a result of step \(message.step) run \(hex(message.runID)) from \(name) (now step \(work.step))")
+                return log(
+                    "ignored a result of step \(message.step) run \(hex(message.runID)) from \(name) (now step "
+                        + "\(work.step))"
+                )
             }
             try accept(result, from: w)
         case let .refuse(reason):
@@ -141,8 +160,10 @@ final class Round {
             return log("ignored a result for slice \(slice) that \(pool.workers[w].name) does not hold")
         }
         var buckets = partial[slice] ?? []
-        if let problem = validator.problem(with: result, expected: ranges[slice].count, evaluate: work.evaluate,
-                                           earlier: buckets) {
+        if let problem = validator.problem(
+            with: result, expected: ranges[slice].count, evaluate: work.evaluate,
+            earlier: buckets)
+        {
             pool.drop(w, because: "sent a bad result (\(problem))")
             return try reassignOrphans()
         }

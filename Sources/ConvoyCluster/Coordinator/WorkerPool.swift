@@ -28,10 +28,16 @@ final class WorkerPool {
         didSet { if !inRound { admitWaiting() } }
     }
 
-    init(transport: CoordinatorTransport, runID: UInt64, capacity: Int, stats: ClusterStatsRecorder,
-         welcome: @escaping (UInt32) -> Welcome, log: @escaping (String) -> Void) {
-        self.transport = transport; self.runID = runID; self.capacity = capacity
-        self.stats = stats; self.welcome = welcome; self.log = log
+    init(
+        transport: CoordinatorTransport, runID: UInt64, capacity: Int, stats: ClusterStatsRecorder,
+        welcome: @escaping (UInt32) -> Welcome, log: @escaping (String) -> Void
+    ) {
+        self.transport = transport
+        self.runID = runID
+        self.capacity = capacity
+        self.stats = stats
+        self.welcome = welcome
+        self.log = log
     }
 
     var liveCount: Int { workers.count { $0.alive } }
@@ -65,8 +71,9 @@ final class WorkerPool {
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else {
                 let joined = workers.filter(\.alive).map(\.name).joined(separator: ", ")
-                throw ClusterError.tooFewWorkers(live: liveCount, needed: needed, seconds: Int(timeout),
-                                                 joined: joined.isEmpty ? "none" : joined)
+                throw ClusterError.tooFewWorkers(
+                    live: liveCount, needed: needed, seconds: Int(timeout),
+                    joined: joined.isEmpty ? "none" : joined)
             }
             if let (peer, frame) = try transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) {
                 stats.countBytes(frame.count)
@@ -85,14 +92,16 @@ final class WorkerPool {
         }
         guard case let .hello(hello) = message.payload else {
             if message.runID != runID {
-                log("refused a \(message.payload.type) message of run \(hex(message.runID)) (this run is \(hex(runID)))")
+                log(
+                    "refused a \(message.payload.type) message of run \(hex(message.runID)) (this run is \(hex(runID)))"
+                )
             } else {
                 log("ignored a stray \(message.payload.type) message")
             }
             return
         }
         if let known = workers.firstIndex(where: { $0.peer == peer }), workers[known].alive {
-            try greet(known)   // a repeated hello: the worker may have missed its welcome
+            try greet(known)  // a repeated hello: the worker may have missed its welcome
         } else if inRound {
             if !waitingRoom.contains(where: { $0.peer == peer }) { waitingRoom.append((peer, hello)) }
         } else {
@@ -143,9 +152,11 @@ final class WorkerPool {
             }
             let resend = Date().addingTimeInterval(0.5)
             while !waiting.isEmpty, resend.timeIntervalSinceNow > 0,
-                  let (peer, frame) = try transport.receive(timeoutMs: Int(resend.timeIntervalSinceNow * 1000) + 1) {
+                let (peer, frame) = try transport.receive(timeoutMs: Int(resend.timeIntervalSinceNow * 1000) + 1)
+            {
                 guard let w = workers.firstIndex(where: { $0.peer == peer }),
-                      let message = try? Message(decoding: frame), case .shutdown = message.payload else { continue }
+                    let message = try? Message(decoding: frame), case .shutdown = message.payload
+                else { continue }
                 waiting.remove(w)
             }
         }

@@ -12,7 +12,7 @@ extension Message {
         frame.append(runID)
         frame.append(step)
         frame.append(workerID)
-        frame.append(UInt32(0))   // payload length, patched below
+        frame.append(UInt32(0))  // payload length, patched below
         frame.append(UInt64(0))
         switch payload {
         case let .hello(hello): hello.write(to: &frame)
@@ -53,7 +53,8 @@ extension Message {
         var reader = ByteReader(frame, name: "message", offset: 4)
         let version = try reader.read(UInt16.self, "version")
         guard version == Wire.version else {
-            throw ProtocolError("protocol version \(version) is not supported (this convoy speaks version \(Wire.version))")
+            throw ProtocolError(
+                "protocol version \(version) is not supported (this convoy speaks version \(Wire.version))")
         }
         let rawType = try reader.read(UInt16.self, "type")
         guard let type = MessageType(rawValue: rawType) else { throw ProtocolError("unknown message type \(rawType)") }
@@ -63,22 +64,31 @@ extension Message {
         workerID = try reader.read(UInt32.self, "worker id")
         guard workerID < Wire.maxWorkers else { throw ProtocolError("worker id \(workerID) is out of range") }
         let length = Int(try reader.read(UInt32.self, "payload length"))
-        guard try reader.read(UInt64.self, "reserved") == 0 else { throw ProtocolError("reserved header bytes are not zero") }
+        guard try reader.read(UInt64.self, "reserved") == 0 else {
+            throw ProtocolError("reserved header bytes are not zero")
+        }
         guard length == frame.count - Wire.headerSize else {
-            throw ProtocolError("payload length field says \(length) bytes, frame carries \(frame.count - Wire.headerSize)")
+            throw ProtocolError(
+                "payload length field says \(length) bytes, frame carries \(frame.count - Wire.headerSize)")
         }
         payload = try Self.decodePayload(type, &reader, length: length)
-        guard reader.remaining == 0 else { throw ProtocolError("\(reader.remaining) unexpected bytes after the \(type) payload") }
+        guard reader.remaining == 0 else {
+            throw ProtocolError("\(reader.remaining) unexpected bytes after the \(type) payload")
+        }
     }
 
     private static func decodePayload(_ type: MessageType, _ reader: inout ByteReader, length: Int) throws -> Payload {
         do {
             switch type {
             case .hello:
-                guard length <= Wire.maxControlBytes else { throw ProtocolError("hello payload of \(length) bytes is too large") }
+                guard length <= Wire.maxControlBytes else {
+                    throw ProtocolError("hello payload of \(length) bytes is too large")
+                }
                 return .hello(try Hello(reading: &reader))
             case .welcome:
-                guard length <= Wire.maxControlBytes else { throw ProtocolError("welcome payload of \(length) bytes is too large") }
+                guard length <= Wire.maxControlBytes else {
+                    throw ProtocolError("welcome payload of \(length) bytes is too large")
+                }
                 return .welcome(try Welcome(reading: &reader))
             case .shutdown: return .shutdown
             case .refuse:
@@ -92,20 +102,33 @@ extension Message {
                 let count = Int(try reader.read(UInt32.self, "sample count"))
                 let sampleSize = Int(try reader.read(UInt32.self, "sample size"))
                 let weightCount = Int(try reader.read(UInt32.self, "weight count"))
-                guard count >= 1, count <= Wire.maxSamples else { throw ProtocolError("sample count \(count) outside 1...\(Wire.maxSamples)") }
-                guard sampleSize >= 1, sampleSize <= Wire.maxSampleSize else { throw ProtocolError("sample size \(sampleSize) is out of range") }
-                guard weightCount <= Wire.maxParameters else { throw ProtocolError("weight count \(weightCount) is out of range") }
+                guard count >= 1, count <= Wire.maxSamples else {
+                    throw ProtocolError("sample count \(count) outside 1...\(Wire.maxSamples)")
+                }
+                guard sampleSize >= 1, sampleSize <= Wire.maxSampleSize else {
+                    throw ProtocolError("sample size \(sampleSize) is out of range")
+                }
+                guard weightCount <= Wire.maxParameters else {
+                    throw ProtocolError("weight count \(weightCount) is out of range")
+                }
                 let hasWeights = flags & 2 != 0
-                guard hasWeights || weightCount == 0 else { throw ProtocolError("weight count \(weightCount) without the weights flag") }
+                guard hasWeights || weightCount == 0 else {
+                    throw ProtocolError("weight count \(weightCount) without the weights flag")
+                }
                 let expected = 20 + 4 * weightCount + count * sampleSize + count
-                guard length == expected else { throw ProtocolError("step payload is \(length) bytes, its counts need \(expected)") }
+                guard length == expected else {
+                    throw ProtocolError("step payload is \(length) bytes, its counts need \(expected)")
+                }
                 let weights = hasWeights ? try reader.readFloats(weightCount, "weights") : nil
                 if let bad = weights?.firstIndex(where: { !$0.isFinite }) {
                     throw ProtocolError("weight \(bad) is \(weights![bad])")
                 }
                 let pixels = try reader.readBytes(count * sampleSize, "pixels")
                 let labels = try reader.readBytes(count, "labels")
-                return .step(StepWork(slice: slice, evaluate: flags & 1 != 0, weights: weights, sampleSize: sampleSize, pixels: pixels, labels: labels))
+                return .step(
+                    StepWork(
+                        slice: slice, evaluate: flags & 1 != 0, weights: weights, sampleSize: sampleSize,
+                        pixels: pixels, labels: labels))
             case .result:
                 return .result(try ResultCoding.read(&reader))
             }

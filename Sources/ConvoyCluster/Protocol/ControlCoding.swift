@@ -38,7 +38,8 @@ extension Welcome {
         let microBatch = try reader.read(UInt32.self, "micro-batch", in: 1...Wire.maxSamples)
         let sampleSize = try reader.read(UInt32.self, "sample size", in: 1...Wire.maxSampleSize)
         let spec = try NetworkSpec(reading: &reader, "spec")
-        self.init(workerID: UInt32(workerID), spec: spec, deterministic: deterministic,
-                  microBatch: microBatch, sampleSize: sampleSize)
+        self.init(
+            workerID: UInt32(workerID), spec: spec, deterministic: deterministic,
+            microBatch: microBatch, sampleSize: sampleSize)
     }
 }

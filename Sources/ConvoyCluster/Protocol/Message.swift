@@ -29,7 +29,12 @@ public enum Wire {
 }
 
 public enum MessageType: UInt16, Sendable, CaseIterable {
-    case hello = 1, welcome = 2, step = 3, result = 4, shutdown = 5, refuse = 6
+    case hello = 1
+    case welcome = 2
+    case step = 3
+    case result = 4
+    case shutdown = 5
+    case refuse = 6
 }
 
 /// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
@@ -43,7 +48,11 @@ public struct Hello: Equatable, Sendable {
     public var host: String
     public var pid: Int32
     public var threads: Int
-    public init(host: String, pid: Int32, threads: Int) { self.host = host; self.pid = pid; self.threads = threads }
+    public init(host: String, pid: Int32, threads: Int) {
+        self.host = host
+        self.pid = pid
+        self.threads = threads
+    }
 }
 
 /// The coordinator accepts a worker: its id, the model and how to compute gradients.
@@ -54,8 +63,11 @@ public struct Welcome: Equatable, Sendable {
     public var microBatch: Int
     public var sampleSize: Int
     public init(workerID: UInt32, spec: NetworkSpec, deterministic: Bool, microBatch: Int, sampleSize: Int) {
-        self.workerID = workerID; self.spec = spec; self.deterministic = deterministic
-        self.microBatch = microBatch; self.sampleSize = sampleSize
+        self.workerID = workerID
+        self.spec = spec
+        self.deterministic = deterministic
+        self.microBatch = microBatch
+        self.sampleSize = sampleSize
     }
 }
 
@@ -71,7 +83,12 @@ public struct StepWork: Equatable, Sendable {
     public var labels: [UInt8]
     public var count: Int { labels.count }
     public init(slice: UInt32, evaluate: Bool, weights: [Float]?, sampleSize: Int, pixels: [UInt8], labels: [UInt8]) {
-        self.slice = slice; self.evaluate = evaluate; self.weights = weights; self.sampleSize = sampleSize; self.pixels = pixels; self.labels = labels
+        self.slice = slice
+        self.evaluate = evaluate
+        self.weights = weights
+        self.sampleSize = sampleSize
+        self.pixels = pixels
+        self.labels = labels
     }
 }
 
@@ -102,10 +119,17 @@ public struct StepResult: Equatable, Sendable {
     /// Index of the first parameter the gradient covers.
     public var gradientOffset: Int
     public var gradient: Gradient
-    public init(slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double,
-                gradientOffset: Int = 0, gradient: Gradient) {
+    public init(
+        slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double,
+        gradientOffset: Int = 0, gradient: Gradient
+    ) {
         self.gradientOffset = gradientOffset
-        self.slice = slice; self.count = count; self.correct = correct; self.lossSum = lossSum; self.computeSeconds = computeSeconds; self.gradient = gradient
+        self.slice = slice
+        self.count = count
+        self.correct = correct
+        self.lossSum = lossSum
+        self.computeSeconds = computeSeconds
+        self.gradient = gradient
     }
 }
 
@@ -137,6 +161,9 @@ public struct Message: Equatable, Sendable {
     public var payload: Payload
 
     public init(runID: UInt64, step: UInt64 = 0, workerID: UInt32 = 0, payload: Payload) {
-        self.runID = runID; self.step = step; self.workerID = workerID; self.payload = payload
+        self.runID = runID
+        self.step = step
+        self.workerID = workerID
+        self.payload = payload
     }
 }

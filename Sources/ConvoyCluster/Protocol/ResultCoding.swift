@@ -17,12 +17,15 @@ enum ResultCoding {
         frame.append(UInt32(result.gradientOffset))
         switch result.gradient {
         case .none:
-            frame.append(none); frame.append(UInt32(0))
+            frame.append(none)
+            frame.append(UInt32(0))
         case let .float(values):
-            frame.append(float); frame.append(UInt32(values.count))
+            frame.append(float)
+            frame.append(UInt32(values.count))
             values.withUnsafeBytes { frame.append(raw: $0) }
         case let .fixedPoint(values):
-            frame.append(fixedPointVarint); frame.append(UInt32(values.count))
+            frame.append(fixedPointVarint)
+            frame.append(UInt32(values.count))
             values.withUnsafeBufferPointer { frame.append(bytes: ZigzagVarint.encode($0)) }
         }
     }
@@ -47,31 +50,43 @@ enum ResultCoding {
         let kind = try reader.read(UInt32.self, "gradient kind")
         let values = Int(try reader.read(UInt32.self, "gradient length"))
         guard offset <= Wire.maxParameters else { throw ProtocolError("gradient offset \(offset) is out of range") }
-        guard count <= Wire.maxSamples, correct <= count else { throw ProtocolError("counts \(correct)/\(count) are inconsistent") }
-        guard lossSum.isFinite, lossSum >= 0 else { throw ProtocolError("loss sum \(lossSum) is not a finite non-negative number") }
+        guard count <= Wire.maxSamples, correct <= count else {
+            throw ProtocolError("counts \(correct)/\(count) are inconsistent")
+        }
+        guard lossSum.isFinite, lossSum >= 0 else {
+            throw ProtocolError("loss sum \(lossSum) is not a finite non-negative number")
+        }
         guard seconds.isFinite, seconds >= 0 else { throw ProtocolError("compute time \(seconds) is invalid") }
         guard values <= Wire.maxParameters else { throw ProtocolError("gradient length \(values) is out of range") }
         let gradient = try readGradient(kind: kind, values: values, offset: offset, &reader)
-        return StepResult(slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds,
-                          gradientOffset: offset, gradient: gradient)
+        return StepResult(
+            slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds,
+            gradientOffset: offset, gradient: gradient)
     }
 
     private static func readGradient(kind: UInt32, values: Int, offset: Int, _ reader: inout ByteReader) throws
-        -> StepResult.Gradient {
+        -> StepResult.Gradient
+    {
         switch kind {
         case none:
-            guard values == 0, offset == 0 else { throw ProtocolError("gradient length \(values) at \(offset) without a gradient") }
+            guard values == 0, offset == 0 else {
+                throw ProtocolError("gradient length \(values) at \(offset) without a gradient")
+            }
             return .none
         case float:
             guard reader.remaining == 4 * values else {
-                throw ProtocolError("float gradient of \(values) values needs \(4 * values) bytes, has \(reader.remaining)")
+                throw ProtocolError(
+                    "float gradient of \(values) values needs \(4 * values) bytes, has \(reader.remaining)")
             }
             let floats = try reader.readFloats(values, "gradient")
-            if let bad = floats.firstIndex(where: { !$0.isFinite }) { throw ProtocolError("gradient element \(bad) is \(floats[bad])") }
+            if let bad = floats.firstIndex(where: { !$0.isFinite }) {
+                throw ProtocolError("gradient element \(bad) is \(floats[bad])")
+            }
             return .float(floats)
         case fixedPoint:
             guard reader.remaining == 8 * values else {
-                throw ProtocolError("fixed-point gradient of \(values) values needs \(8 * values) bytes, has \(reader.remaining)")
+                throw ProtocolError(
+                    "fixed-point gradient of \(values) values needs \(8 * values) bytes, has \(reader.remaining)")
             }
             return .fixedPoint(try reader.readInt64s(values, "gradient"))
         case fixedPointVarint:
@@ -79,7 +94,8 @@ enum ResultCoding {
             guard reader.remaining >= values, reader.remaining <= ZigzagVarint.maxBytes * values else {
                 throw ProtocolError("varint gradient of \(values) values cannot be \(reader.remaining) bytes")
             }
-            return .fixedPoint(try ZigzagVarint.decode(try reader.readBytes(reader.remaining, "gradient"), count: values))
+            return .fixedPoint(
+                try ZigzagVarint.decode(try reader.readBytes(reader.remaining, "gradient"), count: values))
         default:
             throw ProtocolError("unknown gradient kind \(kind)")
         }
@@ -131,7 +147,9 @@ enum ZigzagVarint {
                         p += 1
                         z |= UInt64(byte & 0x7F) << shift
                         if byte < 0x80 {
-                            if byte == 0 && shift > 0 { throw ProtocolError("varint value \(i) is not minimally encoded") }
+                            if byte == 0 && shift > 0 {
+                                throw ProtocolError("varint value \(i) is not minimally encoded")
+                            }
                             if shift == 63 && byte > 1 { throw ProtocolError("varint value \(i) does not fit 64 bits") }
                             break
                         }

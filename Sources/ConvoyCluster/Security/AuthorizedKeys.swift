@@ -11,7 +11,8 @@ public struct AuthorizedKeys: Sendable {
         guard request.mechanism == "CURVE", let key = request.curveKey else {
             return ZAPDecision(allowed: false, reason: "CURVE required")
         }
-        return keys.contains(key) ? ZAPDecision(allowed: true, reason: "OK")
-                                  : ZAPDecision(allowed: false, reason: "unknown key \(key)")
+        return keys.contains(key)
+            ? ZAPDecision(allowed: true, reason: "OK")
+            : ZAPDecision(allowed: false, reason: "unknown key \(key)")
     }
 }

@@ -22,7 +22,9 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
 
     /// With `curveSecretKey`, only CURVE clients that the context's `ZAPAuthenticator`
     /// admits can connect.
-    public init(context: ZMQContext, bind: String, curveSecretKey: String? = nil, authenticator: ZAPAuthenticator? = nil) throws {
+    public init(
+        context: ZMQContext, bind: String, curveSecretKey: String? = nil, authenticator: ZAPAuthenticator? = nil
+    ) throws {
         socket = try ZMQSocket(context: context, kind: .router)
         if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
         try authenticator?.watchHandshakes(of: socket)

@@ -52,14 +52,21 @@ public final class WorkerCore {
             return accept(welcome, runID: message.runID)
         case let .step(work):
             guard let runID, message.runID == runID, let slots, let welcome else {
-                return ([], "refused a step of run \(hex(message.runID)): \(self.runID.map { "this worker is in run \(hex($0))" } ?? "not welcomed yet")")
+                return (
+                    [],
+                    "refused a step of run \(hex(message.runID)): "
+                        + "\(self.runID.map { "this worker is in run \(hex($0))" } ?? "not welcomed yet")"
+                )
             }
             return (perform(work, step: message.step, runID: runID, slots: slots, welcome: welcome, send: send), nil)
         case .shutdown:
             guard message.runID == runID else { return ([], "ignored a shutdown for run \(hex(message.runID))") }
             isFinished = true
             // Acknowledged, so the coordinator knows this worker heard it.
-            return ([Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)], "coordinator finished the run")
+            return (
+                [Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)],
+                "coordinator finished the run"
+            )
         case let .refuse(reason):
             isFinished = true
             refusal = "refused by the coordinator: \(reason)"
@@ -73,19 +80,28 @@ public final class WorkerCore {
         do {
             let architecture = try Architecture(welcome.spec)
             guard architecture.inputShape.count == welcome.sampleSize else {
-                throw DataError("the model takes \(architecture.inputShape.count) inputs per sample, the run sends \(welcome.sampleSize)")
+                throw DataError(
+                    "the model takes \(architecture.inputShape.count) inputs per sample, the run sends "
+                        + "\(welcome.sampleSize)"
+                )
             }
             // A repeated welcome (the answer to a repeated hello) changes nothing.
             if self.runID == runID && self.welcome == welcome { return ([], nil) }
             if self.runID != runID || self.welcome != welcome {
-                slots = ComputeSlots(architecture: architecture, slots: slotCount, maxBatch: max(welcome.microBatch, 256),
-                                     mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
+                slots = ComputeSlots(
+                    architecture: architecture, slots: slotCount, maxBatch: max(welcome.microBatch, 256),
+                    mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
                 hasWeights = false
             }
             self.runID = runID
             self.workerID = welcome.workerID
             self.welcome = welcome
-            return ([], "joined run \(hex(runID)) as worker \(welcome.workerID): \(welcome.spec.name), \(architecture.parameterCount) parameters\(welcome.deterministic ? ", deterministic micro-batches of \(welcome.microBatch)" : "")")
+            return (
+                [],
+                "joined run \(hex(runID)) as worker \(welcome.workerID): \(welcome.spec.name), "
+                    + "\(architecture.parameterCount) parameters"
+                    + (welcome.deterministic ? ", deterministic micro-batches of \(welcome.microBatch)" : "")
+            )
         } catch {
             isFinished = true
             refusal = "cannot build the model: \(error)"
@@ -93,14 +109,19 @@ public final class WorkerCore {
         }
     }
 
-    private func perform(_ work: StepWork, step: UInt64, runID: UInt64, slots: ComputeSlots, welcome: Welcome,
-                         send: (Message) throws -> Void) -> [Message] {
+    private func perform(
+        _ work: StepWork, step: UInt64, runID: UInt64, slots: ComputeSlots, welcome: Welcome,
+        send: (Message) throws -> Void
+    ) -> [Message] {
         let network = slots.computers[0].network
         let id = workerID ?? 0
-        func refuse(_ reason: String) -> [Message] { [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))] }
+        func refuse(_ reason: String) -> [Message] {
+            [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))]
+        }
         if let weights = work.weights {
             guard weights.count == network.parameters.count else {
-                return refuse("step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
+                return refuse(
+                    "step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
             }
             weights.withUnsafeBufferPointer { slots.load(weights: $0) }
             hasWeights = true
@@ -115,25 +136,36 @@ public final class WorkerCore {
         let started = Date()
         /// One bucket of the slice's gradient sums, as a result message.
         func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) -> Message {
-            Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
-                slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
-                computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound,
-                gradient: StepResult.Gradient(slots.total, parameters))))
+            Message(
+                runID: runID, step: step, workerID: id,
+                payload: .result(
+                    StepResult(
+                        slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
+                        computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound,
+                        gradient: StepResult.Gradient(slots.total, parameters))))
         }
         do {
             return try work.pixels.withUnsafeBufferPointer { pixels in
                 try work.labels.withUnsafeBufferPointer { labels in
                     if work.evaluate {
-                        let totals = slots.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count)
-                        return [Message(runID: runID, step: step, workerID: id, payload: .result(StepResult(
-                            slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
-                            computeSeconds: Date().timeIntervalSince(started), gradient: .none)))]
+                        let totals = slots.evaluate(
+                            pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count)
+                        return [
+                            Message(
+                                runID: runID, step: step, workerID: id,
+                                payload: .result(
+                                    StepResult(
+                                        slice: work.slice, count: totals.count, correct: totals.correct,
+                                        lossSum: totals.lossSum,
+                                        computeSeconds: Date().timeIntervalSince(started), gradient: .none)))
+                        ]
                     }
                     // Each bucket leaves as soon as it is final: the head's while the trunk
                     // is computed (Architecture.gradientBuckets).
-                    try slots.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
-                                      microBatch: welcome.microBatch, unit: welcome.deterministic ? welcome.microBatch : 1,
-                                      bucketReady: { bucket, totals in try send(result(totals, bucket)) })
+                    try slots.compute(
+                        pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
+                        microBatch: welcome.microBatch, unit: welcome.deterministic ? welcome.microBatch : 1,
+                        bucketReady: { bucket, totals in try send(result(totals, bucket)) })
                     return []
                 }
             }
@@ -149,7 +181,8 @@ extension StepResult.Gradient {
     /// The values of `sum` over `range`, in the sum's mode.
     init(_ sum: GradientSum, _ range: Range<Int>) {
         switch sum.mode {
-        case .fixedPoint: self = .fixedPoint(Array(UnsafeBufferPointer(start: sum.fixed + range.lowerBound, count: range.count)))
+        case .fixedPoint:
+            self = .fixedPoint(Array(UnsafeBufferPointer(start: sum.fixed + range.lowerBound, count: range.count)))
         case .float: self = .float(Array(UnsafeBufferPointer(start: sum.float + range.lowerBound, count: range.count)))
         }
     }

@@ -32,7 +32,8 @@ public struct WorkerLoop {
     public var now: () -> Date = { Date() }
 
     public init(endpoint: String, log: @escaping (String) -> Void) {
-        self.endpoint = endpoint; self.log = log
+        self.endpoint = endpoint
+        self.log = log
     }
 
     public func run(_ core: WorkerCore, over transport: WorkerTransport) throws {
@@ -46,7 +47,8 @@ public struct WorkerLoop {
                 nextHello = now().addingTimeInterval(interval)
                 interval = min(interval * 2, timing.maxHelloInterval)
                 if now().timeIntervalSince(started) > timing.connectTimeout {
-                    throw ClusterError.noCoordinator(endpoint: endpoint, seconds: Int(timing.connectTimeout), curve: usesCurve)
+                    throw ClusterError.noCoordinator(
+                        endpoint: endpoint, seconds: Int(timing.connectTimeout), curve: usesCurve)
                 }
             }
             guard let frames = try transport.receive(timeoutMs: timing.pollMilliseconds) else {
@@ -65,7 +67,9 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            if let line = core.handle(frames[0], send: { try transport.send($0.encoded(), dontWait: false) }) { log(line) }
+            if let line = core.handle(frames[0], send: { try transport.send($0.encoded(), dontWait: false) }) {
+                log(line)
+            }
         }
         if let refusal = core.refusal { throw ClusterError.runRefused(reason: refusal) }
     }
@@ -85,7 +89,9 @@ public struct WorkerRunner {
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
-        self.endpoint = endpoint; self.threads = threads; self.log = log
+        self.endpoint = endpoint
+        self.threads = threads
+        self.log = log
     }
 
     public func run() throws {
@@ -93,8 +99,9 @@ public struct WorkerRunner {
         defer { transport.close() }
         // After the context exists, so its I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
-        let core = WorkerCore(hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads),
-                              slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } })
+        let core = WorkerCore(
+            hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads),
+            slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } })
         log("connecting to \(endpoint)")
         var loop = WorkerLoop(endpoint: endpoint, log: log)
         loop.timing = timing

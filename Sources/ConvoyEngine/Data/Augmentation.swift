@@ -12,15 +12,19 @@ public struct ShiftAugmentation: Sendable, Equatable {
 
     public init(maxShift: Int, seed: UInt64, epoch: Int, imageShape: Shape) {
         precondition(imageShape.rank == 3)
-        self.maxShift = maxShift; self.seed = seed; self.epoch = epoch
+        self.maxShift = maxShift
+        self.seed = seed
+        self.epoch = epoch
         (channels, height, width) = (imageShape.dims[0], imageShape.dims[1], imageShape.dims[2])
     }
 
     /// The shift of sample `index` this epoch, each component in -maxShift...maxShift.
     public func shift(of index: Int32) -> (dy: Int, dx: Int) {
         // One stream per (epoch, sample): 32 bits each, so no two of them share a stream.
-        var rng = SeededRandom(seed: seed ^ 0xA06, stream: UInt64(UInt32(truncatingIfNeeded: epoch)) << 32
-                                                           | UInt64(UInt32(bitPattern: index)))
+        var rng = SeededRandom(
+            seed: seed ^ 0xA06,
+            stream: UInt64(UInt32(truncatingIfNeeded: epoch)) << 32
+                | UInt64(UInt32(bitPattern: index)))
         let span = 2 * maxShift + 1
         return (rng.nextIndex(below: span) - maxShift, rng.nextIndex(below: span) - maxShift)
     }
@@ -59,7 +63,9 @@ public struct StepSamples {
     public let augmentation: ShiftAugmentation?
 
     public init(data: Dataset, indices: ArraySlice<Int32>, augmentation: ShiftAugmentation? = nil) {
-        self.data = data; self.indices = indices; self.augmentation = augmentation
+        self.data = data
+        self.indices = indices
+        self.augmentation = augmentation
     }
 
     public var count: Int { indices.count }

@@ -10,7 +10,10 @@ public struct Dataset: Sendable {
 
     public init(pixels: [UInt8], labels: [UInt8], sampleSize: Int, classes: Int = 10) {
         precondition(pixels.count == labels.count * sampleSize)
-        self.pixels = pixels; self.labels = labels; self.sampleSize = sampleSize; self.classes = classes
+        self.pixels = pixels
+        self.labels = labels
+        self.sampleSize = sampleSize
+        self.classes = classes
     }
 
     public var count: Int { labels.count }
@@ -18,13 +21,16 @@ public struct Dataset: Sendable {
     /// The first `n` samples (all of them when `n` is nil or larger).
     public func prefix(_ n: Int?) -> Dataset {
         guard let n, n < count else { return self }
-        return Dataset(pixels: Array(pixels[0..<(n * sampleSize)]), labels: Array(labels[0..<n]),
-                       sampleSize: sampleSize, classes: classes)
+        return Dataset(
+            pixels: Array(pixels[0..<(n * sampleSize)]), labels: Array(labels[0..<n]),
+            sampleSize: sampleSize, classes: classes)
     }
 
     /// Copies the samples at `indices` into `pixelsOut` / `labelsOut`, in order.
-    public func gather(_ indices: ArraySlice<Int32>, pixels pixelsOut: UnsafeMutablePointer<UInt8>,
-                       labels labelsOut: UnsafeMutablePointer<UInt8>) {
+    public func gather(
+        _ indices: ArraySlice<Int32>, pixels pixelsOut: UnsafeMutablePointer<UInt8>,
+        labels labelsOut: UnsafeMutablePointer<UInt8>
+    ) {
         pixels.withUnsafeBufferPointer { source in
             for (k, index) in indices.enumerated() {
                 let i = Int(index)
@@ -59,7 +65,8 @@ public enum MNIST {
             throw DataError("\(imagesPath): images are \(images.dimensions[1])×\(images.dimensions[2]), expected 28×28")
         }
         guard images.dimensions[0] == labels.dimensions[0] else {
-            throw DataError("\(labelsPath): \(labels.dimensions[0]) labels for \(images.dimensions[0]) images in \(imagesPath)")
+            throw DataError(
+                "\(labelsPath): \(labels.dimensions[0]) labels for \(images.dimensions[0]) images in \(imagesPath)")
         }
         if let bad = labels.bytes.firstIndex(where: { $0 > 9 }) {
             throw DataError("\(labelsPath): label \(labels.bytes[bad]) at index \(bad) is outside 0...9")

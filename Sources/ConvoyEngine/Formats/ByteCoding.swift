@@ -45,7 +45,9 @@ public struct ByteReader {
     let name: String
 
     public init(_ bytes: [UInt8], name: String, offset: Int = 0) {
-        self.bytes = bytes; self.name = name; self.offset = min(max(offset, 0), bytes.count)
+        self.bytes = bytes
+        self.name = name
+        self.offset = min(max(offset, 0), bytes.count)
     }
 
     public var remaining: Int { bytes.count - offset }

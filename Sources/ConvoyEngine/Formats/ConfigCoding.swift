@@ -2,14 +2,18 @@
 /// (docs/FORMATS.md §3). Enum cases are numeric tags, fields go in a fixed order.
 
 enum OptimizerTag: UInt8 {
-    case sgd = 1, momentum = 2, adagrad = 3, adam = 4
+    case sgd = 1
+    case momentum = 2
+    case adagrad = 3
+    case adam = 4
     init(_ kind: OptimizerKind) {
-        self = switch kind {
-        case .sgd: .sgd
-        case .momentum: .momentum
-        case .adagrad: .adagrad
-        case .adam: .adam
-        }
+        self =
+            switch kind {
+            case .sgd: .sgd
+            case .momentum: .momentum
+            case .adagrad: .adagrad
+            case .adam: .adam
+            }
     }
     var kind: OptimizerKind {
         switch self {
@@ -22,7 +26,8 @@ enum OptimizerTag: UInt8 {
 }
 
 enum ScheduleTag: UInt8 {
-    case cosine = 1, constant = 2
+    case cosine = 1
+    case constant = 2
     init(_ schedule: LearningRateSchedule) { self = schedule == .cosine ? .cosine : .constant }
     var schedule: LearningRateSchedule { self == .cosine ? .cosine : .constant }
 }
@@ -103,7 +108,9 @@ extension TrainingConfig {
 extension GradientComputer.Totals {
     /// count u64, loss sum f64, correct u64.
     public func write(to writer: inout ByteWriter) {
-        writer.append(UInt64(count)); writer.append(lossSum); writer.append(UInt64(correct))
+        writer.append(UInt64(count))
+        writer.append(lossSum)
+        writer.append(UInt64(correct))
     }
 
     public init(reading reader: inout ByteReader, _ field: String) throws {
@@ -130,8 +137,9 @@ extension EpochReport {
         for name in ["loss", "train accuracy", "test accuracy", "test loss", "seconds", "samples/s", "learning rate"] {
             values.append(try reader.readDouble("\(field) \(name)"))
         }
-        self.init(epoch: epoch, loss: values[0], trainAccuracy: values[1], testAccuracy: values[2], testLoss: values[3],
-                  seconds: values[4], samplesPerSec: values[5], learningRate: values[6])
+        self.init(
+            epoch: epoch, loss: values[0], trainAccuracy: values[1], testAccuracy: values[2], testLoss: values[3],
+            seconds: values[4], samplesPerSec: values[5], learningRate: values[6])
     }
 }
 
@@ -158,7 +166,8 @@ extension Checkpoint.Header {
         for index in 0..<reportCount {
             reports.append(try EpochReport(reading: &reader, "\(field) report \(index + 1)"))
         }
-        self.init(config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: step, epochTotals: totals,
-                  reports: reports)
+        self.init(
+            config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: step, epochTotals: totals,
+            reports: reports)
     }
 }

@@ -5,12 +5,23 @@
 
 /// Layer kinds. Never renumber or reuse a tag; a new kind takes the next free one.
 enum LayerTag: UInt8 {
-    case simpleConv1d = 1, conv1d = 2, conv2d = 3, maxPool2d = 4, avgPool2d = 5
-    case flatten = 6, dense = 7, relu = 8, sigmoid = 9, tanh = 10
+    case simpleConv1d = 1
+    case conv1d = 2
+    case conv2d = 3
+    case maxPool2d = 4
+    case avgPool2d = 5
+    case flatten = 6
+    case dense = 7
+    case relu = 8
+    case sigmoid = 9
+    case tanh = 10
 }
 
 enum InitializerTag: UInt8 {
-    case gaussian = 1, xavier = 2, he = 3, uniform = 4
+    case gaussian = 1
+    case xavier = 2
+    case he = 3
+    case uniform = 4
 }
 
 /// Bounds on decoded values: generous for any real network, small enough that no size
@@ -68,7 +79,9 @@ extension Initializer {
     /// Tag u8; `gaussian` is followed by σ as Float64.
     public func write(to writer: inout ByteWriter) {
         switch self {
-        case let .gaussian(sigma): writer.append(InitializerTag.gaussian.rawValue); writer.append(sigma)
+        case let .gaussian(sigma):
+            writer.append(InitializerTag.gaussian.rawValue)
+            writer.append(sigma)
         case .xavier: writer.append(InitializerTag.xavier.rawValue)
         case .he: writer.append(InitializerTag.he.rawValue)
         case .uniform: writer.append(InitializerTag.uniform.rawValue)
@@ -132,23 +145,31 @@ extension LayerSpec {
         switch tag {
         case .simpleConv1d: self = .simpleConv1d(kernel: try window("kernel"))
         case .conv1d:
-            let out = try units("output channels"), kernel = try window("kernel"), stride = try window("stride")
+            let out = try units("output channels")
+            let kernel = try window("kernel")
+            let stride = try window("stride")
             let padding = try PaddingCoding.read(&reader, "\(field) padding")
             let mode = try PaddingCoding.readMode(&reader, "\(field) padding mode")
             self = .conv1d(outChannels: out, kernel: kernel, stride: stride, padding: padding, mode: mode)
         case .conv2d:
             let out = try units("output channels")
-            let kh = try window("kernel height"), kw = try window("kernel width")
-            let sh = try window("stride height"), sw = try window("stride width")
+            let kh = try window("kernel height")
+            let kw = try window("kernel width")
+            let sh = try window("stride height")
+            let sw = try window("stride width")
             let ph = try PaddingCoding.read(&reader, "\(field) padding height")
             let pw = try PaddingCoding.read(&reader, "\(field) padding width")
             let mode = try PaddingCoding.readMode(&reader, "\(field) padding mode")
-            self = .conv2d(outChannels: out, kernelHeight: kh, kernelWidth: kw, strideHeight: sh, strideWidth: sw,
-                           paddingHeight: ph, paddingWidth: pw, mode: mode)
+            self = .conv2d(
+                outChannels: out, kernelHeight: kh, kernelWidth: kw, strideHeight: sh, strideWidth: sw,
+                paddingHeight: ph, paddingWidth: pw, mode: mode)
         case .maxPool2d, .avgPool2d:
-            let wh = try window("window height"), ww = try window("window width")
-            let sh = try window("stride height"), sw = try window("stride width")
-            self = tag == .maxPool2d
+            let wh = try window("window height")
+            let ww = try window("window width")
+            let sh = try window("stride height")
+            let sw = try window("stride width")
+            self =
+                tag == .maxPool2d
                 ? .maxPool2d(windowHeight: wh, windowWidth: ww, strideHeight: sh, strideWidth: sw)
                 : .avgPool2d(windowHeight: wh, windowWidth: ww, strideHeight: sh, strideWidth: sw)
         case .flatten: self = .flatten
@@ -168,8 +189,12 @@ enum PaddingCoding {
 
     static func write(_ padding: PaddingSize, to writer: inout ByteWriter) {
         switch padding {
-        case let .explicit(pixels): writer.append(SizeTag.explicit.rawValue); writer.append(pixels, as: UInt32.self)
-        case .same: writer.append(SizeTag.same.rawValue); writer.append(UInt32(0))
+        case let .explicit(pixels):
+            writer.append(SizeTag.explicit.rawValue)
+            writer.append(pixels, as: UInt32.self)
+        case .same:
+            writer.append(SizeTag.same.rawValue)
+            writer.append(UInt32(0))
         }
     }
 

@@ -16,14 +16,24 @@ public struct Activation: Layer {
     }
 
     public var kind: String {
-        switch function { case .relu: "ReLU"; case .sigmoid: "Sigmoid"; case .tanh: "Tanh" }
+        switch function {
+        case .relu: "ReLU"
+        case .sigmoid: "Sigmoid"
+        case .tanh: "Tanh"
+        }
     }
     public var spec: LayerSpec {
-        switch function { case .relu: .relu; case .sigmoid: .sigmoid; case .tanh: .tanh }
+        switch function {
+        case .relu: .relu
+        case .sigmoid: .sigmoid
+        case .tanh: .tanh
+        }
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         let count = batch * inputShape.count
         switch function {
         case .relu: Kernels.reluForward(x, y, count: count)  // branch-free, vectorized (C)
@@ -32,10 +42,12 @@ public struct Activation: Layer {
         }
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         guard let dx else { return }
         let count = batch * inputShape.count
         switch function {
@@ -57,15 +69,19 @@ public struct Flatten: Layer {
     public var kind: String { "Flatten" }
     public var spec: LayerSpec { .flatten }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         y.update(from: x, count: batch * inputShape.count)
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         dx?.update(from: dy, count: batch * inputShape.count)
     }
 }

@@ -25,7 +25,7 @@ public enum PaddingSize: Equatable, Sendable, ExpressibleByIntegerLiteral, Custo
         switch self {
         case let .explicit(pixels): return (pixels, pixels)
         case .same:
-            guard stride >= 1 else { return (0, 0) }   // refused by the output-size check
+            guard stride >= 1 else { return (0, 0) }  // refused by the output-size check
             let output = (input + stride - 1) / stride
             let total = max((output - 1) * stride + kernel - input, 0)
             return (total / 2, total - total / 2)
@@ -46,26 +46,33 @@ public enum PaddingMode: Equatable, Sendable, CaseIterable, CustomStringConverti
 
 /// The integer-padding forms (zeros on both sides), as before padding sizes and modes existed.
 extension ConvGeometry {
-    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
-                kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws {
-        try self.init(inChannels: inChannels, inHeight: inHeight, inWidth: inWidth, outChannels: outChannels,
-                      kernel: kernel, stride: stride, padding: (.explicit(padding.0), .explicit(padding.1)),
-                      mode: .zeros)
+    public init(
+        inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+        kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)
+    ) throws {
+        try self.init(
+            inChannels: inChannels, inHeight: inHeight, inWidth: inWidth, outChannels: outChannels,
+            kernel: kernel, stride: stride, padding: (.explicit(padding.0), .explicit(padding.1)),
+            mode: .zeros)
     }
 }
 
 extension Conv2d {
-    public init(inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (Int, Int) = (0, 0)) throws {
-        try self.init(inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
-                      padding: (.explicit(padding.0), .explicit(padding.1)), mode: .zeros)
+    public init(
+        inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
+        padding: (Int, Int) = (0, 0)
+    ) throws {
+        try self.init(
+            inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
+            padding: (.explicit(padding.0), .explicit(padding.1)), mode: .zeros)
     }
 }
 
 extension Conv1d {
     public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) throws {
-        try self.init(inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
-                      padding: .explicit(padding), mode: .zeros)
+        try self.init(
+            inputShape: inputShape, outChannels: outChannels, kernel: kernel, stride: stride,
+            padding: .explicit(padding), mode: .zeros)
     }
 }
 
@@ -73,8 +80,10 @@ extension Conv1d {
 /// clamped into the input, so a padding entry copies the nearest edge pixel in forward and
 /// its gradient is added to that pixel in backward. A plain loop: edge padding is rare and
 /// this keeps the zero-padding fast path untouched.
-func im2colEdge(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int,
-                _ g: ConvGeometry) {
+func im2colEdge(
+    _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int,
+    _ g: ConvGeometry
+) {
     let (H, W, Ho, Wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
     var row = col
     for c in 0..<g.inChannels {
@@ -92,8 +101,10 @@ func im2colEdge(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>
     }
 }
 
-func col2imEdge(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>,
-                _ g: ConvGeometry) {
+func col2imEdge(
+    _ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>,
+    _ g: ConvGeometry
+) {
     let (H, W, Ho, Wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
     dx.update(repeating: 0, count: g.inSize)
     var row = col

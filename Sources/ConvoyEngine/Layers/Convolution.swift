@@ -18,12 +18,16 @@ public struct ConvGeometry: Sendable, Equatable {
     /// im2col/col2im, which handle every padding.
     public let cKernelsApply: Bool
 
-    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
-                kernel: (Int, Int), stride: (Int, Int), padding: (PaddingSize, PaddingSize), mode: PaddingMode) throws {
+    public init(
+        inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+        kernel: (Int, Int), stride: (Int, Int), padding: (PaddingSize, PaddingSize), mode: PaddingMode
+    ) throws {
         guard inChannels >= 1, outChannels >= 1 else {
             throw ShapeError("channels must be at least 1 (in \(inChannels), out \(outChannels))")
         }
-        self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.inChannels = inChannels
+        self.inHeight = inHeight
+        self.inWidth = inWidth
         self.outChannels = outChannels
         (kernelHeight, kernelWidth) = kernel
         (strideHeight, strideWidth) = stride
@@ -42,7 +46,7 @@ public struct ConvGeometry: Sendable, Equatable {
     public var outPositions: Int { outHeight * outWidth }
     public var inSize: Int { inChannels * inHeight * inWidth }
     public var outSize: Int { outChannels * outPositions }
-    }
+}
 
 /// Conv2d (docs/SPEC.md §3.3): `a[n,m,i,j] = Σ_k Σ_s Σ_t x_pad[n,k,i·Sh+s,j·Sw+t] w[m,k,s,t] + b[m]`.
 ///
@@ -66,25 +70,31 @@ public struct Conv2d: Layer {
     static let maxChunk = 16
 
     /// Any padding size per axis (explicit, `same`, `valid`) filled with zeros or edge pixels.
-    public init(inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (PaddingSize, PaddingSize), mode: PaddingMode) throws {
+    public init(
+        inputShape: Shape, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
+        padding: (PaddingSize, PaddingSize), mode: PaddingMode
+    ) throws {
         guard inputShape.rank == 3 else {
             throw ShapeError("Conv2d needs a (channels, height, width) input, got \(inputShape)")
         }
         let d = inputShape.dims
         let geometry: ConvGeometry
         do {
-            geometry = try ConvGeometry(inChannels: d[0], inHeight: d[1], inWidth: d[2], outChannels: outChannels,
-                                        kernel: kernel, stride: stride, padding: padding, mode: mode)
+            geometry = try ConvGeometry(
+                inChannels: d[0], inHeight: d[1], inWidth: d[2], outChannels: outChannels,
+                kernel: kernel, stride: stride, padding: padding, mode: mode)
         } catch let error as ShapeError {
             throw ShapeError("Conv2d on input \(inputShape): \(error.description)")
         }
-        self.init(geometry: geometry, inputShape: inputShape,
-                  outputShape: Shape(outChannels, geometry.outHeight, geometry.outWidth))
+        self.init(
+            geometry: geometry, inputShape: inputShape,
+            outputShape: Shape(outChannels, geometry.outHeight, geometry.outWidth))
     }
 
     init(geometry: ConvGeometry, inputShape: Shape, outputShape: Shape) {
-        self.geometry = geometry; self.inputShape = inputShape; self.outputShape = outputShape
+        self.geometry = geometry
+        self.inputShape = inputShape
+        self.outputShape = outputShape
         let perSample = geometry.patchSize * geometry.outPositions * MemoryLayout<Float>.size
         chunk = max(1, min(Self.maxChunk, Self.columnBudgetBytes / perSample))
     }
@@ -92,9 +102,10 @@ public struct Conv2d: Layer {
     public var kind: String { "Conv2d" }
     public var spec: LayerSpec {
         let g = geometry
-        return .conv2d(outChannels: g.outChannels, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
-                       strideHeight: g.strideHeight, strideWidth: g.strideWidth,
-                       paddingHeight: g.heightPadding, paddingWidth: g.widthPadding, mode: g.paddingMode)
+        return .conv2d(
+            outChannels: g.outChannels, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
+            strideHeight: g.strideHeight, strideWidth: g.strideWidth,
+            paddingHeight: g.heightPadding, paddingWidth: g.widthPadding, mode: g.paddingMode)
     }
     public var weightCount: Int { geometry.outChannels * geometry.patchSize }
     public var parameterCount: Int { weightCount + geometry.outChannels }
@@ -102,123 +113,22 @@ public struct Conv2d: Layer {
     /// The chunk's column matrix, then its transposed output (or output gradient).
     public var scratchCount: Int { chunk * (geometry.patchSize + geometry.outChannels) * geometry.outPositions }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         forward(x: x, y: y, batch: batch, parameters: parameters, scratch: scratch, epilogue: .bias)
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
-        backward(x: x, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient,
-                 scratch: scratch, prologue: .plain)
-    }
-}
-
-/// A short copy (a few dozen floats) without the call overhead of memmove, which dominated
-/// im2col when every image row was its own `memmove`.
-@inline(__always)
-func copyFloats(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
-    typealias V8 = SIMD8<Float>
-    typealias V4 = SIMD4<Float>
-    let d = UnsafeMutableRawPointer(dst), s = UnsafeRawPointer(src)
-    if count >= 8 {
-        var k = 0
-        while k &+ 8 <= count {
-            d.storeBytes(of: s.loadUnaligned(fromByteOffset: k &* 4, as: V8.self), toByteOffset: k &* 4, as: V8.self)
-            k &+= 8
-        }
-        // The tail as one overlapping vector: rewriting a few equal values is cheaper than a
-        // scalar loop (LeNet's rows are 28 and 10 wide).
-        if k < count {
-            let last = (count &- 8) &* 4
-            d.storeBytes(of: s.loadUnaligned(fromByteOffset: last, as: V8.self), toByteOffset: last, as: V8.self)
-        }
-    } else if count >= 4 {
-        d.storeBytes(of: s.loadUnaligned(as: V4.self), as: V4.self)
-        let last = (count &- 4) &* 4
-        d.storeBytes(of: s.loadUnaligned(fromByteOffset: last, as: V4.self), toByteOffset: last, as: V4.self)
-    } else {
-        for k in 0..<count { dst[k] = src[k] }
-    }
-}
-
-@inline(__always)
-func sum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
-    var total: Float = 0
-    for i in 0..<count { total += p[i] }
-    return total
-}
-
-/// The output columns `j` whose input column `j·S + t − P` lies inside `[0, width)`.
-@inline(__always)
-private func validColumns(kernelOffset t: Int, stride: Int, padding: Int, width: Int, outWidth: Int) -> Range<Int> {
-    let low = max(0, (padding - t + stride - 1) / stride)          // ceil, numerator may be ≤ 0
-    let highNumerator = width - 1 + padding - t
-    guard highNumerator >= 0 else { return 0..<0 }
-    let high = min(outWidth - 1, highNumerator / stride)
-    return low <= high ? low..<(high + 1) : 0..<0
-}
-
-/// `col[(c·Fh + s)·Fw + t][i·Wo + j] = x[c][i·Sh + s − Ph][j·Sw + t − Pw]`, 0 in the padding.
-/// `rowStride` is the distance between rows of `col`, so several samples can share one matrix.
-func im2col(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int, _ g: ConvGeometry) {
-    if g.paddingMode == .edge { return im2colEdge(x, into: col, rowStride: rowStride, g) }
-    let (H, W, Ho, Wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
-    var row = col
-    for c in 0..<g.inChannels {
-        let plane = x + c * H * W
-        for s in 0..<g.kernelHeight {
-            for t in 0..<g.kernelWidth {
-                let cols = validColumns(kernelOffset: t, stride: g.strideWidth, padding: g.paddingWidth, width: W, outWidth: Wo)
-                for i in 0..<Ho {
-                    let dst = row + i * Wo
-                    let h = i * g.strideHeight + s - g.paddingHeight
-                    if h < 0 || h >= H || cols.isEmpty { dst.update(repeating: 0, count: Wo); continue }
-                    if cols.lowerBound > 0 { dst.update(repeating: 0, count: cols.lowerBound) }
-                    if cols.upperBound < Wo { (dst + cols.upperBound).update(repeating: 0, count: Wo - cols.upperBound) }
-                    let src = plane + h * W + t - g.paddingWidth
-                    if g.strideWidth == 1 {
-                        copyFloats(dst + cols.lowerBound, src + cols.lowerBound, cols.count)
-                    } else {
-                        for j in cols { dst[j] = src[j * g.strideWidth] }
-                    }
-                }
-                row += rowStride
-            }
-        }
-    }
-}
-
-/// The adjoint of `im2col`: `dx` is zeroed, then every column entry is added back to the
-/// input element it was copied from; entries that came from the padding are dropped.
-func col2im(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-    if g.paddingMode == .edge { return col2imEdge(col, rowStride: rowStride, into: dx, g) }
-    let (H, W, Ho, Wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
-    dx.update(repeating: 0, count: g.inSize)
-    var row = col
-    for c in 0..<g.inChannels {
-        let plane = dx + c * H * W
-        for s in 0..<g.kernelHeight {
-            for t in 0..<g.kernelWidth {
-                let cols = validColumns(kernelOffset: t, stride: g.strideWidth, padding: g.paddingWidth, width: W, outWidth: Wo)
-                if !cols.isEmpty {
-                    for i in 0..<Ho {
-                        let h = i * g.strideHeight + s - g.paddingHeight
-                        if h < 0 || h >= H { continue }
-                        let src = row + i * Wo
-                        let dst = plane + h * W + t - g.paddingWidth
-                        if g.strideWidth == 1 {
-                            for j in cols { dst[j] += src[j] }
-                        } else {
-                            for j in cols { dst[j * g.strideWidth] += src[j] }
-                        }
-                    }
-                }
-                row += rowStride
-            }
-        }
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        backward(
+            x: x, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient,
+            scratch: scratch, prologue: .plain)
     }
 }
 
@@ -231,46 +141,56 @@ public struct Conv1d: Layer {
     public let outputShape: Shape
 
     /// Any padding size (explicit, `same`, `valid`) filled with zeros or edge pixels.
-    public init(inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1,
-                padding: PaddingSize, mode: PaddingMode) throws {
+    public init(
+        inputShape: Shape, outChannels: Int, kernel: Int, stride: Int = 1,
+        padding: PaddingSize, mode: PaddingMode
+    ) throws {
         guard inputShape.rank == 2 else {
             throw ShapeError("Conv1d needs a (channels, length) input, got \(inputShape)")
         }
         let geometry: ConvGeometry
         do {
-            geometry = try ConvGeometry(inChannels: inputShape.dims[0], inHeight: 1, inWidth: inputShape.dims[1],
-                                        outChannels: outChannels, kernel: (1, kernel), stride: (1, stride),
-                                        padding: (.valid, padding), mode: mode)
+            geometry = try ConvGeometry(
+                inChannels: inputShape.dims[0], inHeight: 1, inWidth: inputShape.dims[1],
+                outChannels: outChannels, kernel: (1, kernel), stride: (1, stride),
+                padding: (.valid, padding), mode: mode)
         } catch let error as ShapeError {
             throw ShapeError("Conv1d on input \(inputShape): \(error.description)")
         }
         self.inputShape = inputShape
         outputShape = Shape(outChannels, geometry.outWidth)
-        core = Conv2d(geometry: geometry, inputShape: Shape(geometry.inChannels, 1, geometry.inWidth),
-                      outputShape: Shape(outChannels, 1, geometry.outWidth))
+        core = Conv2d(
+            geometry: geometry, inputShape: Shape(geometry.inChannels, 1, geometry.inWidth),
+            outputShape: Shape(outChannels, 1, geometry.outWidth))
     }
 
     public var kind: String { "Conv1d" }
     public var spec: LayerSpec {
         let g = core.geometry
-        return .conv1d(outChannels: g.outChannels, kernel: g.kernelWidth, stride: g.strideWidth,
-                       padding: g.widthPadding, mode: g.paddingMode)
+        return .conv1d(
+            outChannels: g.outChannels, kernel: g.kernelWidth, stride: g.strideWidth,
+            padding: g.widthPadding, mode: g.paddingMode)
     }
     public var parameterCount: Int { core.parameterCount }
     public var weightCount: Int { core.weightCount }
     public var fanIn: Int { core.fanIn }
     public var scratchCount: Int { core.scratchCount }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         core.forward(x: x, y: y, batch: batch, parameters: parameters, scratch: scratch)
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
-        core.backward(x: x, y: y, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient, scratch: scratch)
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        core.backward(
+            x: x, y: y, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient, scratch: scratch)
     }
 }
 
@@ -301,15 +221,20 @@ public struct SimpleConv1d: Layer {
     public var fanIn: Int { core.fanIn }
     public var scratchCount: Int { core.scratchCount }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         core.forward(x: x, y: y, batch: batch, parameters: parameters, scratch: scratch)
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
-        core.backward(x: x, y: y, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient, scratch: scratch)
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        core.backward(
+            x: x, y: y, dy: dy, dx: dx, batch: batch, parameters: parameters, gradient: gradient, scratch: scratch)
     }
 }

@@ -30,50 +30,70 @@ extension Conv2d {
 
     /// The general path (`im2col` in Swift) serves any padding; the C kernel zero padding.
     @inline(__always)
-    func makeColumns(_ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int, _ shape: Kernels.ConvShape) {
-        if Conv2d.generalColumns || !geometry.cKernelsApply { im2col(x, into: col, rowStride: rowStride, geometry) }
-        else { Kernels.im2col(x, into: col, rowStride: rowStride, shape) }
+    func makeColumns(
+        _ x: UnsafePointer<Float>, into col: UnsafeMutablePointer<Float>, rowStride: Int, _ shape: Kernels.ConvShape
+    ) {
+        if Conv2d.generalColumns || !geometry.cKernelsApply {
+            im2col(x, into: col, rowStride: rowStride, geometry)
+        } else {
+            Kernels.im2col(x, into: col, rowStride: rowStride, shape)
+        }
     }
 
     @inline(__always)
-    func scatterColumns(_ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>, _ shape: Kernels.ConvShape) {
-        if Conv2d.generalColumns || !geometry.cKernelsApply { col2im(col, rowStride: rowStride, into: dx, geometry) }
-        else { Kernels.col2im(col, rowStride: rowStride, into: dx, shape) }
+    func scatterColumns(
+        _ col: UnsafePointer<Float>, rowStride: Int, into dx: UnsafeMutablePointer<Float>, _ shape: Kernels.ConvShape
+    ) {
+        if Conv2d.generalColumns || !geometry.cKernelsApply {
+            col2im(col, rowStride: rowStride, into: dx, geometry)
+        } else {
+            Kernels.col2im(col, rowStride: rowStride, into: dx, shape)
+        }
     }
 
     /// The geometry for the C kernels. They implement zero padding only; any other padding
     /// mode must take the Swift `im2col`/`col2im` (the general path) instead.
     var kernelShape: Kernels.ConvShape {
         let g = geometry
-        return Kernels.ConvShape(channels: g.inChannels, height: g.inHeight, width: g.inWidth,
-                                 kernel: (g.kernelHeight, g.kernelWidth), stride: (g.strideHeight, g.strideWidth),
-                                 padding: (g.paddingHeight, g.paddingWidth), output: (g.outHeight, g.outWidth))
+        return Kernels.ConvShape(
+            channels: g.inChannels, height: g.inHeight, width: g.inWidth,
+            kernel: (g.kernelHeight, g.kernelWidth), stride: (g.strideHeight, g.strideWidth),
+            padding: (g.paddingHeight, g.paddingWidth), output: (g.outHeight, g.outWidth))
     }
 
     /// Forward over `batch` samples, `chunk` at a time: im2col, one GEMM `Yᵀ = W·col` per
     /// chunk, then the epilogue writes `y` (sample-major) straight from `Yᵀ`. The bias,
     /// ReLU and pooling cost no pass of their own: the epilogue reads `Yᵀ` once, while it is
     /// still in L2.
-    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                 parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, epilogue: ConvEpilogue) {
-        let g = geometry, P = g.outPositions, shape = kernelShape
+    func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, epilogue: ConvEpilogue
+    ) {
+        let g = geometry
+        let P = g.outPositions
+        let shape = kernelShape
         let bias = parameters + weightCount
-        let col = scratch, yT = scratch + chunk * g.patchSize * P
+        let col = scratch
+        let yT = scratch + chunk * g.patchSize * P
         let pooledSize = g.outChannels * (g.outHeight / 2) * (g.outWidth / 2)
         for first in stride(from: 0, to: batch, by: chunk) {
-            let b = min(chunk, batch - first), width = b * P
+            let b = min(chunk, batch - first)
+            let width = b * P
             for k in 0..<b { makeColumns(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, shape) }
-            BLAS.sgemm(transA: false, transB: false, m: g.outChannels, n: width, k: g.patchSize,
-                       a: parameters, lda: g.patchSize, b: col, ldb: width, beta: 0, c: yT, ldc: width)
+            BLAS.sgemm(
+                transA: false, transB: false, m: g.outChannels, n: width, k: g.patchSize,
+                a: parameters, lda: g.patchSize, b: col, ldb: width, beta: 0, c: yT, ldc: width)
             switch epilogue {
             case .bias, .biasReLU:
                 let relu = if case .biasReLU = epilogue { true } else { false }
-                Kernels.convUnpack(yT, ld: width, bias: bias, into: y + first * g.outSize,
-                                   channels: g.outChannels, positions: P, samples: b, relu: relu)
+                Kernels.convUnpack(
+                    yT, ld: width, bias: bias, into: y + first * g.outSize,
+                    channels: g.outChannels, positions: P, samples: b, relu: relu)
             case let .biasReLUPool(indices):
-                Kernels.convReLUPool2(yT, ld: width, bias: bias, into: y + first * pooledSize,
-                                      indices: indices + first * pooledSize,
-                                      channels: g.outChannels, height: g.outHeight, width: g.outWidth, samples: b)
+                Kernels.convReLUPool2(
+                    yT, ld: width, bias: bias, into: y + first * pooledSize,
+                    indices: indices + first * pooledSize,
+                    channels: g.outChannels, height: g.outHeight, width: g.outWidth, samples: b)
             }
         }
     }
@@ -82,34 +102,45 @@ extension Conv2d {
     /// chunk layout (one pass over `dy`, with the ReLU mask or the pooling scatter folded in),
     /// then `dW += dYᵀ·colᵀ` (GEMM with β = 1: no separate accumulation pass),
     /// `db += Σ dYᵀ`, `dcol = Wᵀ·dYᵀ` (β = 0) and col2im into `dx`.
-    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                  scratch: UnsafeMutablePointer<Float>, prologue: ConvPrologue) {
-        let g = geometry, P = g.outPositions, shape = kernelShape
+    func backward(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, prologue: ConvPrologue
+    ) {
+        let g = geometry
+        let P = g.outPositions
+        let shape = kernelShape
         let biasGradient = gradient + weightCount
-        let col = scratch, dyT = scratch + chunk * g.patchSize * P
+        let col = scratch
+        let dyT = scratch + chunk * g.patchSize * P
         let pooledSize = g.outChannels * (g.outHeight / 2) * (g.outWidth / 2)
         for first in stride(from: 0, to: batch, by: chunk) {
-            let b = min(chunk, batch - first), width = b * P
+            let b = min(chunk, batch - first)
+            let width = b * P
             for k in 0..<b { makeColumns(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, shape) }
             switch prologue {
             case .plain:
-                Kernels.convPack(dy + first * g.outSize, reluOutput: nil, into: dyT, ld: width,
-                                 channels: g.outChannels, positions: P, samples: b)
+                Kernels.convPack(
+                    dy + first * g.outSize, reluOutput: nil, into: dyT, ld: width,
+                    channels: g.outChannels, positions: P, samples: b)
             case let .reluMask(y):
-                Kernels.convPack(dy + first * g.outSize, reluOutput: y + first * g.outSize, into: dyT, ld: width,
-                                 channels: g.outChannels, positions: P, samples: b)
+                Kernels.convPack(
+                    dy + first * g.outSize, reluOutput: y + first * g.outSize, into: dyT, ld: width,
+                    channels: g.outChannels, positions: P, samples: b)
             case let .pool(indices):
-                Kernels.pool2Scatter(dy + first * pooledSize, indices: indices + first * pooledSize, into: dyT, ld: width,
-                                     channels: g.outChannels, height: g.outHeight, width: g.outWidth, samples: b)
+                Kernels.pool2Scatter(
+                    dy + first * pooledSize, indices: indices + first * pooledSize, into: dyT, ld: width,
+                    channels: g.outChannels, height: g.outHeight, width: g.outWidth, samples: b)
             }
-            BLAS.sgemm(transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: width,
-                       a: dyT, lda: width, b: col, ldb: width, beta: 1, c: gradient, ldc: g.patchSize)
+            BLAS.sgemm(
+                transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: width,
+                a: dyT, lda: width, b: col, ldb: width, beta: 1, c: gradient, ldc: g.patchSize)
             Kernels.addRowSums(dyT, ld: width, rows: g.outChannels, count: width, into: biasGradient)
             guard let dx else { continue }
             // dcol overwrites col, which the weight gradient above has finished with.
-            BLAS.sgemm(transA: true, transB: false, m: g.patchSize, n: width, k: g.outChannels,
-                       a: parameters, lda: g.patchSize, b: dyT, ldb: width, beta: 0, c: col, ldc: width)
+            BLAS.sgemm(
+                transA: true, transB: false, m: g.patchSize, n: width, k: g.outChannels,
+                a: parameters, lda: g.patchSize, b: dyT, ldb: width, beta: 0, c: col, ldc: width)
             for k in 0..<b { scatterColumns(col + k * P, rowStride: width, into: dx + (first + k) * g.inSize, shape) }
         }
     }

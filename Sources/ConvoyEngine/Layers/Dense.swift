@@ -25,28 +25,35 @@ public struct Dense: Layer {
     public var parameterCount: Int { weightCount + outputs }
     public var fanIn: Int { inputs }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         let bias = parameters + weightCount
         for n in 0..<batch { (y + n * outputs).update(from: bias, count: outputs) }
-        BLAS.sgemm(transA: false, transB: false, m: batch, n: outputs, k: inputs,
-                   a: x, lda: inputs, b: parameters, ldb: outputs, beta: 1, c: y, ldc: outputs)
+        BLAS.sgemm(
+            transA: false, transB: false, m: batch, n: outputs, k: inputs,
+            a: x, lda: inputs, b: parameters, ldb: outputs, beta: 1, c: y, ldc: outputs)
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
-        BLAS.sgemm(transA: true, transB: false, m: inputs, n: outputs, k: batch,
-                   a: x, lda: inputs, b: dy, ldb: outputs, beta: 1, c: gradient, ldc: outputs)
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        BLAS.sgemm(
+            transA: true, transB: false, m: inputs, n: outputs, k: batch,
+            a: x, lda: inputs, b: dy, ldb: outputs, beta: 1, c: gradient, ldc: outputs)
         let biasGradient = gradient + weightCount
         for n in 0..<batch {
             let row = dy + n * outputs
             for o in 0..<outputs { biasGradient[o] += row[o] }
         }
         if let dx {
-            BLAS.sgemm(transA: false, transB: true, m: batch, n: inputs, k: outputs,
-                       a: dy, lda: outputs, b: parameters, ldb: outputs, beta: 0, c: dx, ldc: inputs)
+            BLAS.sgemm(
+                transA: false, transB: true, m: batch, n: inputs, k: outputs,
+                a: dy, lda: outputs, b: parameters, ldb: outputs, beta: 0, c: dx, ldc: inputs)
         }
     }
 }

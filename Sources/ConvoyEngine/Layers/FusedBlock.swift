@@ -29,8 +29,11 @@ struct FusedBlock: Sendable {
         var index = 0
         while index < layers.count {
             guard let conv = convolution(layers[index]), index + 1 < layers.count,
-                  let relu = layers[index + 1] as? Activation, relu.function == .relu else {
-                steps.append(.layer(index)); index += 1; continue
+                let relu = layers[index + 1] as? Activation, relu.function == .relu
+            else {
+                steps.append(.layer(index))
+                index += 1
+                continue
             }
             var count = 2
             if index + 2 < layers.count, let pool = layers[index + 2] as? MaxPool2d, pool.geometry.isTwoByTwo {

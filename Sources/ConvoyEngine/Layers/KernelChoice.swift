@@ -33,7 +33,8 @@ public enum KernelChoice {
 
     /// The selection in force; the first use makes the automatic one and prints its line.
     public static var current: Selection {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if let chosen { return chosen }
         let selection = choose(request: nil)
         announce(selection)
@@ -46,17 +47,25 @@ public enum KernelChoice {
     /// kernel this CPU or installation cannot run.
     @discardableResult
     public static func configure(_ request: String?) throws -> Selection {
-        var gemm: BLAS.Backend?, isa: Kernels.ISA?
+        var gemm: BLAS.Backend?
+        var isa: Kernels.ISA?
         for part in (request ?? "auto").lowercased().split(separator: "+").map(String.init) where part != "auto" {
-            if let backend = BLAS.Backend(rawValue: part) { gemm = backend }
-            else if let named = Kernels.ISA(name: part) { isa = named }
-            else { throw KernelChoiceError.unknown(request: request ?? "", part: part) }
+            if let backend = BLAS.Backend(rawValue: part) {
+                gemm = backend
+            } else if let named = Kernels.ISA(name: part) {
+                isa = named
+            } else {
+                throw KernelChoiceError.unknown(request: request ?? "", part: part)
+            }
         }
         if let gemm, !BLAS.isAvailable(gemm) {
             throw KernelChoiceError.unavailable(kernel: gemm.rawValue, reason: "oneDNN (libdnnl.so.2) is not installed")
         }
-        if let isa, !isa.isSupported { throw KernelChoiceError.unavailable(kernel: isa.name, reason: "this CPU lacks \(isa.name)") }
-        lock.lock(); defer { lock.unlock() }
+        if let isa, !isa.isSupported {
+            throw KernelChoiceError.unavailable(kernel: isa.name, reason: "this CPU lacks \(isa.name)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
         let selection = choose(request: (gemm, isa))
         announce(selection)
         return selection
@@ -75,20 +84,28 @@ public enum KernelChoice {
 
     /// The GEMM back ends to try, in order, and why: a pure function of what the user named,
     /// OpenBLAS's kernel, and what this machine has (tested on the Prescott case).
-    static func gemmCandidates(named: BLAS.Backend?, userCore: String?, core: String, vectorCPU: Bool,
-                               oneDNN: Bool) -> (gemms: [BLAS.Backend], notes: [String]) {
-        var gemms: [BLAS.Backend], notes: [String] = []
+    static func gemmCandidates(
+        named: BLAS.Backend?, userCore: String?, core: String, vectorCPU: Bool,
+        oneDNN: Bool
+    ) -> (gemms: [BLAS.Backend], notes: [String]) {
+        var gemms: [BLAS.Backend]
+        var notes: [String] = []
         if let named {
-            gemms = [named]; notes.append("GEMM named by --kernel")
+            gemms = [named]
+            notes.append("GEMM named by --kernel")
         } else if let userCore {
-            gemms = [.openblas]; notes.append("OPENBLAS_CORETYPE=\(userCore) honoured")
+            gemms = [.openblas]
+            notes.append("OPENBLAS_CORETYPE=\(userCore) honoured")
         } else if vectorCPU && !modernOpenBLASCores.contains(core.lowercased()) {
             if oneDNN {
                 gemms = [.onednn, .openblas]
                 notes.append("OpenBLAS detected \(core), older than this CPU: oneDNN GEMM")
             } else {
                 gemms = [.openblas]
-                notes.append("OpenBLAS detected \(core), older than this CPU, and oneDNN (libdnnl2) is not installed: GEMM runs slowly")
+                notes.append(
+                    "OpenBLAS detected \(core), older than this CPU, and oneDNN (libdnnl2) is not installed: GEMM "
+                        + "runs slowly"
+                )
             }
         } else {
             gemms = [.openblas]
@@ -99,8 +116,9 @@ public enum KernelChoice {
 
     private static func choose(request: (BLAS.Backend?, Kernels.ISA?)?) -> Selection {
         let core = BLAS.coreName
-        let (gemms, reasons) = gemmCandidates(named: request?.0, userCore: BLAS.coreNamedByUser, core: core,
-                                              vectorCPU: Kernels.best != .portable, oneDNN: BLAS.isAvailable(.onednn))
+        let (gemms, reasons) = gemmCandidates(
+            named: request?.0, userCore: BLAS.coreNamedByUser, core: core,
+            vectorCPU: Kernels.best != .portable, oneDNN: BLAS.isAvailable(.onednn))
         var notes = reasons
         let isas: [Kernels.ISA] = request?.1.map { [$0, .portable] } ?? [Kernels.best, .portable]
         for gemm in gemms {
@@ -112,14 +130,18 @@ public enum KernelChoice {
                 Kernels.select(isa)
                 if SelfCheck.convolutionAgrees() {
                     notes.append("self-check passed")
-                    return Selection(gemm: gemm.rawValue, openblasCore: core, isa: isa.name, note: notes.joined(separator: "; "))
+                    return Selection(
+                        gemm: gemm.rawValue, openblasCore: core, isa: isa.name, note: notes.joined(separator: "; "))
                 }
                 notes.append("refused \(isa.name) kernels: convolution disagrees with the reference")
             }
         }
         // Even plain loops disagreed: something is badly wrong; run the most basic path and say so.
-        BLAS.use(.reference); Kernels.select(.portable)
-        return Selection(gemm: "reference", openblasCore: core, isa: "portable", note: notes.joined(separator: "; ") + "; NOTHING PASSED")
+        BLAS.use(.reference)
+        Kernels.select(.portable)
+        return Selection(
+            gemm: "reference", openblasCore: core, isa: "portable",
+            note: notes.joined(separator: "; ") + "; NOTHING PASSED")
     }
 }
 
@@ -131,7 +153,8 @@ public enum KernelChoiceError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .unknown(request, part):
-            "kernel \(request): unknown kernel '\(part)'; use auto, openblas, onednn, reference, avx512, avx2, portable or GEMM+ISA"
+            "kernel \(request): unknown kernel '\(part)'; use auto, openblas, onednn, reference, avx512, avx2, "
+                + "portable or GEMM+ISA"
         case let .unavailable(kernel, reason): "kernel \(kernel): \(reason)"
         }
     }

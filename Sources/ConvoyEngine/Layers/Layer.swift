@@ -20,15 +20,17 @@ public protocol Layer: Sendable {
     /// Number of leading parameters that are weights (the rest are biases, initialized to 0).
     var weightCount: Int { get }
 
-    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                 parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>)
+    func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>)
 
     /// Accumulates (`+=`) the parameter gradient into `gradient`; overwrites `dx` when it is
     /// given (nil for the first layer, whose input gradient nobody needs).
-    func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                  dx: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                  scratch: UnsafeMutablePointer<Float>)
+    func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>)
 }
 
 extension Layer {
@@ -44,9 +46,10 @@ public enum LayerSpec: Equatable, Sendable {
     /// Padding: pixels per side (an integer literal), `.same` or `.valid`; `mode` is what
     /// the padding holds (docs/SPEC.md §2.2).
     case conv1d(outChannels: Int, kernel: Int, stride: Int, padding: PaddingSize, mode: PaddingMode = .zeros)
-    case conv2d(outChannels: Int, kernelHeight: Int, kernelWidth: Int,
-                strideHeight: Int, strideWidth: Int, paddingHeight: PaddingSize, paddingWidth: PaddingSize,
-                mode: PaddingMode = .zeros)
+    case conv2d(
+        outChannels: Int, kernelHeight: Int, kernelWidth: Int,
+        strideHeight: Int, strideWidth: Int, paddingHeight: PaddingSize, paddingWidth: PaddingSize,
+        mode: PaddingMode = .zeros)
     case maxPool2d(windowHeight: Int, windowWidth: Int, strideHeight: Int, strideWidth: Int)
     case avgPool2d(windowHeight: Int, windowWidth: Int, strideHeight: Int, strideWidth: Int)
     case flatten
@@ -56,16 +59,21 @@ public enum LayerSpec: Equatable, Sendable {
     case tanh
 
     /// Square-kernel convenience.
-    public static func conv2d(_ outChannels: Int, kernel: Int, stride: Int = 1, padding: PaddingSize = 0,
-                              mode: PaddingMode = .zeros) -> LayerSpec {
-        .conv2d(outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel,
-                strideHeight: stride, strideWidth: stride, paddingHeight: padding, paddingWidth: padding, mode: mode)
+    public static func conv2d(
+        _ outChannels: Int, kernel: Int, stride: Int = 1, padding: PaddingSize = 0,
+        mode: PaddingMode = .zeros
+    ) -> LayerSpec {
+        .conv2d(
+            outChannels: outChannels, kernelHeight: kernel, kernelWidth: kernel,
+            strideHeight: stride, strideWidth: stride, paddingHeight: padding, paddingWidth: padding, mode: mode)
     }
     public static func maxPool(_ window: Int, stride: Int? = nil) -> LayerSpec {
-        .maxPool2d(windowHeight: window, windowWidth: window, strideHeight: stride ?? window, strideWidth: stride ?? window)
+        .maxPool2d(
+            windowHeight: window, windowWidth: window, strideHeight: stride ?? window, strideWidth: stride ?? window)
     }
     public static func avgPool(_ window: Int, stride: Int? = nil) -> LayerSpec {
-        .avgPool2d(windowHeight: window, windowWidth: window, strideHeight: stride ?? window, strideWidth: stride ?? window)
+        .avgPool2d(
+            windowHeight: window, windowWidth: window, strideHeight: stride ?? window, strideWidth: stride ?? window)
     }
 
     public func make(input: Shape) throws -> any Layer {
@@ -73,11 +81,13 @@ public enum LayerSpec: Equatable, Sendable {
         case let .simpleConv1d(kernel):
             return try SimpleConv1d(inputShape: input, kernel: kernel)
         case let .conv1d(out, kernel, stride, padding, mode):
-            return try Conv1d(inputShape: input, outChannels: out, kernel: kernel, stride: stride, padding: padding,
-                              mode: mode)
+            return try Conv1d(
+                inputShape: input, outChannels: out, kernel: kernel, stride: stride, padding: padding,
+                mode: mode)
         case let .conv2d(out, kh, kw, sh, sw, ph, pw, mode):
-            return try Conv2d(inputShape: input, outChannels: out, kernel: (kh, kw), stride: (sh, sw),
-                              padding: (ph, pw), mode: mode)
+            return try Conv2d(
+                inputShape: input, outChannels: out, kernel: (kh, kw), stride: (sh, sw),
+                padding: (ph, pw), mode: mode)
         case let .maxPool2d(wh, ww, sh, sw):
             return try MaxPool2d(inputShape: input, window: (wh, ww), stride: (sh, sw))
         case let .avgPool2d(wh, ww, sh, sw):

@@ -41,28 +41,36 @@ public struct MaxPool2d: Layer {
 
     public var kind: String { "MaxPool2d" }
     public var spec: LayerSpec {
-        .maxPool2d(windowHeight: geometry.windowHeight, windowWidth: geometry.windowWidth,
-                   strideHeight: geometry.strideHeight, strideWidth: geometry.strideWidth)
+        .maxPool2d(
+            windowHeight: geometry.windowHeight, windowWidth: geometry.windowWidth,
+            strideHeight: geometry.strideHeight, strideWidth: geometry.strideWidth)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         let g = geometry
         if g.isTwoByTwo {
             // LeNet's case, unrolled: the generic loop below was 10% of a training step.
             for plane in 0..<(batch * g.channels) {
-                let xp = x + plane * g.inPlane, yp = y + plane * g.outPlane
+                let xp = x + plane * g.inPlane
+                let yp = y + plane * g.outPlane
                 for i in 0..<g.outHeight {
-                    let top = xp + 2 * i * g.inWidth, bottom = top + g.inWidth, out = yp + i * g.outWidth
+                    let top = xp + 2 * i * g.inWidth
+                    let bottom = top + g.inWidth
+                    let out = yp + i * g.outWidth
                     for j in 0..<g.outWidth {
-                        out[j] = Swift.max(Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1]))
+                        out[j] = Swift.max(
+                            Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1]))
                     }
                 }
             }
             return
         }
         for plane in 0..<(batch * g.channels) {
-            let xp = x + plane * g.inPlane, yp = y + plane * g.outPlane
+            let xp = x + plane * g.inPlane
+            let yp = y + plane * g.outPlane
             for i in 0..<g.outHeight {
                 for j in 0..<g.outWidth {
                     let corner = xp + i * g.strideHeight * g.inWidth + j * g.strideWidth
@@ -77,22 +85,31 @@ public struct MaxPool2d: Layer {
         }
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         guard let dx else { return }
         let g = geometry
         if g.isTwoByTwo {
             // Non-overlapping windows: every input element is written exactly once.
             for plane in 0..<(batch * g.channels) {
-                let xp = x + plane * g.inPlane, dxp = dx + plane * g.inPlane
-                let yp = y + plane * g.outPlane, dyp = dy + plane * g.outPlane
+                let xp = x + plane * g.inPlane
+                let dxp = dx + plane * g.inPlane
+                let yp = y + plane * g.outPlane
+                let dyp = dy + plane * g.outPlane
                 for i in 0..<g.outHeight {
-                    let top = 2 * i * g.inWidth, bottom = top + g.inWidth
+                    let top = 2 * i * g.inWidth
+                    let bottom = top + g.inWidth
                     for j in 0..<g.outWidth {
-                        let best = yp[i * g.outWidth + j], grad = dyp[i * g.outWidth + j]
-                        let a = top + 2 * j, b = a + 1, c = bottom + 2 * j, d = c + 1
+                        let best = yp[i * g.outWidth + j]
+                        let grad = dyp[i * g.outWidth + j]
+                        let a = top + 2 * j
+                        let b = a + 1
+                        let c = bottom + 2 * j
+                        let d = c + 1
                         // First arg-max in window order: a, b, c, d.
                         let pick = xp[a] == best ? a : xp[b] == best ? b : xp[c] == best ? c : d
                         dxp[a] = pick == a ? grad : 0
@@ -103,7 +120,8 @@ public struct MaxPool2d: Layer {
                 }
                 // Rows and columns that no window covers (odd sizes) get no gradient.
                 if g.inHeight > 2 * g.outHeight {
-                    (dxp + 2 * g.outHeight * g.inWidth).update(repeating: 0, count: (g.inHeight - 2 * g.outHeight) * g.inWidth)
+                    (dxp + 2 * g.outHeight * g.inWidth).update(
+                        repeating: 0, count: (g.inHeight - 2 * g.outHeight) * g.inWidth)
                 }
                 if g.inWidth > 2 * g.outWidth {
                     for r in 0..<(2 * g.outHeight) {
@@ -115,8 +133,10 @@ public struct MaxPool2d: Layer {
         }
         dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
         for plane in 0..<(batch * g.channels) {
-            let xp = x + plane * g.inPlane, dxp = dx + plane * g.inPlane
-            let yp = y + plane * g.outPlane, dyp = dy + plane * g.outPlane
+            let xp = x + plane * g.inPlane
+            let dxp = dx + plane * g.inPlane
+            let yp = y + plane * g.outPlane
+            let dyp = dy + plane * g.outPlane
             for i in 0..<g.outHeight {
                 for j in 0..<g.outWidth {
                     let offset = i * g.strideHeight * g.inWidth + j * g.strideWidth
@@ -148,16 +168,20 @@ public struct AvgPool2d: Layer {
 
     public var kind: String { "AvgPool2d" }
     public var spec: LayerSpec {
-        .avgPool2d(windowHeight: geometry.windowHeight, windowWidth: geometry.windowWidth,
-                   strideHeight: geometry.strideHeight, strideWidth: geometry.strideWidth)
+        .avgPool2d(
+            windowHeight: geometry.windowHeight, windowWidth: geometry.windowWidth,
+            strideHeight: geometry.strideHeight, strideWidth: geometry.strideWidth)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
-                        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    public func forward(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
+        parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    ) {
         let g = geometry
         let scale = 1 / Float(g.windowHeight * g.windowWidth)
         for plane in 0..<(batch * g.channels) {
-            let xp = x + plane * g.inPlane, yp = y + plane * g.outPlane
+            let xp = x + plane * g.inPlane
+            let yp = y + plane * g.outPlane
             for i in 0..<g.outHeight {
                 for j in 0..<g.outWidth {
                     let corner = xp + i * g.strideHeight * g.inWidth + j * g.strideWidth
@@ -171,16 +195,19 @@ public struct AvgPool2d: Layer {
         }
     }
 
-    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                         dx: UnsafeMutablePointer<Float>?, batch: Int,
-                         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-                         scratch: UnsafeMutablePointer<Float>) {
+    public func backward(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, batch: Int,
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         guard let dx else { return }
         let g = geometry
         let scale = 1 / Float(g.windowHeight * g.windowWidth)
         dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
         for plane in 0..<(batch * g.channels) {
-            let dxp = dx + plane * g.inPlane, dyp = dy + plane * g.outPlane
+            let dxp = dx + plane * g.inPlane
+            let dyp = dy + plane * g.outPlane
             for i in 0..<g.outHeight {
                 for j in 0..<g.outWidth {
                     let share = dyp[i * g.outWidth + j] * scale

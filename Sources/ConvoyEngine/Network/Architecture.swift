@@ -17,7 +17,8 @@ public enum Initializer: Equatable, Sendable {
         case "uniform": self = .uniform
         default:
             let parts = argument.split(separator: ":")
-            guard parts.count == 2, parts[0].lowercased() == "gaussian", let sigma = Double(parts[1]), sigma > 0, sigma.isFinite
+            guard parts.count == 2, parts[0].lowercased() == "gaussian", let sigma = Double(parts[1]), sigma > 0,
+                sigma.isFinite
             else { return nil }
             self = .gaussian(sigma: sigma)
         }
@@ -32,11 +33,12 @@ public enum Initializer: Equatable, Sendable {
             for i in weights.indices { weights[i] = Float((rng.nextUnit() * 2 - 1) * bound) }
             for i in biases.indices { biases[i] = Float((rng.nextUnit() * 2 - 1) * bound) }
         case .gaussian, .xavier, .he:
-            let sigma: Double = switch self {
-            case let .gaussian(sigma): sigma
-            case .xavier: 1 / n.squareRoot()
-            default: (2 / n).squareRoot()
-            }
+            let sigma: Double =
+                switch self {
+                case let .gaussian(sigma): sigma
+                case .xavier: 1 / n.squareRoot()
+                default: (2 / n).squareRoot()
+                }
             for i in weights.indices { weights[i] = Float(rng.nextGaussian() * sigma) }
         }
     }
@@ -52,7 +54,10 @@ public struct NetworkSpec: Equatable, Sendable {
     public var initializer: Initializer
 
     public init(name: String, inputShape: Shape, layers: [LayerSpec], initializer: Initializer = .uniform) {
-        self.name = name; self.inputShape = inputShape; self.layers = layers; self.initializer = initializer
+        self.name = name
+        self.inputShape = inputShape
+        self.layers = layers
+        self.initializer = initializer
     }
 }
 
@@ -95,7 +100,8 @@ public struct Architecture: Sendable {
     /// parameters) while it is still computing.
     public var headStart: Int? {
         guard let flatten = layers.firstIndex(where: { $0 is Flatten }) else { return nil }
-        let trunk = parameterOffsets[flatten], total = parameterCount
+        let trunk = parameterOffsets[flatten]
+        let total = parameterCount
         return trunk > 0 && trunk < total ? flatten : nil
     }
 
@@ -109,8 +115,11 @@ public struct Architecture: Sendable {
         var rng = SeededRandom(seed: seed, stream: 0x1417)
         var parameters = [Float](repeating: 0, count: parameterCount)
         for (index, layer) in layers.enumerated() where layer.weightCount > 0 {
-            let start = parameterOffsets[index], split = start + layer.weightCount, end = parameterOffsets[index + 1]
-            var weights = parameters[start..<split], biases = parameters[split..<end]
+            let start = parameterOffsets[index]
+            let split = start + layer.weightCount
+            let end = parameterOffsets[index + 1]
+            var weights = parameters[start..<split]
+            var biases = parameters[split..<end]
             (initializer ?? spec.initializer).fill(weights: &weights, biases: &biases, fanIn: layer.fanIn, rng: &rng)
             parameters[start..<split] = weights
             parameters[split..<end] = biases

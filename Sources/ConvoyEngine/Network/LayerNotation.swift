@@ -46,8 +46,9 @@ extension LayerSpec {
             let padding = try arguments.paddings(default: "0")
             let mode = try arguments.mode()
             if name == "conv2d" {
-                self = .conv2d(outChannels: out, kernelHeight: kernel.0, kernelWidth: kernel.1, strideHeight: stride.0,
-                               strideWidth: stride.1, paddingHeight: padding.0, paddingWidth: padding.1, mode: mode)
+                self = .conv2d(
+                    outChannels: out, kernelHeight: kernel.0, kernelWidth: kernel.1, strideHeight: stride.0,
+                    strideWidth: stride.1, paddingHeight: padding.0, paddingWidth: padding.1, mode: mode)
             } else {
                 guard kernel.0 == kernel.1, stride.0 == stride.1, padding.0 == padding.1 else {
                     throw ShapeError("conv1d takes one kernel, stride and padding size, not HxW")
@@ -59,7 +60,8 @@ extension LayerSpec {
             let window = try arguments.pair("window", position: 0)
             let stride = try arguments.pair("stride", default: "\(window.0)x\(window.1)")
             let (wh, ww, sh, sw) = (window.0, window.1, stride.0, stride.1)
-            self = name == "maxpool"
+            self =
+                name == "maxpool"
                 ? .maxPool2d(windowHeight: wh, windowWidth: ww, strideHeight: sh, strideWidth: sw)
                 : .avgPool2d(windowHeight: wh, windowWidth: ww, strideHeight: sh, strideWidth: sw)
         case "dense": self = .dense(outputs: try arguments.int("outputs", position: 0))
@@ -68,8 +70,9 @@ extension LayerSpec {
         case "sigmoid": self = .sigmoid
         case "tanh": self = .tanh
         default:
-            throw ShapeError("unknown layer \"\(name)\"; known: conv2d, conv1d, simpleconv1d, maxpool, avgpool, "
-                             + "dense, flatten, relu, sigmoid, tanh")
+            throw ShapeError(
+                "unknown layer \"\(name)\"; known: conv2d, conv1d, simpleconv1d, maxpool, avgpool, "
+                    + "dense, flatten, relu, sigmoid, tanh")
         }
         try arguments.finish()
     }

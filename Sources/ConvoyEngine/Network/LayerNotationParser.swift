@@ -5,16 +5,23 @@ import Foundation
 enum LayerNotation {
     /// Top-level items: separated by whitespace, `,` or `;` outside parentheses.
     static func split(_ text: String) throws -> [String] {
-        var items: [String] = [], current = "", depth = 0
+        var items: [String] = []
+        var current = ""
+        var depth = 0
         for character in text {
             switch character {
-            case "(": depth += 1; current.append(character)
+            case "(":
+                depth += 1
+                current.append(character)
             case ")":
                 depth -= 1
                 guard depth >= 0 else { throw ShapeError("unbalanced ')' in \"\(text)\"") }
                 current.append(character)
             case _ where depth == 0 && " \t\n,;".contains(character):
-                if !current.isEmpty { items.append(current); current = "" }
+                if !current.isEmpty {
+                    items.append(current)
+                    current = ""
+                }
             default: current.append(character)
             }
         }
@@ -29,7 +36,8 @@ enum LayerNotation {
         guard item.hasSuffix(")") else { throw ShapeError("expected ')' at the end") }
         let name = item[..<open].lowercased()
         let inner = item[item.index(after: open)..<item.index(before: item.endIndex)]
-        var positional: [String] = [], named: [String: String] = [:]
+        var positional: [String] = []
+        var named: [String: String] = [:]
         for raw in inner.split(separator: ",") {
             let argument = raw.trimmingCharacters(in: .whitespaces)
             if let equals = argument.firstIndex(of: "=") {
@@ -49,7 +57,8 @@ enum LayerNotation {
         var named: [String: String]
 
         init(positional: [String], named: [String: String]) {
-            self.positional = positional; self.named = named
+            self.positional = positional
+            self.named = named
         }
 
         /// The argument `key`, by name or at `position`, or `fallback`.
@@ -76,7 +85,8 @@ enum LayerNotation {
             let text = try take(key, position: position, default: fallback)
             let values = text.split(whereSeparator: { "x×".contains($0) }).compactMap { Int($0) }
             guard (1...2).contains(values.count), values.allSatisfy({ $0 >= 1 }),
-                  values.count == text.split(whereSeparator: { "x×".contains($0) }).count else {
+                values.count == text.split(whereSeparator: { "x×".contains($0) }).count
+            else {
                 throw ShapeError("\(key) \(text) is not N or HxW with positive integers")
             }
             return (values[0], values.last!)

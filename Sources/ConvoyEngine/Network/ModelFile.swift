@@ -25,7 +25,9 @@ public struct ModelFile: Sendable {
     public var parameters: [Float]
 
     public init(spec: NetworkSpec, config: TrainingConfig? = nil, parameters: [Float]) {
-        self.spec = spec; self.config = config; self.parameters = parameters
+        self.spec = spec
+        self.config = config
+        self.parameters = parameters
     }
 
     /// The header block alone (what the golden-bytes test pins).
@@ -62,7 +64,8 @@ public struct ModelFile: Sendable {
         var reader = ByteReader(bytes, name: name, offset: 8)
         let version = try reader.read(UInt32.self, "format version")
         guard version == Self.version else {
-            throw DataError("\(name): model format version \(version) is not supported (this convoy reads version \(Self.version))")
+            throw DataError(
+                "\(name): model format version \(version) is not supported (this convoy reads version \(Self.version))")
         }
         guard bytes.count >= 16 else { throw DataError("\(name): truncated") }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
@@ -77,13 +80,18 @@ public struct ModelFile: Sendable {
         try header.expectEnd("header")
         let count = try reader.read(UInt64.self, "parameter count", in: 0...(reader.remaining / 4))
         parameters = try reader.readFloats(count, "parameters")
-        guard reader.remaining == 4 else { throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes") }
+        guard reader.remaining == 4 else {
+            throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes")
+        }
         let architecture: Architecture
         do { architecture = try Architecture(spec) } catch {
             throw DataError("\(name): invalid architecture: \(error)")
         }
         guard architecture.parameterCount == parameters.count else {
-            throw DataError("\(name): \(parameters.count) parameters stored but the \(spec.name) architecture has \(architecture.parameterCount)")
+            throw DataError(
+                "\(name): \(parameters.count) parameters stored but the \(spec.name) architecture has "
+                    + "\(architecture.parameterCount)"
+            )
         }
         self.spec = spec
     }

@@ -123,7 +123,9 @@ public final class Network {
     /// micro-batches can be forwarded one by one and back-propagated later. Fused blocks
     /// write only their last layer's output.
     public func forward(batch: Int, at offset: Int = 0) {
-        precondition(batch >= 1 && offset >= 0 && offset + batch <= maxBatch, "batch \(batch) at \(offset) outside 0..<\(maxBatch)")
+        precondition(
+            batch >= 1 && offset >= 0 && offset + batch <= maxBatch,
+            "batch \(batch) at \(offset) outside 0..<\(maxBatch)")
         for step in plan {
             let start = onStepTimed == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             defer { report(step, backward: false, since: start) }
@@ -131,12 +133,14 @@ public final class Network {
             case let .layer(index): forwardLayer(index, batch: batch, at: offset)
             case let .block(block):
                 let layers = architecture.layers
-                let epilogue: ConvEpilogue = block.pooled
+                let epilogue: ConvEpilogue =
+                    block.pooled
                     ? .biasReLUPool(indices: poolIndices[block.first]! + offset * block.indexCount) : .biasReLU
-                block.conv.forward(x: layerInput(block.first) + offset * layers[block.first].inputShape.count,
-                                   y: outputs[block.last].pointer + offset * layers[block.last].outputShape.count,
-                                   batch: batch, parameters: parameters.pointer + architecture.parameterOffsets[block.first],
-                                   scratch: scratch.pointer, epilogue: epilogue)
+                block.conv.forward(
+                    x: layerInput(block.first) + offset * layers[block.first].inputShape.count,
+                    y: outputs[block.last].pointer + offset * layers[block.last].outputShape.count,
+                    batch: batch, parameters: parameters.pointer + architecture.parameterOffsets[block.first],
+                    scratch: scratch.pointer, epilogue: epilogue)
             }
         }
     }
@@ -145,10 +149,11 @@ public final class Network {
         guard let onStepTimed else { return }
         let elapsed = DispatchTime.now().uptimeNanoseconds - start
         let layers = architecture.layers
-        let name = switch step {
-        case let .layer(index): "\(index + 1) \(layers[index].kind)"
-        case let .block(block): "\(block.first + 1) " + block.layers.map { layers[$0].kind }.joined(separator: "+")
-        }
+        let name =
+            switch step {
+            case let .layer(index): "\(index + 1) \(layers[index].kind)"
+            case let .block(block): "\(block.first + 1) " + block.layers.map { layers[$0].kind }.joined(separator: "+")
+            }
         onStepTimed(name, backward, elapsed)
     }
 
@@ -160,16 +165,19 @@ public final class Network {
     /// `backward` range ends inside the block.
     private func forwardLayer(_ index: Int, batch: Int, at offset: Int) {
         let layer = architecture.layers[index]
-        layer.forward(x: layerInput(index) + offset * layer.inputShape.count,
-                      y: outputs[index].pointer + offset * layer.outputShape.count, batch: batch,
-                      parameters: parameters.pointer + architecture.parameterOffsets[index], scratch: scratch.pointer)
+        layer.forward(
+            x: layerInput(index) + offset * layer.inputShape.count,
+            y: outputs[index].pointer + offset * layer.outputShape.count, batch: batch,
+            parameters: parameters.pointer + architecture.parameterOffsets[index], scratch: scratch.pointer)
     }
 
     /// Softmax cross-entropy of samples `offset..<offset+batch` after `forward`; keeps
     /// `dL/dlogits` for `backward`.
-    public func lossGradient(labels: UnsafePointer<UInt8>, batch: Int, at offset: Int = 0) -> SoftmaxCrossEntropy.Result {
-        SoftmaxCrossEntropy.evaluate(logits: logits + offset * classes, labels: labels, batch: batch, classes: classes,
-                                     dLogits: dLogits.pointer + offset * classes, gradientScale: 1)
+    public func lossGradient(labels: UnsafePointer<UInt8>, batch: Int, at offset: Int = 0) -> SoftmaxCrossEntropy.Result
+    {
+        SoftmaxCrossEntropy.evaluate(
+            logits: logits + offset * classes, labels: labels, batch: batch, classes: classes,
+            dLogits: dLogits.pointer + offset * classes, gradientScale: 1)
     }
 
     /// Back-propagates through `layers` (all by default) for samples `offset..<offset+batch`,
@@ -180,33 +188,39 @@ public final class Network {
     public func backward(batch: Int, at offset: Int = 0, layers range: Range<Int>? = nil) {
         let layers = architecture.layers
         let range = range ?? 0..<layers.count
-        var dy = range.upperBound == layers.count
+        var dy =
+            range.upperBound == layers.count
             ? UnsafePointer(dLogits.pointer + offset * classes)
             : UnsafePointer(boundary.pointer + offset * layers[range.upperBound].inputShape.count)
         var target = deltas.0
         for step in stepCache[range] ?? backwardSteps(range, batch: batch, at: offset) {
             let start = onStepTimed == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             defer { report(step, backward: true, since: start) }
-            let (first, last) = switch step {
-            case let .layer(index): (index, index)
-            case let .block(block): (block.first, block.last)
-            }
+            let (first, last) =
+                switch step {
+                case let .layer(index): (index, index)
+                case let .block(block): (block.first, block.last)
+                }
             // The input gradient of the range's first layer is kept for the next call.
             let destination = first == range.lowerBound ? boundary : target
-            let dx: UnsafeMutablePointer<Float>? = first == 0 ? nil : destination.pointer + offset * layers[first].inputShape.count
+            let dx: UnsafeMutablePointer<Float>? =
+                first == 0 ? nil : destination.pointer + offset * layers[first].inputShape.count
             let x = layerInput(first) + offset * layers[first].inputShape.count
             let parameterOffset = architecture.parameterOffsets[first]
             switch step {
             case .layer:
-                layers[first].backward(x: x, y: outputs[first].pointer + offset * layers[first].outputShape.count,
-                                       dy: dy, dx: dx, batch: batch, parameters: parameters.pointer + parameterOffset,
-                                       gradient: gradient.pointer + parameterOffset, scratch: scratch.pointer)
+                layers[first].backward(
+                    x: x, y: outputs[first].pointer + offset * layers[first].outputShape.count,
+                    dy: dy, dx: dx, batch: batch, parameters: parameters.pointer + parameterOffset,
+                    gradient: gradient.pointer + parameterOffset, scratch: scratch.pointer)
             case let .block(block):
-                let prologue: ConvPrologue = block.pooled
+                let prologue: ConvPrologue =
+                    block.pooled
                     ? .pool(indices: poolIndices[block.first]! + offset * block.indexCount)
                     : .reluMask(y: outputs[last].pointer + offset * layers[last].outputShape.count)
-                block.conv.backward(x: x, dy: dy, dx: dx, batch: batch, parameters: parameters.pointer + parameterOffset,
-                                    gradient: gradient.pointer + parameterOffset, scratch: scratch.pointer, prologue: prologue)
+                block.conv.backward(
+                    x: x, dy: dy, dx: dx, batch: batch, parameters: parameters.pointer + parameterOffset,
+                    gradient: gradient.pointer + parameterOffset, scratch: scratch.pointer, prologue: prologue)
             }
             if let dx { dy = UnsafePointer(dx) }
             target = target === deltas.0 ? deltas.1 : deltas.0
@@ -246,8 +260,9 @@ public final class Network {
     /// Loss sum and hits without touching the gradient.
     public func evaluate(labels: UnsafePointer<UInt8>, batch: Int) -> SoftmaxCrossEntropy.Result {
         forward(batch: batch)
-        return SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
-                                            dLogits: nil, gradientScale: 1)
+        return SoftmaxCrossEntropy.evaluate(
+            logits: logits, labels: labels, batch: batch, classes: classes,
+            dLogits: nil, gradientScale: 1)
     }
 
     /// Class predicted for each of the first `batch` samples after `forward`.

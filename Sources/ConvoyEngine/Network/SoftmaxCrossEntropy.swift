@@ -10,15 +10,20 @@ public enum SoftmaxCrossEntropy {
         public var correct: Int
     }
 
-    public static func evaluate(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
-                                dLogits: UnsafeMutablePointer<Float>?, gradientScale: Float) -> Result {
+    public static func evaluate(
+        logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
+        dLogits: UnsafeMutablePointer<Float>?, gradientScale: Float
+    ) -> Result {
         var lossSum = 0.0
         var correct = 0
         for n in 0..<batch {
             let row = logits + n * classes
             var maxValue = row[0]
             var predicted = 0
-            for c in 1..<max(classes, 1) where row[c] > maxValue { maxValue = row[c]; predicted = c }
+            for c in 1..<max(classes, 1) where row[c] > maxValue {
+                maxValue = row[c]
+                predicted = c
+            }
             var denominator: Float = 0
             for c in 0..<classes { denominator += Foundation.exp(row[c] - maxValue) }
             let label = Int(labels[n])

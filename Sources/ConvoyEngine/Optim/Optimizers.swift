@@ -11,8 +11,9 @@ public protocol Optimizer {
     var kind: OptimizerKind { get }
     /// Everything the optimizer carries between steps (velocity, squared sums, step count).
     var state: [Float] { get set }
-    mutating func update(parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-                         learningRate: Float)
+    mutating func update(
+        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float)
 }
 
 public func makeOptimizer(_ kind: OptimizerKind, parameterCount: Int) -> any Optimizer {
@@ -28,9 +29,14 @@ public func makeOptimizer(_ kind: OptimizerKind, parameterCount: Int) -> any Opt
 public struct SGD: Optimizer {
     public init() {}
     public var kind: OptimizerKind { .sgd }
-    public var state: [Float] { get { [] } set {} }
-    public mutating func update(parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-                                learningRate: Float) {
+    public var state: [Float] {
+        get { [] }
+        set {}
+    }
+    public mutating func update(
+        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float
+    ) {
         for i in 0..<parameters.count { parameters[i] -= learningRate * gradient[i] }
     }
 }
@@ -44,9 +50,14 @@ public struct Momentum: Optimizer {
         self.mu = mu
     }
     public var kind: OptimizerKind { .momentum }
-    public var state: [Float] { get { velocity } set { velocity = newValue } }
-    public mutating func update(parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-                                learningRate: Float) {
+    public var state: [Float] {
+        get { velocity }
+        set { velocity = newValue }
+    }
+    public mutating func update(
+        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float
+    ) {
         let mu = mu
         velocity.withUnsafeMutableBufferPointer { v in
             for i in 0..<parameters.count {
@@ -66,9 +77,14 @@ public struct AdaGrad: Optimizer {
         self.epsilon = epsilon
     }
     public var kind: OptimizerKind { .adagrad }
-    public var state: [Float] { get { squares } set { squares = newValue } }
-    public mutating func update(parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-                                learningRate: Float) {
+    public var state: [Float] {
+        get { squares }
+        set { squares = newValue }
+    }
+    public mutating func update(
+        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float
+    ) {
         let epsilon = epsilon
         squares.withUnsafeMutableBufferPointer { h in
             for i in 0..<parameters.count {
@@ -90,7 +106,9 @@ public struct Adam: Optimizer {
     public init(parameterCount: Int, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
         m = [Float](repeating: 0, count: parameterCount)
         v = m
-        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
     }
     public var kind: OptimizerKind { .adam }
     public var state: [Float] {
@@ -98,11 +116,15 @@ public struct Adam: Optimizer {
         set {
             let n = m.count
             guard newValue.count == 2 * n + 1 else { return }
-            m = Array(newValue[0..<n]); v = Array(newValue[n..<(2 * n)]); step = Int(newValue[2 * n])
+            m = Array(newValue[0..<n])
+            v = Array(newValue[n..<(2 * n)])
+            step = Int(newValue[2 * n])
         }
     }
-    public mutating func update(parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-                                learningRate: Float) {
+    public mutating func update(
+        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float
+    ) {
         step += 1
         let (b1, b2, eps) = (beta1, beta2, epsilon)
         let correction1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))

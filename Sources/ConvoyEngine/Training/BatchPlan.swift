@@ -6,7 +6,9 @@ public struct BatchPlan: Sendable {
     public let seed: UInt64
 
     public init(sampleCount: Int, batchSize: Int, seed: UInt64) {
-        self.sampleCount = sampleCount; self.batchSize = batchSize; self.seed = seed
+        self.sampleCount = sampleCount
+        self.batchSize = batchSize
+        self.seed = seed
     }
 
     /// The last batch of an epoch may be short; no sample is dropped.

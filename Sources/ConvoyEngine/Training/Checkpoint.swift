@@ -24,10 +24,16 @@ public struct Checkpoint: Sendable {
         public var epochTotals: GradientComputer.Totals
         public var reports: [EpochReport]
 
-        public init(config: TrainingConfig, epoch: Int, stepInEpoch: Int, step: Int,
-                    epochTotals: GradientComputer.Totals, reports: [EpochReport]) {
-            self.config = config; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.step = step
-            self.epochTotals = epochTotals; self.reports = reports
+        public init(
+            config: TrainingConfig, epoch: Int, stepInEpoch: Int, step: Int,
+            epochTotals: GradientComputer.Totals, reports: [EpochReport]
+        ) {
+            self.config = config
+            self.epoch = epoch
+            self.stepInEpoch = stepInEpoch
+            self.step = step
+            self.epochTotals = epochTotals
+            self.reports = reports
         }
     }
 
@@ -36,7 +42,9 @@ public struct Checkpoint: Sendable {
     public var optimizerState: [Float]
 
     public init(header: Header, parameters: [Float], optimizerState: [Float]) {
-        self.header = header; self.parameters = parameters; self.optimizerState = optimizerState
+        self.header = header
+        self.parameters = parameters
+        self.optimizerState = optimizerState
     }
 
     /// The header block alone (what the golden-bytes test pins).
@@ -68,7 +76,8 @@ public struct Checkpoint: Sendable {
         var reader = ByteReader(bytes, name: name, offset: 8)
         let version = try reader.read(UInt32.self, "version")
         guard version == Self.version else {
-            throw DataError("\(name): checkpoint version \(version) is not supported (this convoy reads version \(Self.version))")
+            throw DataError(
+                "\(name): checkpoint version \(version) is not supported (this convoy reads version \(Self.version))")
         }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
         guard stored == bytes[0..<(bytes.count - 4)].withUnsafeBytes({ Zlib.crc32($0) }) else {
@@ -82,7 +91,9 @@ public struct Checkpoint: Sendable {
         parameters = try reader.readFloats(parameterCount, "parameters")
         let stateCount = try reader.read(UInt64.self, "optimizer state count", in: 0...(reader.remaining / 4))
         optimizerState = try reader.readFloats(stateCount, "optimizer state")
-        guard reader.remaining == 4 else { throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes") }
+        guard reader.remaining == 4 else {
+            throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes")
+        }
     }
 
     static func fileName(step: Int) -> String { String(format: "checkpoint-%010d.convoy-ckpt", step) }
@@ -90,7 +101,8 @@ public struct Checkpoint: Sendable {
     /// Writes this checkpoint into `directory` and deletes all but the newest `keep`.
     public func save(in directory: String, keep: Int) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try writeAtomically(try encoded(), to: (directory as NSString).appendingPathComponent(Self.fileName(step: header.step)))
+        try writeAtomically(
+            try encoded(), to: (directory as NSString).appendingPathComponent(Self.fileName(step: header.step)))
         for old in try Self.files(in: directory).dropFirst(max(keep, 1)) {
             try? FileManager.default.removeItem(atPath: old)
         }
@@ -112,7 +124,9 @@ public struct Checkpoint: Sendable {
         }
         for path in try files(in: directory) {
             do {
-                guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): unreadable") }
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw DataError("\(path): unreadable")
+                }
                 return try Checkpoint(decoding: Array(data), name: path)
             } catch {
                 log("skipping \(error)")

@@ -45,9 +45,12 @@ public final class ComputeSlots {
     /// `bucketReady(parameters, totals)` once per bucket of `Architecture.gradientBuckets`
     /// when the summed bucket is final. `unit`: sub-slices are cut only at multiples of it.
     @discardableResult
-    public func compute(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int, microBatch: Int,
-                        unit: Int, bucketReady: (Range<Int>, GradientComputer.Totals) throws -> Void) throws
-        -> GradientComputer.Totals {
+    public func compute(
+        pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int, microBatch: Int,
+        unit: Int, bucketReady: (Range<Int>, GradientComputer.Totals) throws -> Void
+    ) throws
+        -> GradientComputer.Totals
+    {
         let inputSize = computers[0].network.architecture.inputShape.count
         let parts = BatchPlan.slices(count: count, parts: self.count, unit: unit)
         let bucketCount = computers[0].network.architecture.gradientBuckets.count
@@ -56,12 +59,16 @@ public final class ComputeSlots {
         // Slots 1..<K: each signals its bucket semaphores in order (all of them, also on error).
         let progress = (1..<self.count).map { _ in SlotProgress(buckets: bucketCount) }
         for (slot, helper) in zip(1..<self.count, helpers) {
-            let part = parts[slot], computer = computers[slot], sum = sums[slot], done = progress[slot - 1]
+            let part = parts[slot]
+            let computer = computers[slot]
+            let sum = sums[slot]
+            let done = progress[slot - 1]
             let (x, y) = (pixels + part.lowerBound * inputSize, labels + part.lowerBound)
             helper.run {
                 do {
-                    done.totals = try computer.compute(pixels: x, labels: y, count: part.count, microBatch: microBatch,
-                                                       into: sum, bucketReady: { _, totals in done.finishBucket(totals) })
+                    done.totals = try computer.compute(
+                        pixels: x, labels: y, count: part.count, microBatch: microBatch,
+                        into: sum, bucketReady: { _, totals in done.finishBucket(totals) })
                 } catch {
                     done.error = error
                 }
@@ -72,11 +79,13 @@ public final class ComputeSlots {
         defer { for done in progress { done.waitAll() } }
         var announced = 0
         var totals = try withoutActuallyEscaping(bucketReady) { bucketReady in
-            try computers[0].compute(pixels: pixels, labels: labels, count: parts[0].count, microBatch: microBatch,
-                                     into: sums[0], bucketReady: { parameters, own in
-                try self.gather(parameters, own: own, from: progress, bucket: announced, then: bucketReady)
-                announced += 1
-            })
+            try computers[0].compute(
+                pixels: pixels, labels: labels, count: parts[0].count, microBatch: microBatch,
+                into: sums[0],
+                bucketReady: { parameters, own in
+                    try self.gather(parameters, own: own, from: progress, bucket: announced, then: bucketReady)
+                    announced += 1
+                })
         }
         for done in progress {
             done.waitAll()
@@ -90,8 +99,10 @@ public final class ComputeSlots {
     /// Waits for bucket `bucket` of every other slot, adds all slots' values over `parameters`
     /// into `total`, and announces it with the summed totals known so far (final: every
     /// slot's forward pass is done before its first bucket).
-    private func gather(_ parameters: Range<Int>, own: GradientComputer.Totals, from progress: [SlotProgress],
-                        bucket: Int, then bucketReady: (Range<Int>, GradientComputer.Totals) throws -> Void) throws {
+    private func gather(
+        _ parameters: Range<Int>, own: GradientComputer.Totals, from progress: [SlotProgress],
+        bucket: Int, then bucketReady: (Range<Int>, GradientComputer.Totals) throws -> Void
+    ) throws {
         var totals = own
         for done in progress {
             done.waitBucket(bucket)
@@ -103,12 +114,16 @@ public final class ComputeSlots {
     }
 
     /// Loss and hits of `count` samples, spread over the slots.
-    public func evaluate(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int) -> GradientComputer.Totals {
+    public func evaluate(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int)
+        -> GradientComputer.Totals
+    {
         let inputSize = computers[0].network.architecture.inputShape.count
         let parts = BatchPlan.slices(count: count, parts: self.count, unit: 1)
         let progress = (1..<self.count).map { _ in SlotProgress(buckets: 0) }
         for (slot, helper) in zip(1..<self.count, helpers) {
-            let part = parts[slot], computer = computers[slot], done = progress[slot - 1]
+            let part = parts[slot]
+            let computer = computers[slot]
+            let done = progress[slot - 1]
             let (x, y) = (pixels + part.lowerBound * inputSize, labels + part.lowerBound)
             helper.run {
                 done.totals = computer.evaluate(pixels: x, labels: y, count: part.count)
@@ -116,7 +131,10 @@ public final class ComputeSlots {
             }
         }
         var totals = computers[0].evaluate(pixels: pixels, labels: labels, count: parts[0].count)
-        for done in progress { done.waitAll(); totals.add(done.totals) }
+        for done in progress {
+            done.waitAll()
+            totals.add(done.totals)
+        }
         return totals
     }
 }

@@ -18,7 +18,8 @@ public enum FixedPoint {
         public let value: Double
         public var description: String {
             value.isFinite
-                ? "gradient element \(index) = \(value) is outside the fixed-point range (±2^18 per micro-batch): the training has diverged (a lower learning rate may help)"
+                ? "gradient element \(index) = \(value) is outside the fixed-point range (±2^18 per micro-batch): the "
+                    + "training has diverged (a lower learning rate may help)"
                 : "gradient element \(index) is \(value): the training has diverged (a lower learning rate may help)"
         }
     }
@@ -26,7 +27,9 @@ public enum FixedPoint {
     /// `sums[i] += round(values[i] · 2^32)`; throws on NaN, Inf or a value out of range
     /// (`sums` is then unusable). Branch-free so it vectorizes: it was 0.8 ms of a 64-sample
     /// step as a checked scalar loop.
-    public static func accumulate(_ values: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Int64>, count: Int) throws {
+    public static func accumulate(_ values: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Int64>, count: Int)
+        throws
+    {
         let magicBits = Int64(bitPattern: roundingMagic.bitPattern)
         var inRange = true
         for i in 0..<count {
@@ -48,7 +51,9 @@ public enum FixedPoint {
     }
 
     /// `out[i] = sums[i] / 2^32 / divisor`, the mean gradient.
-    public static func mean(_ sums: UnsafePointer<Int64>, count: Int, divisor: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func mean(
+        _ sums: UnsafePointer<Int64>, count: Int, divisor: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         let factor = 1 / (scale * Double(divisor))
         for i in 0..<count { out[i] = Float(Double(sums[i]) * factor) }
     }

@@ -11,10 +11,13 @@ extension Architecture {
     /// network without a head. Workers send exactly these, the coordinator accepts exactly
     /// these, in this order.
     public var gradientBuckets: [GradientBucket] {
-        let total = parameterCount, layerCount = layers.count
+        let total = parameterCount
+        let layerCount = layers.count
         guard let split = headStart else { return [GradientBucket(parameters: 0..<total, layers: 0..<layerCount)] }
         let trunkEnd = parameterOffsets[split]
-        return [GradientBucket(parameters: trunkEnd..<total, layers: split..<layerCount),
-                GradientBucket(parameters: 0..<trunkEnd, layers: 0..<split)]
+        return [
+            GradientBucket(parameters: trunkEnd..<total, layers: split..<layerCount),
+            GradientBucket(parameters: 0..<trunkEnd, layers: 0..<split),
+        ]
     }
 }

@@ -16,13 +16,19 @@ public final class GradientComputer {
         public var correct = 0
         public init() {}
         public init(count: Int, lossSum: Double, correct: Int) {
-            self.count = count; self.lossSum = lossSum; self.correct = correct
+            self.count = count
+            self.lossSum = lossSum
+            self.correct = correct
         }
         public mutating func add(_ other: Totals) {
-            count += other.count; lossSum += other.lossSum; correct += other.correct
+            count += other.count
+            lossSum += other.lossSum
+            correct += other.correct
         }
         mutating func add(_ result: SoftmaxCrossEntropy.Result, samples: Int) {
-            count += samples; lossSum += result.lossSum; correct += result.correct
+            count += samples
+            lossSum += result.lossSum
+            correct += result.correct
         }
     }
 
@@ -40,9 +46,11 @@ public final class GradientComputer {
     /// A slice larger than the network's buffers is computed chunk by chunk, and its buckets
     /// are announced at the end.
     @discardableResult
-    public func compute(pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int, microBatch: Int,
-                        into sum: GradientSum,
-                        bucketReady: ((Range<Int>, Totals) throws -> Void)? = nil) throws -> Totals {
+    public func compute(
+        pixels: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, count: Int, microBatch: Int,
+        into sum: GradientSum,
+        bucketReady: ((Range<Int>, Totals) throws -> Void)? = nil
+    ) throws -> Totals {
         precondition(sum.count == parameterCount)
         let architecture = network.architecture
         let inputSize = architecture.inputShape.count
@@ -62,8 +70,9 @@ public final class GradientComputer {
             // Too large to hold every chunk's activations: one full pass per chunk.
             for range in chunks {
                 network.loadPixels(pixels + range.lowerBound * inputSize, batch: range.count)
-                totals.add(network.accumulateGradient(labels: labels + range.lowerBound, batch: range.count),
-                           samples: range.count)
+                totals.add(
+                    network.accumulateGradient(labels: labels + range.lowerBound, batch: range.count),
+                    samples: range.count)
                 try settle(0..<parameterCount)
             }
             sum.addSamples(totals.count)
@@ -73,8 +82,9 @@ public final class GradientComputer {
         for range in chunks {
             network.loadPixels(pixels + range.lowerBound * inputSize, batch: range.count, at: range.lowerBound)
             network.forward(batch: range.count, at: range.lowerBound)
-            totals.add(network.lossGradient(labels: labels + range.lowerBound, batch: range.count, at: range.lowerBound),
-                       samples: range.count)
+            totals.add(
+                network.lossGradient(labels: labels + range.lowerBound, batch: range.count, at: range.lowerBound),
+                samples: range.count)
         }
         sum.addSamples(totals.count)
         for bucket in buckets {

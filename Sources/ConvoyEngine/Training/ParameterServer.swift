@@ -36,16 +36,20 @@ public final class ParameterServer {
 
     /// One optimizer step with the mean of `sum`; a sum of no samples changes nothing.
     public func apply(_ sum: GradientSum) {
-        precondition(sum.count == parameterCount, "gradient sum of \(sum.count) values for \(parameterCount) parameters")
+        precondition(
+            sum.count == parameterCount, "gradient sum of \(sum.count) values for \(parameterCount) parameters")
         guard sum.samples > 0 else { return }
         sum.mean(into: meanGradient.pointer)
         if config.weightDecay > 0 {
             // L2 decay as PyTorch's SGD does it: g += λ·w, biases included.
-            let g = meanGradient.pointer, w = parameters.pointer, decay = config.weightDecay
+            let g = meanGradient.pointer
+            let w = parameters.pointer
+            let decay = config.weightDecay
             for i in 0..<parameterCount { g[i] += decay * w[i] }
         }
-        optimizer.update(parameters: parameters.buffer, gradient: UnsafeBufferPointer(meanGradient.buffer),
-                         learningRate: learningRate)
+        optimizer.update(
+            parameters: parameters.buffer, gradient: UnsafeBufferPointer(meanGradient.buffer),
+            learningRate: learningRate)
         step += 1
     }
 

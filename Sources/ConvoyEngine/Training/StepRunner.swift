@@ -17,8 +17,10 @@ public protocol StepRunner: AnyObject {
     func start(_ run: RunDescription) throws
     /// Adds the gradient sum of `samples`, computed at `weights`, into `sum`, with their count;
     /// returns their loss and hits. `step` numbers the run's steps from 0.
-    func train(step: Int, samples: StepSamples, weights: FloatBuffer,
-               into sum: GradientSum) throws -> GradientComputer.Totals
+    func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum
+    ) throws -> GradientComputer.Totals
     /// Loss and hits of every sample of `data` at `weights`.
     func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals
     /// Called once after the last step; a cluster tells its workers the run is over.
@@ -48,8 +50,10 @@ public final class LocalStepRunner: StepRunner {
         return computer
     }
 
-    public func train(step: Int, samples: StepSamples, weights: FloatBuffer,
-                      into sum: GradientSum) throws -> GradientComputer.Totals {
+    public func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum
+    ) throws -> GradientComputer.Totals {
         let computer = ready()
         // The same hand-over as a worker receiving the step's weights.
         computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
@@ -59,8 +63,9 @@ public final class LocalStepRunner: StepRunner {
         return try pixels.withUnsafeMutableBufferPointer { pixels in
             try labels.withUnsafeMutableBufferPointer { labels in
                 samples.gather(0..<samples.count, pixels: pixels.baseAddress!, labels: labels.baseAddress!)
-                return try computer.compute(pixels: pixels.baseAddress!, labels: labels.baseAddress!,
-                                            count: samples.count, microBatch: microBatch, into: sum)
+                return try computer.compute(
+                    pixels: pixels.baseAddress!, labels: labels.baseAddress!,
+                    count: samples.count, microBatch: microBatch, into: sum)
             }
         }
     }

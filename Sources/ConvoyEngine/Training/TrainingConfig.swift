@@ -32,18 +32,22 @@ public struct TrainingConfig: Equatable, Sendable {
             if !ok { throw SettingError(setting: setting, value: "\(value)", rule: rule) }
         }
         _ = try ModelZoo.spec(named: model)
-        try check(ModelZoo.trainable.contains(model.lowercased()), .model, model,
-                  "is for summaries only; trainable models: \(ModelZoo.trainable.joined(separator: ", "))")
+        try check(
+            ModelZoo.trainable.contains(model.lowercased()), .model, model,
+            "is for summaries only; trainable models: \(ModelZoo.trainable.joined(separator: ", "))")
         try check(epochs >= 1, .epochs, epochs, "must be at least 1")
         try check(batchSize >= 1 && batchSize <= 65536, .batchSize, batchSize, "must be in 1...65536")
         try check(learningRate.isFinite && learningRate > 0, .learningRate, learningRate, "must be a positive number")
         try check(microBatch >= 1 && microBatch <= 65536, .microBatch, microBatch, "must be in 1...65536")
-        try check((batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms, .microBatch, microBatch,
-                  "gives more than \(FixedPoint.maxTerms) micro-batches in a batch of \(batchSize)")
-        try check(warmupEpochs >= 0 && warmupEpochs < epochs, .warmupEpochs, warmupEpochs,
-                  "must be in 0..<epochs (\(epochs))")
-        try check(weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, .weightDecay, weightDecay,
-                  "must be in [0, 1)")
+        try check(
+            (batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms, .microBatch, microBatch,
+            "gives more than \(FixedPoint.maxTerms) micro-batches in a batch of \(batchSize)")
+        try check(
+            warmupEpochs >= 0 && warmupEpochs < epochs, .warmupEpochs, warmupEpochs,
+            "must be in 0..<epochs (\(epochs))")
+        try check(
+            weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, .weightDecay, weightDecay,
+            "must be in [0, 1)")
         try check(augmentShift >= 0 && augmentShift <= 8, .augmentShift, augmentShift, "must be in 0...8")
         if let n = trainSamples { try check(n >= 1, .trainSamples, n, "must be at least 1") }
         if let n = testSamples { try check(n >= 1, .testSamples, n, "must be at least 1") }
@@ -62,7 +66,9 @@ public struct SettingError: Error, CustomStringConvertible, Equatable {
     public let value: String
     public let rule: String
     public init(setting: TrainingSetting, value: String, rule: String) {
-        self.setting = setting; self.value = value; self.rule = rule
+        self.setting = setting
+        self.value = value
+        self.rule = rule
     }
     public var description: String { "\(setting.rawValue) \(value): \(rule)" }
 }
@@ -80,13 +86,24 @@ public struct EpochReport: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case epoch, loss, seconds
-        case trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy", testLoss = "test_loss"
-        case samplesPerSec = "samples_per_sec", learningRate = "learning_rate"
+        case trainAccuracy = "train_accuracy"
+        case testAccuracy = "test_accuracy"
+        case testLoss = "test_loss"
+        case samplesPerSec = "samples_per_sec"
+        case learningRate = "learning_rate"
     }
 
-    public init(epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, testLoss: Double,
-                seconds: Double, samplesPerSec: Double, learningRate: Double) {
-        self.epoch = epoch; self.loss = loss; self.trainAccuracy = trainAccuracy; self.testAccuracy = testAccuracy
-        self.testLoss = testLoss; self.seconds = seconds; self.samplesPerSec = samplesPerSec; self.learningRate = learningRate
+    public init(
+        epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, testLoss: Double,
+        seconds: Double, samplesPerSec: Double, learningRate: Double
+    ) {
+        self.epoch = epoch
+        self.loss = loss
+        self.trainAccuracy = trainAccuracy
+        self.testAccuracy = testAccuracy
+        self.testLoss = testLoss
+        self.seconds = seconds
+        self.samplesPerSec = samplesPerSec
+        self.learningRate = learningRate
     }
 }

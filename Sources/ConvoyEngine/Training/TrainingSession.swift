@@ -8,7 +8,9 @@ public struct CheckpointPolicy: Sendable, Equatable {
     /// How many of the newest checkpoints to keep.
     public var keep = 3
     public init(directory: String, every: Int = 0, keep: Int = 3) {
-        self.directory = directory; self.every = every; self.keep = keep
+        self.directory = directory
+        self.every = every
+        self.keep = keep
     }
 }
 
@@ -28,7 +30,8 @@ public struct StopRule: Sendable, Equatable {
     /// Also evaluate every this many steps (0: only at epoch ends).
     public var evaluateEvery: Int
     public init(targetAccuracy: Double, evaluateEvery: Int = 0) {
-        self.targetAccuracy = targetAccuracy; self.evaluateEvery = evaluateEvery
+        self.targetAccuracy = targetAccuracy
+        self.evaluateEvery = evaluateEvery
     }
 }
 
@@ -59,16 +62,23 @@ public final class TrainingSession {
     private var resumedTotals = GradientComputer.Totals()
     private let log: (String) -> Void
 
-    public init(config: TrainingConfig, train: Dataset, test: Dataset, runner: any StepRunner,
-                checkpoints: CheckpointPolicy? = nil, log: @escaping (String) -> Void = { _ in }) throws {
+    public init(
+        config: TrainingConfig, train: Dataset, test: Dataset, runner: any StepRunner,
+        checkpoints: CheckpointPolicy? = nil, log: @escaping (String) -> Void = { _ in }
+    ) throws {
         try config.validate()
         let architecture = try Architecture(try ModelZoo.spec(named: config.model))
-        for (data, name) in [(train, "training"), (test, "test")] where architecture.inputShape.count != data.sampleSize {
-            throw DataError("model \(config.model) takes \(architecture.inputShape.count) inputs per sample; the \(name) data has \(data.sampleSize)")
+        for (data, name) in [(train, "training"), (test, "test")] where architecture.inputShape.count != data.sampleSize
+        {
+            throw DataError(
+                "model \(config.model) takes \(architecture.inputShape.count) inputs per sample; the \(name) data has "
+                    + "\(data.sampleSize)"
+            )
         }
         if config.augmentShift > 0 && architecture.inputShape.rank != 3 {
-            throw SettingError(setting: .augmentShift, value: "\(config.augmentShift)",
-                               rule: "shifts images; model \(config.model) takes \(architecture.inputShape) inputs")
+            throw SettingError(
+                setting: .augmentShift, value: "\(config.augmentShift)",
+                rule: "shifts images; model \(config.model) takes \(architecture.inputShape) inputs")
         }
         self.config = config
         self.architecture = architecture
@@ -78,9 +88,10 @@ public final class TrainingSession {
         self.checkpoints = checkpoints
         self.log = log
         plan = BatchPlan(sampleCount: train.count, batchSize: config.batchSize, seed: config.seed)
-        server = ParameterServer(parameters: architecture.initialParameters(seed: config.seed, initializer: config.initializer),
-                                 config: config, totalSteps: plan.stepsPerEpoch * config.epochs,
-                                 warmupSteps: plan.stepsPerEpoch * config.warmupEpochs)
+        server = ParameterServer(
+            parameters: architecture.initialParameters(seed: config.seed, initializer: config.initializer),
+            config: config, totalSteps: plan.stepsPerEpoch * config.epochs,
+            warmupSteps: plan.stepsPerEpoch * config.warmupEpochs)
         sum = GradientSum(mode: SumMode(deterministic: config.deterministic), count: architecture.parameterCount)
     }
 
@@ -89,7 +100,7 @@ public final class TrainingSession {
     public func resume(from checkpoint: Checkpoint) throws {
         let saved = checkpoint.header.config
         var comparable = saved
-        comparable.testSamples = config.testSamples   // evaluation only: may change
+        comparable.testSamples = config.testSamples  // evaluation only: may change
         guard comparable == config else { throw ResumeError.differentRun(saved: saved) }
         guard checkpoint.parameters.count == server.parameterCount else {
             throw ResumeError.parameterCount(checkpoint: checkpoint.parameters.count, model: server.parameterCount)
@@ -99,7 +110,10 @@ public final class TrainingSession {
         start = (checkpoint.header.epoch, checkpoint.header.stepInEpoch)
         resumedTotals = checkpoint.header.epochTotals
         reports = checkpoint.header.reports
-        log("resuming at epoch \(start.epoch + 1), step \(start.step) of \(plan.stepsPerEpoch) (step \(server.step) of the run)")
+        log(
+            "resuming at epoch \(start.epoch + 1), step \(start.step) of \(plan.stepsPerEpoch) (step \(server.step) "
+                + "of the run)"
+        )
     }
 
     /// Hands the run to the runner (a cluster waits for its workers); `run` does it too.
@@ -137,24 +151,29 @@ public final class TrainingSession {
         /// The epoch's report, at its end or where the stop rule's target was reached.
         func report(_ evaluation: GradientComputer.Totals) -> EpochReport {
             let seconds = Date().timeIntervalSince(clock) - evaluationSeconds
-            return EpochReport(epoch: epoch + 1, loss: totals.lossSum / Double(max(totals.count, 1)),
-                               trainAccuracy: Double(totals.correct) / Double(max(totals.count, 1)),
-                               testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
-                               testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
-                               seconds: seconds, samplesPerSec: Double(trained) / max(seconds, 1e-9),
-                               learningRate: Double(rate))
+            return EpochReport(
+                epoch: epoch + 1, loss: totals.lossSum / Double(max(totals.count, 1)),
+                trainAccuracy: Double(totals.correct) / Double(max(totals.count, 1)),
+                testAccuracy: Double(evaluation.correct) / Double(max(evaluation.count, 1)),
+                testLoss: evaluation.lossSum / Double(max(evaluation.count, 1)),
+                seconds: seconds, samplesPerSec: Double(trained) / max(seconds, 1e-9),
+                learningRate: Double(rate))
         }
         for index in first..<plan.stepsPerEpoch {
-            let stepTotals = try trainStep(step: epoch * plan.stepsPerEpoch + index,
-                                           samples: order[plan.batchRange(step: index)])
+            let stepTotals = try trainStep(
+                step: epoch * plan.stepsPerEpoch + index,
+                samples: order[plan.batchRange(step: index)])
             totals.add(stepTotals)
             trained += stepTotals.count
-            progress(StepProgress(epoch: epoch, step: index + 1, stepsPerEpoch: plan.stepsPerEpoch,
-                                  runningLoss: totals.lossSum / Double(max(totals.count, 1))))
+            progress(
+                StepProgress(
+                    epoch: epoch, step: index + 1, stepsPerEpoch: plan.stepsPerEpoch,
+                    runningLoss: totals.lossSum / Double(max(totals.count, 1))))
             if let every = checkpoints?.every, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch {
                 try saveCheckpoint(epoch: epoch, stepInEpoch: index + 1, totals: totals)
             }
-            if let every = stopRule?.evaluateEvery, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch {
+            if let every = stopRule?.evaluateEvery, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch
+            {
                 let evaluationClock = Date()
                 let evaluation = try evaluate(test)
                 evaluationSeconds += Date().timeIntervalSince(evaluationClock)
@@ -175,7 +194,10 @@ public final class TrainingSession {
         let accuracy = Double(evaluation.correct) / Double(max(evaluation.count, 1))
         guard accuracy >= target else { return false }
         timeToTarget = Date().timeIntervalSince(runStarted)
-        log("test accuracy \(accuracy) reached the target \(target) after step \(server.step), \(timeToTarget!) s from the first step")
+        log(
+            "test accuracy \(accuracy) reached the target \(target) after step \(server.step), \(timeToTarget!) s "
+                + "from the first step"
+        )
         return true
     }
 
@@ -184,9 +206,12 @@ public final class TrainingSession {
     public func trainStep(step: Int, samples: ArraySlice<Int32>) throws -> GradientComputer.Totals {
         try startRunner()
         sum.reset()
-        let totals = try runner.train(step: step, samples: StepSamples(data: train, indices: samples,
-                                                                       augmentation: augmentation(step: step)),
-                                      weights: server.parameters, into: sum)
+        let totals = try runner.train(
+            step: step,
+            samples: StepSamples(
+                data: train, indices: samples,
+                augmentation: augmentation(step: step)),
+            weights: server.parameters, into: sum)
         server.apply(sum)
         return totals
     }
@@ -194,8 +219,9 @@ public final class TrainingSession {
     /// The shifts of step `step`'s samples, when the config asks for them.
     private func augmentation(step: Int) -> ShiftAugmentation? {
         guard config.augmentShift > 0 else { return nil }
-        return ShiftAugmentation(maxShift: config.augmentShift, seed: config.seed, epoch: step / plan.stepsPerEpoch,
-                                 imageShape: architecture.inputShape)
+        return ShiftAugmentation(
+            maxShift: config.augmentShift, seed: config.seed, epoch: step / plan.stepsPerEpoch,
+            imageShape: architecture.inputShape)
     }
 
     /// Loss and hits of the current parameters on `data`.
@@ -206,8 +232,9 @@ public final class TrainingSession {
 
     private func saveCheckpoint(epoch: Int, stepInEpoch: Int, totals: GradientComputer.Totals) throws {
         guard let checkpoints else { return }
-        let header = Checkpoint.Header(config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: server.step,
-                                       epochTotals: totals, reports: reports)
+        let header = Checkpoint.Header(
+            config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: server.step,
+            epochTotals: totals, reports: reports)
         try Checkpoint(header: header, parameters: server.parameters.array, optimizerState: server.optimizer.state)
             .save(in: checkpoints.directory, keep: checkpoints.keep)
     }
@@ -225,7 +252,9 @@ public enum ResumeError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .differentRun(saved):
-            "the checkpoint was made by a different run (\(saved.model), batch \(saved.batchSize), seed \(saved.seed), \(saved.epochs) epochs, lr \(saved.learningRate), \(saved.optimizer.rawValue), \(saved.deterministic ? "deterministic" : "fast")): resume it with the same training settings"
+            "the checkpoint was made by a different run (\(saved.model), batch \(saved.batchSize), seed "
+                + "\(saved.seed), \(saved.epochs) epochs, lr \(saved.learningRate), \(saved.optimizer.rawValue), "
+                + "\(saved.deterministic ? "deterministic" : "fast")): resume it with the same training settings"
         case let .parameterCount(checkpoint, model):
             "the checkpoint holds \(checkpoint) parameters, the model has \(model)"
         }
