@@ -29,6 +29,7 @@ export CONVOY="$PWD/.build/release/convoy"
 
 # Release mode with testing enabled: the engine's checks train real networks, which a
 # debug build runs ~20x slower.
+stage "style (format, file and line lengths, SPEC references)" scripts/lint.sh
 stage "swift test" swift test -c release -Xswiftc -enable-testing
 stage "local cluster (2 workers)" scripts/local-cluster.sh 2
 stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-cluster.sh 2
