@@ -45,30 +45,38 @@ struct Bench: ParsableCommand {
         }
     }
 
+    func validate() throws {
+        guard batch >= 1, steps >= 1, inferBatch >= 1, threads >= 1 else {
+            throw ValidationError("--batch, --steps, --infer-batch and --threads must be at least 1")
+        }
+    }
+
+    /// A session over synthetic MNIST-shaped data: speed does not depend on pixel values.
+    func makeSession(_ architecture: Architecture) throws -> (session: TrainingSession, data: Dataset) {
+        var config = TrainingConfig()
+        config.model = model
+        config.batchSize = batch
+        config.deterministic = deterministic
+        config.microBatch = microBatch
+        try config.validate()
+        var rng = SeededRandom(seed: 7)
+        let sampleCount = 4096
+        let size = architecture.inputShape.count
+        let data = Dataset(
+            pixels: (0..<(sampleCount * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+            labels: (0..<sampleCount).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: size)
+        let session = try TrainingSession(
+            config: config, train: data, test: data.prefix(inferBatch), runner: LocalStepRunner())
+        return (session, data)
+    }
+
     func run() throws {
         reportingErrors {
-            guard batch >= 1, steps >= 1, inferBatch >= 1, threads >= 1 else {
-                throw FlagError("--batch, --steps, --infer-batch and --threads must be at least 1")
-            }
             BLAS.setThreads(threads)
             let kernels = try KernelChoice.configure(kernel)
-            var config = TrainingConfig()
-            config.model = model
-            config.batchSize = batch
-            config.deterministic = deterministic
-            config.microBatch = microBatch
-            try config.validate()
             let architecture = try Architecture(try ModelZoo.spec(named: model))
-            // Synthetic MNIST-shaped data: speed does not depend on pixel values.
-            var rng = SeededRandom(seed: 7)
-            let sampleCount = 4096
+            let (session, data) = try makeSession(architecture)
             let size = architecture.inputShape.count
-            let data = Dataset(
-                pixels: (0..<(sampleCount * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
-                labels: (0..<sampleCount).map { _ in UInt8(rng.nextIndex(below: 10)) }, sampleSize: size)
-            let session = try TrainingSession(
-                config: config, train: data, test: data.prefix(inferBatch),
-                runner: LocalStepRunner())
             let order = session.plan.order(epoch: 0)
             func trainSteps(_ count: Int) throws {
                 for step in 0..<count {

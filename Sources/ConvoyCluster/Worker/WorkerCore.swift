@@ -109,30 +109,35 @@ public final class WorkerCore {
         }
     }
 
-    private func perform(
-        _ work: StepWork, step: UInt64, runID: UInt64, slots: ComputeSlots, welcome: Welcome,
-        send: (Message) throws -> Void
-    ) -> [Message] {
+    /// Loads a step's weights and checks its samples; the reason to refuse it, or nil.
+    private func accept(_ work: StepWork, step: UInt64, slots: ComputeSlots, welcome: Welcome) -> String? {
         let network = slots.computers[0].network
-        let id = workerID ?? 0
-        func refuse(_ reason: String) -> [Message] {
-            [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))]
-        }
         if let weights = work.weights {
             guard weights.count == network.parameters.count else {
-                return refuse(
-                    "step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
+                return "step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)"
             }
             weights.withUnsafeBufferPointer { slots.load(weights: $0) }
             hasWeights = true
         }
-        guard hasWeights else { return refuse("step \(step) carries no weights and this worker holds none") }
+        guard hasWeights else { return "step \(step) carries no weights and this worker holds none" }
         guard work.sampleSize == welcome.sampleSize else {
-            return refuse("step \(step) samples have \(work.sampleSize) values, the run said \(welcome.sampleSize)")
+            return "step \(step) samples have \(work.sampleSize) values, the run said \(welcome.sampleSize)"
         }
         if let bad = work.labels.firstIndex(where: { Int($0) >= network.classes }) {
-            return refuse("step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)")
+            return "step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)"
         }
+        return nil
+    }
+
+    private func perform(
+        _ work: StepWork, step: UInt64, runID: UInt64, slots: ComputeSlots, welcome: Welcome,
+        send: (Message) throws -> Void
+    ) -> [Message] {
+        let id = workerID ?? 0
+        func refuse(_ reason: String) -> [Message] {
+            [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))]
+        }
+        if let problem = accept(work, step: step, slots: slots, welcome: welcome) { return refuse(problem) }
         let started = Date()
         /// One bucket of the slice's gradient sums, as a result message.
         func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) -> Message {

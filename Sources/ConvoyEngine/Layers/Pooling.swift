@@ -93,8 +93,38 @@ public struct MaxPool2d: Layer {
     ) {
         guard let dx else { return }
         let g = geometry
-        if g.isTwoByTwo {
-            // Non-overlapping windows: every input element is written exactly once.
+        if g.isTwoByTwo { return backwardTwoByTwo(x: x, y: y, dy: dy, dx: dx, batch: batch) }
+        dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
+        for plane in 0..<(batch * g.channels) {
+            let xp = x + plane * g.inPlane
+            let dxp = dx + plane * g.inPlane
+            let yp = y + plane * g.outPlane
+            let dyp = dy + plane * g.outPlane
+            for i in 0..<g.outHeight {
+                for j in 0..<g.outWidth {
+                    let offset = i * g.strideHeight * g.inWidth + j * g.strideWidth
+                    let best = yp[i * g.outWidth + j]
+                    var argmax = offset
+                    search: for s in 0..<g.windowHeight {
+                        for t in 0..<g.windowWidth where xp[offset + s * g.inWidth + t] == best {
+                            argmax = offset + s * g.inWidth + t
+                            break search
+                        }
+                    }
+                    dxp[argmax] += dyp[i * g.outWidth + j]
+                }
+            }
+        }
+    }
+
+    /// 2×2 windows at stride 2 do not overlap: every input element is written exactly once,
+    /// so no zeroing pass is needed.
+    private func backwardTwoByTwo(
+        x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, batch: Int
+    ) {
+        let g = geometry
+        do {
             for plane in 0..<(batch * g.channels) {
                 let xp = x + plane * g.inPlane
                 let dxp = dx + plane * g.inPlane
@@ -127,28 +157,6 @@ public struct MaxPool2d: Layer {
                     for r in 0..<(2 * g.outHeight) {
                         (dxp + r * g.inWidth + 2 * g.outWidth).update(repeating: 0, count: g.inWidth - 2 * g.outWidth)
                     }
-                }
-            }
-            return
-        }
-        dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
-        for plane in 0..<(batch * g.channels) {
-            let xp = x + plane * g.inPlane
-            let dxp = dx + plane * g.inPlane
-            let yp = y + plane * g.outPlane
-            let dyp = dy + plane * g.outPlane
-            for i in 0..<g.outHeight {
-                for j in 0..<g.outWidth {
-                    let offset = i * g.strideHeight * g.inWidth + j * g.strideWidth
-                    let best = yp[i * g.outWidth + j]
-                    var argmax = offset
-                    search: for s in 0..<g.windowHeight {
-                        for t in 0..<g.windowWidth where xp[offset + s * g.inWidth + t] == best {
-                            argmax = offset + s * g.inWidth + t
-                            break search
-                        }
-                    }
-                    dxp[argmax] += dyp[i * g.outWidth + j]
                 }
             }
         }
