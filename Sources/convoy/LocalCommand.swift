@@ -113,8 +113,8 @@ extension TrainingOptions {
         if let lr { list += ["--lr", String(lr)] }
         list += [
             "--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay),
-            "--augment", String(augment),
         ]
+        if let augment { list += ["--augment", String(augment)] }
         if let targetAccuracy {
             list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)]
         }
