@@ -246,6 +246,31 @@ final class InMemoryCluster: CoordinatorTransport {
         #expect(throws: ResumeError.self) { try session.resume(from: checkpoint) }
     }
 
+    /// A checkpoint of this run whose position or optimizer state cannot be this run's is
+    /// refused with a reason, never trusted (a hostile file must not crash the resume).
+    @Test func aCheckpointWithAnImpossiblePositionOrStateIsRefused() throws {
+        let session = try Self.clusterSession(InMemoryCluster(), options: ClusterOptions(workers: 1), runID: 6)
+        let parameters = session.server.parameters.array
+        let state = session.server.optimizer.state
+        func checkpoint(epoch: Int, stepInEpoch: Int, step: Int, state: [Float]) -> Checkpoint {
+            let header = Checkpoint.Header(
+                config: Self.config, epoch: epoch, stepInEpoch: stepInEpoch, step: step,
+                epochTotals: .init(), reports: [])
+            return Checkpoint(header: header, parameters: parameters, optimizerState: state)
+        }
+        let steps = session.plan.stepsPerEpoch
+        #expect(throws: ResumeError.position(epoch: 9, stepInEpoch: 0, step: 9 * steps)) {
+            try session.resume(from: checkpoint(epoch: 9, stepInEpoch: 0, step: 9 * steps, state: state))
+        }
+        #expect(throws: ResumeError.position(epoch: 1, stepInEpoch: 1, step: 3)) {
+            try session.resume(from: checkpoint(epoch: 1, stepInEpoch: 1, step: 3, state: state))
+        }
+        #expect(throws: ResumeError.optimizerState(checkpoint: 3, expected: state.count)) {
+            try session.resume(from: checkpoint(epoch: 1, stepInEpoch: 0, step: steps, state: [1, 2, 3]))
+        }
+        try session.resume(from: checkpoint(epoch: 1, stepInEpoch: 0, step: steps, state: state))
+    }
+
     /// With --min-workers 2, losing one of two workers makes the coordinator wait, say so,
     /// and fail clearly when nobody comes back in time.
     @Test func belowMinWorkersTheCoordinatorWaitsAndSaysSo() throws {

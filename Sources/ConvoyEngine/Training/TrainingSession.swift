@@ -105,6 +105,18 @@ public final class TrainingSession {
         guard checkpoint.parameters.count == server.parameterCount else {
             throw ResumeError.parameterCount(checkpoint: checkpoint.parameters.count, model: server.parameterCount)
         }
+        // A checkpoint is hostile input too: its position must be one this run can reach.
+        let header = checkpoint.header
+        guard header.epoch <= config.epochs, header.stepInEpoch < plan.stepsPerEpoch,
+            header.step == header.epoch * plan.stepsPerEpoch + header.stepInEpoch
+        else {
+            throw ResumeError.position(epoch: header.epoch, stepInEpoch: header.stepInEpoch, step: header.step)
+        }
+        guard checkpoint.optimizerState.count == server.optimizer.state.count else {
+            throw ResumeError.optimizerState(
+                checkpoint: checkpoint.optimizerState.count,
+                expected: server.optimizer.state.count)
+        }
         server.parameters.load(checkpoint.parameters)
         server.restore(step: checkpoint.header.step, optimizerState: checkpoint.optimizerState)
         start = (checkpoint.header.epoch, checkpoint.header.stepInEpoch)
@@ -245,9 +257,11 @@ public final class TrainingSession {
 }
 
 /// Why a checkpoint cannot continue this run.
-public enum ResumeError: Error, CustomStringConvertible {
+public enum ResumeError: Error, CustomStringConvertible, Equatable {
     case differentRun(saved: TrainingConfig)
     case parameterCount(checkpoint: Int, model: Int)
+    case position(epoch: Int, stepInEpoch: Int, step: Int)
+    case optimizerState(checkpoint: Int, expected: Int)
 
     public var description: String {
         switch self {
@@ -255,6 +269,11 @@ public enum ResumeError: Error, CustomStringConvertible {
             "the checkpoint was made by a different run (\(saved.model), batch \(saved.batchSize), seed "
                 + "\(saved.seed), \(saved.epochs) epochs, lr \(saved.learningRate), \(saved.optimizer.rawValue), "
                 + "\(saved.deterministic ? "deterministic" : "fast")): resume it with the same training settings"
+        case let .position(epoch, stepInEpoch, step):
+            "the checkpoint's position (epoch \(epoch), step \(stepInEpoch) of it, step \(step) of the run) "
+                + "does not fit this run"
+        case let .optimizerState(checkpoint, expected):
+            "the checkpoint holds \(checkpoint) optimizer state values, this optimizer keeps \(expected)"
         case let .parameterCount(checkpoint, model):
             "the checkpoint holds \(checkpoint) parameters, the model has \(model)"
         }
