@@ -278,7 +278,10 @@ static void CK(col2im)(const float *restrict col, long row_stride, float *restri
     }
 }
 
+#include "direct_bodies.h"
+
 static const ck_table CK(table) = {
     CK(relu_forward), CK(relu_backward), CK(conv_unpack), CK(conv_pack),
     CK(conv_relu_pool2), CK(pool2_scatter), CK(im2col), CK(col2im), CK(add_row_sums),
+    CK(conv_direct_applies), CK(conv_direct), CK(conv_direct_weights),
 };
