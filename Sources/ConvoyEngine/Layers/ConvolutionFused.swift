@@ -69,7 +69,7 @@ extension Conv2d {
     /// Forward over `batch` samples, `chunk` at a time: im2col, one GEMM `Yᵀ = W·col` per
     /// chunk, then the epilogue writes `y` (sample-major) straight from `Yᵀ`. The bias,
     /// ReLU and pooling cost no pass of their own: the epilogue reads `Yᵀ` once, while it is
-    /// still in L2.
+    /// still in L2. Where `usesDirect`, the direct kernel writes `Yᵀ` with no column matrix.
     func forward(
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
         parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, epilogue: ConvEpilogue
@@ -115,7 +115,8 @@ extension Conv2d {
     /// Backward over `batch` samples, `chunk` at a time: the prologue builds `dYᵀ` in the
     /// chunk layout (one pass over `dy`, with the ReLU mask or the pooling scatter folded in),
     /// then `dW += dYᵀ·colᵀ` (GEMM with β = 1: no separate accumulation pass),
-    /// `db += Σ dYᵀ`, `dcol = Wᵀ·dYᵀ` (β = 0) and col2im into `dx`.
+    /// `db += Σ dYᵀ`, `dcol = Wᵀ·dYᵀ` (β = 0) and col2im into `dx`. Where `usesDirect`, the
+    /// direct kernel adds each sample's `dW` in sample order instead (no `col`).
     func backward(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
