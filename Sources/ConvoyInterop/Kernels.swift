@@ -98,4 +98,24 @@ public enum Kernels {
     ) {
         ck_add_row_sums(src, ld, rows, count, out)
     }
+    /// Whether `convDirect`/`convDirectWeights` serve `shape` (one input channel, stride 1, 16–32 columns).
+    public static func directApplies(_ shape: ConvShape) -> Bool {
+        withUnsafePointer(to: shape.raw) { ck_conv_direct_applies($0) != 0 }
+    }
+    /// One sample's convolution (no bias) into the chunk layout: channel m's plane at `dst + m·ld`.
+    @inline(__always)
+    public static func convDirect(
+        _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, ld: Int,
+        outChannels: Int, _ shape: ConvShape
+    ) {
+        withUnsafePointer(to: shape.raw) { ck_conv_direct(x, weights, dst, ld, outChannels, $0) }
+    }
+    /// `gradient[m][s][t] +=` one sample's weight gradient, from its output gradient in the chunk layout.
+    @inline(__always)
+    public static func convDirectWeights(
+        _ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, ld: Int, outChannels: Int, _ shape: ConvShape,
+        into gradient: UnsafeMutablePointer<Float>
+    ) {
+        withUnsafePointer(to: shape.raw) { ck_conv_direct_weights(x, dy, ld, outChannels, $0, gradient) }
+    }
 }

@@ -81,3 +81,18 @@ void ck_col2im(const float *col, long row_stride, float *dx, const ck_conv_geome
 void ck_add_row_sums(const float *src, long ld, long rows, long n, float *out) {
     T()->add_row_sums(src, ld, rows, n, out);
 }
+int ck_conv_direct_applies(const ck_conv_geometry *g) {
+#if defined(__x86_64__)
+    // The direct kernels multiply-add with one rounding (fmaf); without FMA hardware that is a
+    // slow library call, so such CPUs keep im2col and a GEMM (the same choice for every ISA).
+    if (!__builtin_cpu_supports("fma")) return 0;
+#endif
+    return T()->conv_direct_applies(g);
+}
+void ck_conv_direct(const float *x, const float *w, float *dst, long ld, long out_channels, const ck_conv_geometry *g) {
+    T()->conv_direct(x, w, dst, ld, out_channels, g);
+}
+void ck_conv_direct_weights(const float *x, const float *dy, long ld, long out_channels, const ck_conv_geometry *g,
+                            float *gradient) {
+    T()->conv_direct_weights(x, dy, ld, out_channels, g, gradient);
+}

@@ -278,7 +278,19 @@ static void CK(col2im)(const float *restrict col, long row_stride, float *restri
     }
 }
 
+// The portable variant's direct kernels are built for FMA on x86 (CK_PORTABLE_FMA): fmaf would
+// otherwise be a library call per lane (14× slower training), and dispatch.c only runs them where
+// CPUID reports FMA.
+#if defined(CK_PORTABLE_FMA)
+#pragma clang attribute push (__attribute__((target("fma"))), apply_to = function)
+#endif
+#include "direct_bodies.h"
+#if defined(CK_PORTABLE_FMA)
+#pragma clang attribute pop
+#endif
+
 static const ck_table CK(table) = {
     CK(relu_forward), CK(relu_backward), CK(conv_unpack), CK(conv_pack),
     CK(conv_relu_pool2), CK(pool2_scatter), CK(im2col), CK(col2im), CK(add_row_sums),
+    CK(conv_direct_applies), CK(conv_direct), CK(conv_direct_weights),
 };

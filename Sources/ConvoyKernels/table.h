@@ -14,6 +14,9 @@ typedef struct {
     void (*im2col)(const float *, float *, long, const ck_conv_geometry *);
     void (*col2im)(const float *, long, float *, const ck_conv_geometry *);
     void (*add_row_sums)(const float *, long, long, long, float *);
+    int (*conv_direct_applies)(const ck_conv_geometry *);
+    void (*conv_direct)(const float *, const float *, float *, long, long, const ck_conv_geometry *);
+    void (*conv_direct_weights)(const float *, const float *, long, long, const ck_conv_geometry *, float *);
 } ck_table;
 
 extern const ck_table *ck_table_portable(void);

@@ -27,6 +27,11 @@ enum ConvPrologue {
 extension Conv2d {
     /// Tests set this to run the general Swift `im2col`/`col2im` instead of the C kernels.
     nonisolated(unsafe) static var generalColumns = false
+    /// Tests and measurements set this to false to run im2col and a GEMM where the direct kernel applies.
+    nonisolated(unsafe) static var directConvolution = true
+
+    /// One input channel at stride 1 with zero padding (LeNet-5's conv1): the direct C kernels, no columns.
+    var usesDirect: Bool { Conv2d.directConvolution && geometry.cKernelsApply && Kernels.directApplies(kernelShape) }
 
     /// The general path (`im2col` in Swift) serves any padding; the C kernel zero padding.
     @inline(__always)
@@ -64,7 +69,7 @@ extension Conv2d {
     /// Forward over `batch` samples, `chunk` at a time: im2col, one GEMM `Yᵀ = W·col` per
     /// chunk, then the epilogue writes `y` (sample-major) straight from `Yᵀ`. The bias,
     /// ReLU and pooling cost no pass of their own: the epilogue reads `Yᵀ` once, while it is
-    /// still in L2.
+    /// still in L2. Where `usesDirect`, the direct kernel writes `Yᵀ` with no column matrix.
     func forward(
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int,
         parameters: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, epilogue: ConvEpilogue
@@ -76,13 +81,22 @@ extension Conv2d {
         let col = scratch
         let yT = scratch + chunk * g.patchSize * P
         let pooledSize = g.outChannels * (g.outHeight / 2) * (g.outWidth / 2)
+        let direct = usesDirect
         for first in stride(from: 0, to: batch, by: chunk) {
             let b = min(chunk, batch - first)
             let width = b * P
-            for k in 0..<b { makeColumns(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, shape) }
-            BLAS.sgemm(
-                transA: false, transB: false, m: g.outChannels, n: width, k: g.patchSize,
-                a: parameters, lda: g.patchSize, b: col, ldb: width, beta: 0, c: yT, ldc: width)
+            if direct {
+                for k in 0..<b {
+                    Kernels.convDirect(
+                        x + (first + k) * g.inSize, weights: parameters, into: yT + k * P, ld: width,
+                        outChannels: g.outChannels, shape)
+                }
+            } else {
+                for k in 0..<b { makeColumns(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, shape) }
+                BLAS.sgemm(
+                    transA: false, transB: false, m: g.outChannels, n: width, k: g.patchSize,
+                    a: parameters, lda: g.patchSize, b: col, ldb: width, beta: 0, c: yT, ldc: width)
+            }
             switch epilogue {
             case .bias, .biasReLU:
                 let relu = if case .biasReLU = epilogue { true } else { false }
@@ -101,7 +115,8 @@ extension Conv2d {
     /// Backward over `batch` samples, `chunk` at a time: the prologue builds `dYᵀ` in the
     /// chunk layout (one pass over `dy`, with the ReLU mask or the pooling scatter folded in),
     /// then `dW += dYᵀ·colᵀ` (GEMM with β = 1: no separate accumulation pass),
-    /// `db += Σ dYᵀ`, `dcol = Wᵀ·dYᵀ` (β = 0) and col2im into `dx`.
+    /// `db += Σ dYᵀ`, `dcol = Wᵀ·dYᵀ` (β = 0) and col2im into `dx`. Where `usesDirect`, the
+    /// direct kernel adds each sample's `dW` in sample order instead (no `col`).
     func backward(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int,
         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
@@ -114,10 +129,13 @@ extension Conv2d {
         let col = scratch
         let dyT = scratch + chunk * g.patchSize * P
         let pooledSize = g.outChannels * (g.outHeight / 2) * (g.outWidth / 2)
+        let direct = usesDirect
         for first in stride(from: 0, to: batch, by: chunk) {
             let b = min(chunk, batch - first)
             let width = b * P
-            for k in 0..<b { makeColumns(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, shape) }
+            if !direct {
+                for k in 0..<b { makeColumns(x + (first + k) * g.inSize, into: col + k * P, rowStride: width, shape) }
+            }
             switch prologue {
             case .plain:
                 Kernels.convPack(
@@ -132,9 +150,17 @@ extension Conv2d {
                     dy + first * pooledSize, indices: indices + first * pooledSize, into: dyT, ld: width,
                     channels: g.outChannels, height: g.outHeight, width: g.outWidth, samples: b)
             }
-            BLAS.sgemm(
-                transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: width,
-                a: dyT, lda: width, b: col, ldb: width, beta: 1, c: gradient, ldc: g.patchSize)
+            if direct {
+                for k in 0..<b {
+                    Kernels.convDirectWeights(
+                        x + (first + k) * g.inSize, dy: dyT + k * P, ld: width, outChannels: g.outChannels, shape,
+                        into: gradient)
+                }
+            } else {
+                BLAS.sgemm(
+                    transA: false, transB: true, m: g.outChannels, n: g.patchSize, k: width,
+                    a: dyT, lda: width, b: col, ldb: width, beta: 1, c: gradient, ldc: g.patchSize)
+            }
             Kernels.addRowSums(dyT, ld: width, rows: g.outChannels, count: width, into: biasGradient)
             guard let dx else { continue }
             // dcol overwrites col, which the weight gradient above has finished with.

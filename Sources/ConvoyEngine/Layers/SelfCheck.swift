@@ -54,10 +54,16 @@ enum SelfCheck {
         return true
     }
 
-    /// Conv2d 2→3 channels, 3×3, padding 1 on 7×9 planes, two samples, with the fused bias,
-    /// ReLU and 2×2 max pooling, against the same computed in Double.
+    /// The im2col path (2 channels on 7×9 planes) and the direct kernel (1 channel on 6×20
+    /// planes): forward with bias, ReLU and pooling, and the direct kernel's weight gradient.
     static func convolutionAgrees() -> Bool {
-        guard let conv = try? Conv2d(inputShape: Shape(2, 7, 9), outChannels: 3, kernel: (3, 3), padding: (1, 1))
+        convolutionAgrees(Shape(2, 7, 9)) && convolutionAgrees(Shape(1, 6, 20)) && directWeightsAgree()
+    }
+
+    /// Conv2d to 3 channels, 3×3, padding 1, two samples, with the fused bias, ReLU and 2×2 max
+    /// pooling, against the same computed in Double.
+    static func convolutionAgrees(_ shape: Shape) -> Bool {
+        guard let conv = try? Conv2d(inputShape: shape, outChannels: 3, kernel: (3, 3), padding: (1, 1))
         else { return false }
         let g = conv.geometry
         let batch = 2
@@ -104,6 +110,47 @@ enum SelfCheck {
                         }
                         if !close(y[((n * g.outChannels + m) * oh + i) * ow + j], best, scale: scale) { return false }
                     }
+                }
+            }
+        }
+        return true
+    }
+
+    /// The direct kernel's weight gradient (1 channel, 6×20, 3×3, padding 1, three samples)
+    /// against Double loops.
+    static func directWeightsAgree() -> Bool {
+        guard let conv = try? Conv2d(inputShape: Shape(1, 6, 20), outChannels: 3, kernel: (3, 3), padding: (1, 1))
+        else { return false }
+        guard conv.usesDirect else { return true }
+        let g = conv.geometry
+        let batch = 3
+        let x = values(batch * g.inSize, seed: 6)
+        let dy = values(batch * g.outSize, seed: 7)
+        let parameters = values(conv.parameterCount, seed: 8)
+        var gradient = [Float](repeating: 0, count: conv.parameterCount)
+        var scratch = [Float](repeating: .nan, count: conv.scratchCount)
+        conv.backward(
+            x: x, dy: dy, dx: nil, batch: batch, parameters: parameters, gradient: &gradient, scratch: &scratch,
+            prologue: .plain)
+        for m in 0..<3 {
+            for s in 0..<3 {
+                for t in 0..<3 {
+                    var total = 0.0
+                    var scale = 0.0
+                    for n in 0..<batch {
+                        for i in 0..<g.outHeight {
+                            for j in 0..<g.outWidth {
+                                let (h, w) = (i + s - 1, j + t - 1)
+                                guard h >= 0, h < g.inHeight, w >= 0, w < g.inWidth else { continue }
+                                let term =
+                                    Double(x[n * g.inSize + h * g.inWidth + w])
+                                    * Double(dy[n * g.outSize + (m * g.outHeight + i) * g.outWidth + j])
+                                total += term
+                                scale += abs(term)
+                            }
+                        }
+                    }
+                    if !close(gradient[(m * 3 + s) * 3 + t], total, scale: scale) { return false }
                 }
             }
         }

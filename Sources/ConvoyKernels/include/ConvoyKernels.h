@@ -68,6 +68,18 @@ void ck_col2im(const float *col, long row_stride, float *dx, const ck_conv_geome
 /// out[m] += Σ_{i<n} src[m·ld + i] for m < rows, summed in a fixed order (16 partial sums).
 void ck_add_row_sums(const float *src, long ld, long rows, long n, float *out);
 
+/// 1 when the direct convolution below serves `g` (one input channel, stride 1, zero padding,
+/// 16 to 32 output columns); otherwise im2col and a GEMM.
+int ck_conv_direct_applies(const ck_conv_geometry *g);
+/// One sample's convolution without bias, no column matrix: dst[m·ld + i·Wo + j] =
+/// Σ_{s,t} w[m][s][t]·x[i + s − Ph][j + t − Pw] (0 in the padding), in the order s, t.
+void ck_conv_direct(const float *x, const float *w, float *dst, long ld, long out_channels,
+                    const ck_conv_geometry *g);
+/// Its weight gradient: gradient[m][s][t] += Σ_{i,j} dy[m·ld + i·Wo + j]·x[i + s − Ph][j + t − Pw],
+/// 32 lane sums over the rows, then a fixed pairwise tree: one sample, one add per weight.
+void ck_conv_direct_weights(const float *x, const float *dy, long ld, long out_channels,
+                            const ck_conv_geometry *g, float *gradient);
+
 /// Loads oneDNN (libdnnl.so.2) if it is installed; 1 when dnnl_sgemm is available.
 int ck_dnnl_load(void);
 /// Row-major C = alpha·op(A)·op(B) + beta·C through dnnl_sgemm on one OpenMP thread
