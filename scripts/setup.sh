@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(libzmq3-dev libopenblas-dev pkg-config zlib1g-dev iproute2)
+# libdnnl2 (oneDNN) is loaded at run time where OpenBLAS's CPU table is older than the CPU
+# (e.g. Intel Emerald Rapids gets OpenBLAS 0.3.21's SSE3 kernel): see docs/DESIGN.md, Kernels.
+packages=(libzmq3-dev libopenblas-dev pkg-config zlib1g-dev iproute2 libdnnl2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
