@@ -55,13 +55,12 @@ public final class GradientSum {
     /// first value): rounded to fixed point, or added as it is. Throws when a value does not
     /// fit the fixed-point range (the training has diverged).
     public func accumulate(_ gradient: UnsafePointer<Float>, range: Range<Int>) throws {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count)
         switch mode {
         case .fixedPoint:
+            precondition(range.lowerBound >= 0 && range.upperBound <= count)
             try FixedPoint.accumulate(gradient, into: fixed + range.lowerBound, count: range.count)
         case .float:
-            let sums = float + range.lowerBound
-            for i in 0..<range.count { sums[i] += gradient[i] }
+            add(float: gradient, range: range)
         }
     }
 
@@ -89,11 +88,7 @@ public final class GradientSum {
 
     /// Adds another sum of the same layout, samples included.
     public func add(_ other: GradientSum) {
-        precondition(other.mode == mode && other.count == count)
-        switch mode {
-        case .fixedPoint: add(fixed: other.fixed, range: 0..<count)
-        case .float: add(float: other.float, range: 0..<count)
-        }
+        add(other, range: 0..<count)
         samples += other.samples
     }
 

@@ -45,8 +45,10 @@ public final class LocalStepRunner: StepRunner {
         microBatch = config.microBatch
     }
 
-    private func ready() -> GradientComputer {
+    /// The computer, holding `weights`: the same hand-over as a worker receiving a step's weights.
+    private func ready(_ weights: FloatBuffer) -> GradientComputer {
         guard let computer else { preconditionFailure("LocalStepRunner used before start") }
+        computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
         return computer
     }
 
@@ -54,9 +56,7 @@ public final class LocalStepRunner: StepRunner {
         step: Int, samples: StepSamples, weights: FloatBuffer,
         into sum: GradientSum
     ) throws -> GradientComputer.Totals {
-        let computer = ready()
-        // The same hand-over as a worker receiving the step's weights.
-        computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
+        let computer = ready(weights)
         let needed = samples.count * samples.sampleSize
         if pixels.count < needed { pixels = [UInt8](repeating: 0, count: needed) }
         if labels.count < samples.count { labels = [UInt8](repeating: 0, count: samples.count) }
@@ -71,8 +71,7 @@ public final class LocalStepRunner: StepRunner {
     }
 
     public func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals {
-        let computer = ready()
-        computer.network.parameters.pointer.update(from: weights.pointer, count: weights.count)
+        let computer = ready(weights)
         return data.pixels.withUnsafeBufferPointer { pixels in
             data.labels.withUnsafeBufferPointer { labels in
                 computer.evaluate(pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: data.count)
