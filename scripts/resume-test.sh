@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A coordinator killed with SIGKILL mid-run and restarted with --resume ends with the same
 # weights as an uninterrupted run; its workers (the same processes) rejoin by themselves.
+# Then a second SIGTERM exits at once: a coordinator stuck in a step (its only worker
+# SIGSTOPped) asked to stop once keeps waiting for the step; asked twice it exits 143 at once.
 #   scripts/resume-test.sh          prints PASS/FAIL, exit 0 only on PASS
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,4 +45,29 @@ for p in "${workers[@]}"; do
 done
 resumed=$(model_checksum "$TMP/resumed.convoy")
 [[ $resumed == "$reference" ]] || fail "resume-test: weights differ: resumed $resumed, uninterrupted $reference"
+
+# ---- a second signal exits at once ----------------------------------------------------------
+"$CONVOY" coordinator "${COMMON[@]}" --workers 1 --step-timeout 120 --checkpoint-dir "$TMP/twice" --out "$TMP/twice.convoy" \
+    >/dev/null 2>"$TMP/twice.log" &
+twice=$!; PIDS+=("$twice")
+"$CONVOY" worker --connect "$ENDPOINT" --idle-timeout 60 2>"$TMP/worker-twice.log" &
+stuck=$!; PIDS+=("$stuck")
+for _ in $(seq 300); do
+    (( $(ls "$TMP/twice" 2>/dev/null | wc -l) >= 1 )) && break
+    kill -0 "$twice" 2>/dev/null || fail "resume-test: the coordinator ended before its first checkpoint"
+    sleep 0.1
+done
+kill -STOP "$stuck"
+sleep 0.5
+kill -TERM "$twice"
+sleep 1
+kill -0 "$twice" 2>/dev/null || fail "resume-test: one SIGTERM did not wait for the step in flight"
+grep -q "SIGTERM: stopping after the current step" "$TMP/twice.log" || fail "resume-test: the first SIGTERM was not acknowledged"
+kill -TERM "$twice"
+rc=0; timeout 5 tail --pid="$twice" -f /dev/null || fail "resume-test: a second SIGTERM did not exit at once"
+wait "$twice" || rc=$?
+[[ $rc == 143 ]] || fail "resume-test: a second SIGTERM gave exit status $rc, expected 143"
+kill -CONT "$stuck"
+
+echo "PASS: resume-test a second SIGTERM exits at once (status 143)"
 echo "PASS: resume-test killed at $(grep -o 'step [0-9]* of the run' "$TMP/coordinator2.log"), resumed, checksum $resumed equals the uninterrupted run"

@@ -27,6 +27,8 @@ final class WorkerPool {
     var inRound = false {
         didSet { if !inRound { admitWaiting() } }
     }
+    /// Asked while waiting for workers: true ends the wait with `StopRequested` (preemption).
+    var shouldStop: () -> Bool = { false }
 
     init(
         transport: CoordinatorTransport, runID: UInt64, capacity: Int, stats: ClusterStatsRecorder,
@@ -68,6 +70,7 @@ final class WorkerPool {
     func waitUntilLive(_ needed: Int, timeout: Double) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while liveCount < needed {
+            if shouldStop() { throw StopRequested() }
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else {
                 let joined = workers.filter(\.alive).map(\.name).joined(separator: ", ")
@@ -140,14 +143,15 @@ final class WorkerPool {
         _ = try send(Message(runID: runID, workerID: id, payload: .welcome(welcome(id))), to: w)
     }
 
-    /// Ends the run for every live worker: a shutdown, acknowledged by a shutdown back, sent
-    /// again every half second for up to three seconds. (A message queued just before the
-    /// coordinator exits can be lost; the handshake makes sure each worker heard it.)
-    func shutDown() throws {
+    /// Ends the run for every live worker: a shutdown (or, for a run stopped before its end, a
+    /// `stop` with the reason), acknowledged by a shutdown back, sent again every half second
+    /// for up to three seconds. (A message queued just before the coordinator exits can be
+    /// lost; the handshake makes sure each worker heard it.)
+    func shutDown(_ goodbye: Payload = .shutdown) throws {
         var waiting = Set(live)
         let deadline = Date().addingTimeInterval(3)
         while !waiting.isEmpty && Date() < deadline {
-            for w in waiting where try !send(Message(runID: runID, payload: .shutdown), to: w) {
+            for w in waiting where try !send(Message(runID: runID, payload: goodbye), to: w) {
                 waiting.remove(w)
             }
             let resend = Date().addingTimeInterval(0.5)
