@@ -50,11 +50,13 @@ final class StopOnSignals: @unchecked Sendable {
 /// status; does nothing for a finished run.
 func exitIfStopped(_ outcome: RunOutcome, checkpoints: CheckpointOptions, log: (String) -> Void) throws {
     guard case let .stopped(step, checkpointStep) = outcome else { return }
-    if let checkpointStep, let directory = checkpoints.policy?.directory {
+    if let directory = checkpoints.policy?.directory {
+        let saved =
+            checkpointStep.map { "\(directory) holds its checkpoint of step \($0)" }
+            ?? "the newest checkpoint in \(directory) is where it continues"
         log(
-            "stopped after step \(step) of the run; \(directory) holds its checkpoint of step \(checkpointStep): "
-                + "the same command with --resume-if-present \(directory) continues it "
-                + "(exit status \(ExitStatus.preempted))")
+            "stopped after step \(step) of the run; \(saved): the same command with --resume-if-present "
+                + "\(directory) continues it (exit status \(ExitStatus.preempted))")
     } else {
         log(
             "stopped after step \(step) of the run; without --checkpoint-dir nothing was saved, so it starts "

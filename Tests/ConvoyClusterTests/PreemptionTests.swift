@@ -74,19 +74,24 @@ import Testing
     }
 
     /// A coordinator asked to stop while it waits for workers stops within a second, not
-    /// after its join timeout, and tells the worker that did join.
+    /// after its join timeout, checkpoints where it would have started, and tells the worker
+    /// that did join.
     @Test func aStopWhileWaitingForWorkersEndsTheWaitAtOnce() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let cluster = InMemoryCluster()
         cluster.addWorker()
         var options = ClusterOptions(workers: 2)
         options.joinTimeout = 60
-        let session = try CoordinatorTests.clusterSession(cluster, options: options, runID: 13)
+        let session = try CoordinatorTests.clusterSession(
+            cluster, options: options, checkpoints: CheckpointPolicy(directory: directory), runID: 13)
         let request = StopRequest()
         session.stopRequest = request
         (session.runner as! ClusterStepRunner).stopRequest = request
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { request.request(code: 15) }
         let clock = ContinuousClock.now
-        #expect(try session.run(epochDone: { _ in }) == .stopped(step: 0, checkpointStep: nil))
+        #expect(try session.run(epochDone: { _ in }) == .stopped(step: 0, checkpointStep: 0))
+        #expect(try Checkpoint.newestIfPresent(in: directory, log: { _ in })?.header.step == 0)
         #expect(ContinuousClock.now - clock < .seconds(10))
         #expect(cluster.nodes[0].core.stopReason != nil)
     }

@@ -48,9 +48,10 @@ public struct StopRequested: Error, CustomStringConvertible {
 public enum RunOutcome: Equatable, Sendable {
     /// Every epoch trained (or the stop rule's target reached).
     case finished
-    /// Stopped early on request after `step` steps of the run; `checkpointStep`: the step
-    /// of the newest checkpoint (equal to `step` unless the stop came while waiting for
-    /// workers outside a step), nil when there is none.
+    /// Stopped early on request after `step` steps of the run; `checkpointStep`: the step of
+    /// the checkpoint of that position (equal to `step`), nil when none was written (no
+    /// checkpoint policy, or a stop while the workers of an evaluation were awaited: then the
+    /// newest checkpoint is where the run continues).
     case stopped(step: Int, checkpointStep: Int?)
 }
 
@@ -69,9 +70,9 @@ extension TrainingSession {
     }
 
     /// Ends a run early: a checkpoint of `position` (unless written already), then the
-    /// runner's goodbye with the reason. A stop that came while the runner waited for workers
-    /// outside a step (joining, an evaluation) has no position: the run continues from the
-    /// newest checkpoint.
+    /// runner's goodbye with the reason. A stop that came while an evaluation waited for
+    /// workers has no position (its epoch's steps are done, its report is not): the run
+    /// continues from the newest checkpoint.
     func stopEarly(at position: StoppedAt?) throws -> RunOutcome {
         if let position, savedStep != server.step {
             try saveCheckpoint(epoch: position.epoch, stepInEpoch: position.stepInEpoch, totals: position.totals)
@@ -84,7 +85,7 @@ extension TrainingSession {
         } else {
             try runner.finish()
         }
-        return .stopped(step: server.step, checkpointStep: checkpoints == nil ? nil : savedStep)
+        return .stopped(step: server.step, checkpointStep: savedStep == server.step ? savedStep : nil)
     }
 }
 

@@ -39,7 +39,7 @@ public final class TrainingSession {
     public var stopRule: StopRule?
     /// Asked between steps whether to stop early (preemption); nil: never.
     public var stopRequest: StopRequest?
-    /// The step of the newest checkpoint written or resumed from: a stop does not write it twice.
+    /// The step of the newest checkpoint this process wrote: a stop does not write it twice.
     var savedStep: Int?
     /// Seconds from this process's first step until the test accuracy reached the stop rule's
     /// target, evaluations included; nil until then.
@@ -114,7 +114,6 @@ public final class TrainingSession {
         start = (checkpoint.header.epoch, checkpoint.header.stepInEpoch)
         resumedTotals = checkpoint.header.epochTotals
         reports = checkpoint.header.reports
-        savedStep = checkpoint.header.step
         log(
             "resuming at epoch \(start.epoch + 1), step \(start.step) of \(plan.stepsPerEpoch) (step \(server.step) "
                 + "of the run)"
@@ -134,8 +133,10 @@ public final class TrainingSession {
     public func run(
         progress: (StepProgress) -> Void = { _ in }, epochDone: (EpochReport) throws -> Void
     ) throws -> RunOutcome {
+        do { try startRunner() } catch is StopRequested {  // while workers joined: where it started
+            return try stopEarly(at: StoppedAt(epoch: start.epoch, stepInEpoch: start.step, totals: resumedTotals))
+        }
         do {
-            try startRunner()
             runStarted = Date()
             for epoch in start.epoch..<config.epochs {
                 let report = try runEpoch(epoch, progress: progress)
