@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConvoyEngine
+import Foundation
 
 /// Checkpoint and resume flags, shared by `train` and `coordinator`: the same session does
 /// the same thing with them in either.
@@ -44,7 +45,12 @@ struct CheckpointOptions: ParsableArguments {
     /// when its directory holds any checkpoint file (why a separate flag: README, "Preemption").
     func checkpoint(log: (String) -> Void) throws -> Checkpoint? {
         if let resume { return try Checkpoint.newest(in: resume, log: log) }
-        return try resumeIfPresent.flatMap { try Checkpoint.newestIfPresent(in: $0, log: log) }
+        guard let resumeIfPresent else { return nil }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: resumeIfPresent, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw FlagError("--resume-if-present \(resumeIfPresent): not a directory")
+        }
+        return try Checkpoint.newestIfPresent(in: resumeIfPresent, log: log)
     }
 
     /// These options as command-line arguments, for `local` to pass on to its coordinator.

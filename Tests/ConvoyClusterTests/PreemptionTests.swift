@@ -136,4 +136,21 @@ import Testing
             return
         }
     }
+
+    /// The flag's bad input: one line, exit 1, before any training.
+    @Test func resumeIfPresentRefusesBadInputInOneLine() throws {
+        let file = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let quick = ["train", "--epochs", "1", "--train-samples", "64", "--data", mnistDirectory, "--out", file + ".m"]
+        for (extra, words) in [
+            (["--resume", "a", "--resume-if-present", "b"], "--resume and --resume-if-present exclude each other"),
+            (["--resume-if-present", file], "--resume-if-present \(file): not a directory"),
+        ] {
+            let result = try runConvoy(quick + extra, timeout: 60)
+            #expect(result.status == 1)
+            let lines = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("convoy: kernels") }
+            #expect(lines.count == 1 && lines[0].contains(words), "\(result.stderr)")
+        }
+    }
 }
