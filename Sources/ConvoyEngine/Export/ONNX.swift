@@ -10,6 +10,7 @@ public enum ONNXExport {
     public static func encode(_ architecture: Architecture, parameters: [Float], producerVersion: String) -> [UInt8] {
         var graph = GraphBuilder(architecture: architecture)
         for (index, layer) in architecture.layers.enumerated() { graph.add(layer, index: index) }
+        graph.nameOutput("logits")
         var model = ProtobufWriter()
         model.int(1, irVersion)
         model.string(2, "convoy")
@@ -77,7 +78,7 @@ struct ONNXNode {
     }
     let op: String
     let inputs: [String]
-    let output: String
+    var output: String
     var attributes: [(String, Attribute)] = []
 
     /// AttributeProto: name (1), i (3), s (4), ints (8), type (20: INT 2, STRING 3, INTS 7).
@@ -119,6 +120,12 @@ struct GraphBuilder {
         let output = "\(nodes.count)_\(op.lowercased())"
         nodes.append(ONNXNode(op: op, inputs: [current] + inputs, output: output, attributes: attributes))
         current = output
+    }
+
+    /// Gives the last node's output the graph output's name.
+    mutating func nameOutput(_ name: String) {
+        nodes[nodes.count - 1].output = name
+        current = name
     }
 
     private mutating func reshape(to dims: [Int]) {
