@@ -93,7 +93,9 @@ public struct NumPyArray: Equatable, Sendable {
         let n = count
         return try data.withUnsafeBytes { raw in
             func load<T: FixedWidthInteger>(_: T.Type) -> [Int64] {
-                (0..<n).map { Int64(T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * T.bitWidth / 8, as: T.self))) }
+                (0..<n).map {
+                    Int64(T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * T.bitWidth / 8, as: T.self)))
+                }
             }
             switch dtype {
             case .uint8: return load(UInt8.self)

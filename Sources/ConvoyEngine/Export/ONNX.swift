@@ -115,8 +115,7 @@ struct GraphBuilder {
 
     init(architecture: Architecture) { self.architecture = architecture }
 
-    private mutating func append(_ op: String, _ inputs: [String], _ attributes: [(String, ONNXNode.Attribute)] = [])
-    {
+    private mutating func append(_ op: String, _ inputs: [String], _ attributes: [(String, ONNXNode.Attribute)] = []) {
         let output = "\(nodes.count)_\(op.lowercased())"
         nodes.append(ONNXNode(op: op, inputs: [current] + inputs, output: output, attributes: attributes))
         current = output
@@ -177,6 +176,7 @@ struct GraphBuilder {
             append("Pad", [name], [("mode", .string("edge"))])
             pads = pads.map { _ in 0 }
         }
-        append("Conv", parameters, [("kernel_shape", .ints(kernel)), ("strides", .ints(strides)), ("pads", .ints(pads))])
+        append(
+            "Conv", parameters, [("kernel_shape", .ints(kernel)), ("strides", .ints(strides)), ("pads", .ints(pads))])
     }
 }
