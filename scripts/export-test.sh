@@ -72,4 +72,22 @@ for got, (i, inverted) in zip(files, expect):
         assert got["probabilities"] == idx[i]["probabilities"], f"{got['file']}: probabilities differ"
 print(f"{len(files)} image files classified as their IDX copies")
 PY
+# Data beyond MNIST's directory: the same samples as a Keras-style .npz train the same model.
+"$PY" - "$DATA" "$TMP/mnist.npz" <<'PY'
+import gzip, sys
+import numpy as np
+def idx(name, offset):
+    return np.frombuffer(gzip.open(f"{sys.argv[1]}/{name}").read(), np.uint8, offset=offset)
+x_train = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)[:2000]
+y_train = idx("train-labels-idx1-ubyte.gz", 8)[:2000].astype(np.int64)
+x_test = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)[:500]
+y_test = idx("t10k-labels-idx1-ubyte.gz", 8)[:500].astype(np.int64)
+np.savez_compressed(sys.argv[2], x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+PY
+for source in "$DATA" "$TMP/mnist.npz"; do
+    "$CONVOY" train --data "$source" --epochs 1 --train-samples 2000 --test-samples 500 \
+        --out "$TMP/from-${source##*/}.convoy" > "$TMP/train-${source##*/}.log" 2>&1 || fail "train --data $source"
+done
+[[ $(model_checksum "$TMP/from-mnist.convoy") == $(model_checksum "$TMP/from-mnist.npz.convoy") ]] \
+    || fail "training from the .npz copy gave different weights than from the IDX files"
 echo "export-test: ok"
