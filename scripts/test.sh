@@ -38,6 +38,7 @@ stage "convoy train killed and resumed from its checkpoint" scripts/train-resume
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
+stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
