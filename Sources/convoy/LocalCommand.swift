@@ -10,8 +10,8 @@ struct Local: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train with a coordinator and worker processes on this host.",
         discussion:
-            "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, "
-            + "streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
+            "Spawns `convoy coordinator` on an ipc:// socket in a fresh directory only this user can enter, and N "
+            + "`convoy worker` processes of this binary; streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
             + "status."
     )
 
@@ -52,10 +52,16 @@ struct Local: ParsableCommand {
         reportingErrors {
             try checkOutputPath(out)
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            // A socket in a fresh 0700 directory: no other user can join, no TCP port is
+            // open, and no secret is on a command line (docs/DESIGN.md, "Local runs").
+            let socketDirectory = try PrivateSocketDirectory.make()
+            socketDirectory.removeAtExit()
+            defer { socketDirectory.remove() }
             let children = ChildProcesses()
             children.endOnSignals()
 
-            var arguments = ["coordinator", "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out]
+            var arguments = ["coordinator", "--bind", socketDirectory.endpoint, "--workers", String(workers)]
+            arguments += ["--out", out]
             arguments += training.arguments
             if json { arguments.append("--json") }
             let coordinator = Process()
