@@ -134,7 +134,8 @@ import Testing
         try coordinator.run()
         defer { if coordinator.isRunning { kill(coordinator.processIdentifier, SIGKILL) } }
         var said = ""
-        while !said.contains("listening on"), coordinator.isRunning {
+        // Up to the line after the bind and its warning.
+        while !said.contains("waiting for"), coordinator.isRunning {
             let chunk = stderr.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             said += String(decoding: chunk, as: UTF8.self)
