@@ -49,12 +49,28 @@ import Testing
         #expect(Endpoint.reach("ipc:///tmp/convoy-socket") == .thisHost, "/tmp is open to every user")
     }
 
-    @Test func privateSocketDirectorySkipsBasesTooLongForASocketPath() throws {
-        let long = NSTemporaryDirectory() + "/" + String(repeating: "d", count: 120)
-        let directory = try PrivateSocketDirectory.make(environment: ["TMPDIR": long])
-        defer { directory.remove() }
-        #expect(directory.path.hasPrefix("/tmp/convoy-"), "\(directory.path)")
-        #expect(directory.socketPath.utf8.count <= PrivateSocketDirectory.maxSocketPath)
+    /// A base too long for a socket path, or one another user could rename things in, is
+    /// passed over for the next (here /tmp, sticky).
+    @Test func privateSocketDirectorySkipsUnfitBases() throws {
+        let scratch = try PrivateSocketDirectory.make()
+        defer { scratch.remove() }
+        let long = scratch.path + "/" + String(repeating: "d", count: 100)
+        let shared = scratch.path + "/shared"
+        for path in [long, shared] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        }
+        chmod(shared, 0o777)
+        #expect(!PrivateSocketDirectory.isSafeBase(shared))
+        #expect(PrivateSocketDirectory.isSafeBase("/tmp"))
+        for base in [long, shared] {
+            let directory = try PrivateSocketDirectory.make(environment: ["XDG_RUNTIME_DIR": base])
+            defer { directory.remove() }
+            #expect(directory.path.hasPrefix("/tmp/convoy-"), "\(base): \(directory.path)")
+            #expect(directory.socketPath.utf8.count <= PrivateSocketDirectory.maxSocketPath)
+        }
+        let preferred = try PrivateSocketDirectory.make(environment: ["XDG_RUNTIME_DIR": scratch.path])
+        defer { preferred.remove() }
+        #expect(preferred.path.hasPrefix(scratch.path + "/convoy-"), "\(preferred.path)")
     }
 }
 

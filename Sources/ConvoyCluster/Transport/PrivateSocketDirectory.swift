@@ -27,10 +27,7 @@ public final class PrivateSocketDirectory: @unchecked Sendable {
         -> PrivateSocketDirectory
     {
         let bases = [environment["XDG_RUNTIME_DIR"], environment["TMPDIR"], "/tmp"].compactMap { $0 }
-        for base in bases where !base.isEmpty {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: base, isDirectory: &isDirectory), isDirectory.boolValue
-            else { continue }
+        for base in bases where isSafeBase(base) {
             let template = (base.hasSuffix("/") ? base : base + "/") + "convoy-XXXXXX"
             guard template.utf8.count + "/coordinator".utf8.count <= maxSocketPath else { continue }
             var bytes = Array(template.utf8CString)
@@ -44,6 +41,14 @@ public final class PrivateSocketDirectory: @unchecked Sendable {
     }
 
     private init(path: String) { self.path = path }
+
+    /// A directory others cannot write to, or one with the sticky bit (like /tmp): elsewhere
+    /// another user could rename our directory away and put one of theirs in its place.
+    static func isSafeBase(_ base: String) -> Bool {
+        var info = stat()
+        guard !base.isEmpty, stat(base, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return false }
+        return info.st_mode & 0o022 == 0 || info.st_mode & S_ISVTX != 0
+    }
 
     /// Removes the directory and the socket in it; harmless when already gone.
     public func remove() {
