@@ -11,8 +11,8 @@ struct Local: ParsableCommand {
         abstract: "Train with a coordinator and worker processes on this host.",
         discussion:
             "Spawns `convoy coordinator` on an ipc:// socket in a fresh directory only this user can enter, and N "
-            + "`convoy worker` processes of this binary; streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
-            + "status."
+            + "`convoy worker` processes of this binary; streams the coordinator's progress, ends every child by "
+            + "PID, and exits with the coordinator's status."
     )
 
     @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).")
