@@ -87,6 +87,9 @@ struct CoordinatorCommand: ParsableCommand {
             session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
+            if secretKey == nil, let warning = plaintextWarning(bind: bind) {
+                ProgressPrinter.error("coordinator: \(warning)")
+            }
             ProgressPrinter.error(
                 "coordinator: run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, "
                     + "batch \(config.batchSize), waiting for \(workers) worker(s)"
@@ -142,6 +145,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (its .pub).") var serverKey:
         String?
     @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
+    @Flag(help: "Allow connecting to a non-loopback address without CURVE: the data and gradients travel in clear.")
+    var insecure = false
 
     func validate() throws {
         guard (1...256).contains(threads) else {
@@ -155,6 +160,13 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("--connect-timeout and --idle-timeout must be positive")
         }
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }
+        if key == nil && !insecure && !isLoopback(connect) {
+            throw ValidationError(
+                "refusing to connect to \(connect) without CURVE: anyone on the way could read the weights and "
+                    + "the training data or alter the gradients; give --server-key and --key (see convoy keygen), "
+                    + "or --insecure on a trusted network"
+            )
+        }
     }
 
     func run() throws {
@@ -185,11 +197,20 @@ struct WorkerCommand: ParsableCommand {
 }
 
 /// Whether an endpoint is reachable only from this host (loopback TCP or a local socket).
-func isLoopback(_ endpoint: String) -> Bool {
-    if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
-    guard endpoint.hasPrefix("tcp://") else { return false }
-    let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
-    return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
+func isLoopback(_ endpoint: String) -> Bool { Endpoint.isLoopback(endpoint) }
+
+/// What a coordinator without CURVE says about who can join it; nil when only this user can.
+func plaintextWarning(bind: String) -> String? {
+    switch Endpoint.reach(bind) {
+    case .thisUser:
+        return nil
+    case .thisHost:
+        return "warning: \(bind) has no CURVE: any user of this host can join the run, receive the training data "
+            + "and send gradients (convoy local binds a private ipc:// socket; or give --curve-key)"
+    case .network:
+        return "warning: \(bind) has no CURVE (--insecure): anyone who can reach it can join the run, receive the "
+            + "training data and send gradients"
+    }
 }
 
 struct KeyGen: ParsableCommand {

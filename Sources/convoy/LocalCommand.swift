@@ -10,10 +10,11 @@ struct Local: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train with a coordinator and worker processes on this host.",
         discussion:
-            "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, "
-            + "streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
-            + "status. SIGTERM or SIGINT is passed to the coordinator, which stops after its current step (with a "
-            + "checkpoint when --checkpoint-dir is given) and exits with status 75."
+            "Spawns `convoy coordinator` on an ipc:// socket in a fresh directory only this user can enter, and N "
+            + "`convoy worker` processes of this binary; streams the coordinator's progress, ends every child by "
+            + "PID, and exits with the coordinator's status. SIGTERM or SIGINT is passed to the coordinator, which "
+            + "stops after its current step (with a checkpoint when --checkpoint-dir is given) and exits with "
+            + "status 75."
     )
 
     @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).")
@@ -54,10 +55,16 @@ struct Local: ParsableCommand {
         reportingErrors {
             try checkOutputPath(out)
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            // A socket in a fresh 0700 directory: no other user can join, no TCP port is
+            // open, and no secret is on a command line (docs/DESIGN.md, "Local runs").
+            let socketDirectory = try PrivateSocketDirectory.make()
+            socketDirectory.removeAtExit()
+            defer { socketDirectory.remove() }
             let children = ChildProcesses()
             children.endOnSignals()
 
-            var arguments = ["coordinator", "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out]
+            var arguments = ["coordinator", "--bind", socketDirectory.endpoint, "--workers", String(workers)]
+            arguments += ["--out", out]
             arguments += training.arguments + checkpoints.arguments
             if json { arguments.append("--json") }
             let coordinator = Process()
