@@ -13,6 +13,9 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case coordinatorSilent(endpoint: String, seconds: Int)
     /// The worker cannot take part: the coordinator refused it, or it cannot build the model.
     case runRefused(reason: String)
+    /// Audit mode: the workers that computed slice `slice` of `step` disagree and no other
+    /// worker is left to break the tie.
+    case auditUndecided(step: UInt64, slice: Int, workers: String)
 
     public var description: String {
         switch self {
@@ -32,6 +35,10 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
             "coordinator at \(endpoint) silent for \(seconds) s"
         case let .runRefused(reason):
             reason
+        case let .auditUndecided(step, slice, workers):
+            "audit: \(workers) disagree on slice \(slice) of step \(step) and no other worker can tell which is "
+                + "right; stopping before a wrong gradient is applied (take the faulty host out or add a worker, "
+                + "then --resume)"
         }
     }
 }
@@ -42,6 +49,9 @@ public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
     case minWorkers(Int)
     case joinTimeout(Double)
     case stepTimeout(Double)
+    case audit(Double)
+    /// Audit compares results bit for bit, which only the deterministic mode makes equal.
+    case auditNeedsDeterministic
 
     public var description: String {
         switch self {
@@ -49,6 +59,10 @@ public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
         case let .minWorkers(n): "minimum workers must be in 1...workers (got \(n))"
         case let .joinTimeout(s): "join timeout must be positive (got \(s))"
         case let .stepTimeout(s): "step timeout must be positive (got \(s))"
+        case let .audit(f): "audit fraction must be in [0, 1] (got \(f))"
+        case .auditNeedsDeterministic:
+            "audit needs the deterministic mode: float sums are not bit-exact across workers, so a recomputed "
+                + "slice could not be compared"
         }
     }
 }

@@ -12,6 +12,9 @@ public struct ClusterOptions: Sendable {
     /// Fewest live workers to train with: below it the coordinator waits (up to
     /// `joinTimeout`) for workers to join or come back.
     public var minWorkers = 1
+    /// Share of training slices also computed by a second worker and compared bit for bit
+    /// (audit mode, Audit.swift); needs the deterministic mode.
+    public var audit = 0.0
     public init(workers: Int) { self.workers = workers }
 
     /// Most workers one coordinator admits: the wire protocol's bound.
@@ -23,6 +26,7 @@ public struct ClusterOptions: Sendable {
         if !(1...workers).contains(minWorkers) { return .minWorkers(minWorkers) }
         if !(joinTimeout > 0) { return .joinTimeout(joinTimeout) }
         if !(stepTimeout > 0) { return .stepTimeout(stepTimeout) }
+        if !(0...1).contains(audit) { return .audit(audit) }
         return nil
     }
 }
@@ -41,6 +45,7 @@ public final class ClusterStepRunner: StepRunner {
     private let stats = ClusterStatsRecorder()
     private var run: (description: RunDescription, pool: WorkerPool, validator: ResultValidator)?
     private var evaluationRounds: UInt64 = 0
+    private var auditor: Auditor?
 
     public init(
         transport: CoordinatorTransport, options: ClusterOptions,
@@ -62,6 +67,8 @@ public final class ClusterStepRunner: StepRunner {
     public func start(_ description: RunDescription) throws {
         guard run == nil else { return }
         let config = description.config
+        if options.audit > 0 && !config.deterministic { throw ClusterSettingError.auditNeedsDeterministic }
+        auditor = Auditor(fraction: options.audit, seed: config.seed, log: log)
         let welcome = { (id: UInt32) in
             Welcome(
                 workerID: id, spec: description.architecture.spec, deterministic: config.deterministic,
@@ -83,7 +90,8 @@ public final class ClusterStepRunner: StepRunner {
             )
             try run.pool.waitUntilLive(options.minWorkers, timeout: options.joinTimeout)
         }
-        let round = Round(work, pool: run.pool, validator: run.validator, stats: stats, options: options, log: log)
+        let round = Round(
+            work, pool: run.pool, validator: run.validator, stats: stats, options: options, auditor: auditor, log: log)
         return (try round.run(), round.sendSeconds)
     }
 
