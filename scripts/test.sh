@@ -2,7 +2,8 @@
 # Every test convoy has: the Swift test suite (engine, protocol, coordinator, end-to-end
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
-# mid-run and resumed from its checkpoint, and workers killed and joining mid-run.
+# mid-run and resumed from its checkpoint, workers killed and joining mid-run, and audit mode
+# catching a worker that corrupts a slice on purpose.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +37,7 @@ stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-clust
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
+stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

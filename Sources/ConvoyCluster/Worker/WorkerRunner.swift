@@ -69,10 +69,9 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            let send = { (reply: Message) in
-                try transport.send((fault?.apply(reply, log: log) ?? reply).encoded(), dontWait: false)
-            }
-            if let line = core.handle(frames[0], send: send) {
+            if let line = core.handle(
+                frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
+            {
                 log(line)
             }
         }
