@@ -33,11 +33,13 @@ import Testing
         let session = try CoordinatorTests.clusterSession(
             cluster, options: options, config: config, runID: 31, log: { messages.append($0) })
         try session.run(epochDone: { _ in })
-        return Run(weights: session.server.parameters.array, log: messages + cluster.log, stepMessages: cluster.stepMessages)
+        return Run(
+            weights: session.server.parameters.array, log: messages + cluster.log, stepMessages: cluster.stepMessages)
     }
 
     static let reference: [Float] = {
-        let session = try! TrainingSession(config: config, train: CoordinatorTests.train, test: CoordinatorTests.test, runner: LocalStepRunner())
+        let session = try! TrainingSession(
+            config: config, train: CoordinatorTests.train, test: CoordinatorTests.test, runner: LocalStepRunner())
         try! session.run(epochDone: { _ in })
         return session.server.parameters.array
     }()
@@ -50,7 +52,7 @@ import Testing
         // Every training slice went out twice (evaluation slices once), and nobody was dropped.
         let evaluationMessages = 3 * Self.config.epochs
         #expect(audited.stepMessages - evaluationMessages == 2 * (plain.stepMessages - evaluationMessages))
-        #expect(!audited.log.contains { $0.contains("dropped") })
+        #expect(!audited.log.contains { $0.contains("dropped") || $0.contains("ignored") })
     }
 
     @Test func aCorruptedWorkerAmongThreeIsNamedDroppedAndOutvoted() throws {
@@ -68,6 +70,45 @@ import Testing
                 " of step 3 wrong (audit: worker 0 (mem pid 0) and worker 2 (mem pid 2) returned another result)")
                 == true)
         #expect(audited.log.contains { $0.hasPrefix("audit: slice ") && $0.contains("asking worker") })
+    }
+
+    /// A worker that corrupts every slice is caught at its first step, where the others
+    /// outvote it on every slice it computed.
+    @Test func aWorkerThatCorruptsEverySliceIsCaughtAtOnce() throws {
+        let audited = try run(workers: 3, audit: 1, faults: [1: .rate(1)])
+        #expect(audited.weights == Self.reference)
+        let drops = audited.log.filter { $0.hasPrefix("dropped") }
+        #expect(drops.count == 1 && drops[0].hasPrefix("dropped worker 1 (mem pid 1): it computed slice "))
+        #expect(drops.first?.contains(" of step 0 wrong") == true)
+    }
+
+    /// A worker caught on an audited copy also computed an unaudited slice of the same step:
+    /// that one is computed again by another worker, so its wrong bits never count.
+    @Test func aCaughtWorkersUnauditedSlicesAreComputedAgain() throws {
+        // Worker k computes slice k and the copy of slice k - 1 (mod 3) at step 0: find a
+        // fraction (seed 1, the config's) that audits slice k - 1 but not slice k.
+        var choice: (fraction: Double, worker: Int)?
+        for f in stride(from: 0.05, to: 1, by: 0.05) where choice == nil {
+            let plan = AuditPlan(fraction: f, seed: Self.config.seed)
+            if let k = (0..<3).first(where: {
+                plan.audits(step: 0, slice: ($0 + 2) % 3) && !plan.audits(step: 0, slice: $0)
+            }) {
+                choice = (f, k)
+            }
+        }
+        let (fraction, k) = try #require(choice)
+        let audited = try run(workers: 3, audit: fraction, faults: [k: .rate(1)])
+        #expect(audited.weights == Self.reference, "audit \(fraction), faulty worker \(k)")
+        let drops = audited.log.filter { $0.hasPrefix("dropped") }
+        #expect(drops.count == 1 && drops[0].hasPrefix("dropped worker \(k) (mem pid \(k)): it computed slice "))
+        #expect(drops.first?.contains(" of step 0 wrong") == true)
+    }
+
+    @Test func aPartialAuditAddsCopiesOfSomeSlicesOnly() throws {
+        let audited = try run(workers: 3, audit: 0.5)
+        #expect(audited.weights == Self.reference)
+        let training = audited.stepMessages - 3 * Self.config.epochs
+        #expect(training > 26 && training < 52, "\(training) training slices sent for 26 slices")
     }
 
     @Test func withTwoWorkersAFlickeringOneIsOutvotedByItsOwnSecondAnswer() throws {
@@ -110,7 +151,10 @@ import Testing
 
     @Test func theVoteNamesTheOddOneOut() {
         func result(_ value: Int64) -> [StepResult] {
-            [StepResult(slice: 0, count: 8, correct: 3, lossSum: 2.5, computeSeconds: 0, gradient: .fixedPoint([value, 7]))]
+            [
+                StepResult(
+                    slice: 0, count: 8, correct: 3, lossSum: 2.5, computeSeconds: 0, gradient: .fixedPoint([value, 7]))
+            ]
         }
         func judge(_ opinions: [(Int, Int64)]) -> AuditPlan.Judgement {
             AuditPlan.judge(opinions.map { AuditPlan.Opinion(worker: $0.0, result: result($0.1)) })
@@ -155,7 +199,8 @@ import Testing
         // The slice's next bucket and later slices are left alone: one value of one slice.
         #expect(fault.apply(bucket(step: 2, slice: 1, offset: 0), log: log) == bucket(step: 2, slice: 1, offset: 0))
         #expect(fault.apply(bucket(step: 3, slice: 0, offset: 10), log: log) == bucket(step: 3, slice: 0, offset: 10))
-        #expect(lines == ["injected a fault (--inject-fault): flipped a low bit of gradient value 10 of slice 1, step 2"])
+        #expect(
+            lines == ["injected a fault (--inject-fault): flipped a low bit of gradient value 10 of slice 1, step 2"])
         var float = StepResult.Gradient.float([1])
         float.flipLowBit()
         #expect(float == .float([1 + 0x1p-11]))

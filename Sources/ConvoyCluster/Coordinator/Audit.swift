@@ -196,7 +196,8 @@ struct RoundAudit {
             let next = nextOpinions(members.map { computedBy[$0]! }, live: live)
             guard !next.isEmpty, results.count + next.count <= Int(Wire.maxWorkers) else {
                 throw ClusterError.auditUndecided(
-                    step: step, slice: p, workers: Set(opinions.map(\.worker)).sorted().map(name).joined(separator: ", "))
+                    step: step, slice: p,
+                    workers: Set(opinions.map(\.worker)).sorted().map(name).joined(separator: ", "))
             }
             decision.notes.append(
                 "audit: slice \(p) of step \(step) came out differently from "

@@ -55,7 +55,7 @@ final class Round {
     func run() throws -> [[StepResult]] {
         pool.inRound = true
         defer { pool.inRound = false }
-        for (slice, w) in zip(ranges.indices, pool.live) { try assign(slice, to: w) }
+        for (slice, w) in zip(0..<audit.primaries, pool.live) { try assign(slice, to: w) }
         for copy in audit.copies { try assign(copy.slice, to: copy.worker) }
         var deadline = Date().addingTimeInterval(options.stepTimeout)
         while !owner.isEmpty {

@@ -47,7 +47,8 @@ public final class FaultInjection {
         guard fires(step: message.step, slice: result.slice) else { return message }
         result.gradient.flipLowBit()
         log(
-            "injected a fault (--inject-fault): flipped a low bit of gradient value \(result.gradientOffset) of slice \(result.slice), step \(message.step)")
+            "injected a fault (--inject-fault): flipped a low bit of gradient value \(result.gradientOffset) of "
+                + "slice \(result.slice), step \(message.step)")
         var corrupted = message
         corrupted.payload = .result(result)
         return corrupted
