@@ -166,6 +166,9 @@ struct RoundAudit {
         }
     }
 
+    /// Whether this round audits any slice (otherwise finished slices need no bookkeeping).
+    var isActive: Bool { !group.isEmpty }
+
     /// The slice whose results the round returns in place of `slice`.
     func primary(of slice: Int) -> Int { copyOf[slice] ?? slice }
 

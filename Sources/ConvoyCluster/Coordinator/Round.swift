@@ -187,6 +187,7 @@ final class Round {
     /// Audit mode: a finished slice may settle an audited one (and convict a worker, whose
     /// unconfirmed slices are computed again) or ask for another worker's opinion.
     private func audited(_ slice: Int, by w: Int) throws {
+        guard audit.isActive else { return }
         let decision = try audit.finished(slice, by: w, results: results, live: pool.live) { pool.workers[$0].name }
         for (target, source) in decision.use { results[target] = results[source] }
         for (worker, reason) in decision.convicted { pool.drop(worker, because: reason) }
