@@ -69,7 +69,12 @@ import Testing
             drops.first?.contains(
                 " of step 3 wrong (audit: worker 0 (mem pid 0) and worker 2 (mem pid 2) returned another result)")
                 == true)
-        #expect(audited.log.contains { $0.hasPrefix("audit: slice ") && $0.contains("asking worker") })
+        #expect(
+            audited.log.contains {
+                $0.hasPrefix(
+                    "audit: worker 1 (mem pid 1), worker 2 (mem pid 2) disagree on slice 1 of step 3; asking "
+                        + "worker 0 (mem pid 0) to compute it")
+            })
     }
 
     /// A worker that corrupts every slice is caught at its first step, where the others

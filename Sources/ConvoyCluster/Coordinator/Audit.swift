@@ -169,7 +169,7 @@ struct RoundAudit {
     /// Whether this round audits any slice (otherwise finished slices need no bookkeeping).
     var isActive: Bool { !group.isEmpty }
 
-    /// The slice whose results the round returns in place of `slice`.
+    /// The round's slice that `slice` is a copy of, or `slice` itself.
     func primary(of slice: Int) -> Int { copyOf[slice] ?? slice }
 
     /// Slice `slice` is complete, computed by worker `w`. `results` holds every slice's
@@ -182,7 +182,9 @@ struct RoundAudit {
         guard let members = group[p], !settled.contains(p),
             members.allSatisfy({ !results[$0].isEmpty })
         else { return Decision() }
+        // Every member has its result, so each has the worker that computed it.
         let opinions = members.map { AuditPlan.Opinion(worker: computedBy[$0]!, result: results[$0]) }
+        let voters = Set(opinions.map(\.worker)).sorted().map(name)
         var decision = Decision()
         switch AuditPlan.judge(opinions) {
         case let .agreed(index, wrong):
@@ -200,12 +202,11 @@ struct RoundAudit {
             guard !next.isEmpty, results.count + next.count <= Int(Wire.maxWorkers) else {
                 throw ClusterError.auditUndecided(
                     step: step, slice: p,
-                    workers: Set(opinions.map(\.worker)).sorted().map(name).joined(separator: ", "))
+                    workers: voters.joined(separator: ", "))
             }
             decision.notes.append(
-                "audit: slice \(p) of step \(step) came out differently from "
-                    + opinions.map { name($0.worker) }.joined(separator: ", ") + "; asking "
-                    + next.map(name).joined(separator: " and "))
+                "audit: \(voters.joined(separator: ", ")) disagree on slice \(p) of step \(step); asking "
+                    + next.map(name).joined(separator: " and ") + " to compute it")
             for worker in next {
                 let copy = results.count + decision.opinions.count
                 decision.opinions.append((copy, p, worker))
