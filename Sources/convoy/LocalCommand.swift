@@ -39,7 +39,7 @@ struct Local: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin =
         true
 
-    /// Fails here, before spawning anything, with the coordinator's own rule for --workers.
+    /// Fails here, before spawning anything, with the coordinator's own rules for --workers and --audit.
     func validate() throws {
         var options = ClusterOptions(workers: workers)
         options.audit = audit
