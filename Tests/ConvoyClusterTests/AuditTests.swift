@@ -30,9 +30,11 @@ import Testing
         options.joinTimeout = 2
         options.audit = audit
         var messages: [String] = []
-        let session = try CoordinatorTests.clusterSession(
-            cluster, options: options, config: config, runID: 31, log: { messages.append($0) })
-        try session.run(epochDone: { _ in })
+        let runner = try ClusterStepRunner(transport: cluster, options: options, runID: 31) { messages.append($0) }
+        let session = try TrainingSession(
+            config: config, train: CoordinatorTests.train, test: CoordinatorTests.test, runner: runner,
+            log: { messages.append($0) })
+        try session.run(epochDone: { _ in _ = runner.takeEpochStats() })
         return Run(
             weights: session.server.parameters.array, log: messages + cluster.log, stepMessages: cluster.stepMessages)
     }
@@ -53,6 +55,10 @@ import Testing
         let evaluationMessages = 3 * Self.config.epochs
         #expect(audited.stepMessages - evaluationMessages == 2 * (plain.stepMessages - evaluationMessages))
         #expect(!audited.log.contains { $0.contains("dropped") || $0.contains("ignored") })
+        // Each epoch has 13 slices (4 steps of 3, one of 1), all checked.
+        let summary = "audit: 13 slice(s) checked on a second worker this epoch, 0 worker(s) outvoted"
+        #expect(audited.log.count { $0 == summary } == 2)
+        #expect(!plain.log.contains { $0.hasPrefix("audit:") })
     }
 
     @Test func aCorruptedWorkerAmongThreeIsNamedDroppedAndOutvoted() throws {
@@ -62,6 +68,7 @@ import Testing
         let audited = try run(workers: 3, audit: 1, faults: [1: .step(3)])
         #expect(audited.weights == Self.reference)
         #expect(audited.log.contains { $0.hasPrefix("injected a fault") && $0.hasSuffix("step 3") })
+        #expect(audited.log.contains { $0.hasSuffix("this epoch, 1 worker(s) outvoted") })
         let drops = audited.log.filter { $0.hasPrefix("dropped") }
         #expect(drops.count == 1)
         #expect(drops.first?.contains("dropped worker 1 (mem pid 1): it computed slice ") == true)

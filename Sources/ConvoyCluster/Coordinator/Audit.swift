@@ -90,12 +90,15 @@ public struct AuditPlan: Sendable, Equatable {
     }
 }
 
-/// A run's audit: the plan, and what has been said about it (a line once when only one
-/// worker is live and nothing can be checked).
+/// A run's audit: the plan, what has been said about it (a line once when only one worker is
+/// live and nothing can be checked), and the epoch's counts.
 final class Auditor {
     let plan: AuditPlan
     let log: (String) -> Void
     private var toldAlone = false
+    /// This epoch: audited slices settled, and workers outvoted on them.
+    private var checked = 0
+    private var outvoted = 0
 
     init?(fraction: Double, seed: UInt64, log: @escaping (String) -> Void) {
         guard fraction > 0 else { return nil }
@@ -118,6 +121,17 @@ final class Auditor {
         }
         return false
     }
+
+    func settled(outvoted workers: Int) {
+        checked += 1
+        outvoted += workers
+    }
+
+    /// The epoch's line (so an operator sees the audit at work); the counts start again.
+    func takeEpochSummary() -> String {
+        defer { (checked, outvoted) = (0, 0) }
+        return "audit: \(checked) slice(s) checked on a second worker this epoch, \(outvoted) worker(s) outvoted"
+    }
 }
 
 /// One round's audit. Slice numbers past the round's own slices (`primaries`) are further
@@ -137,6 +151,7 @@ struct RoundAudit {
         var notes: [String] = []
     }
 
+    private let auditor: Auditor?
     let step: UInt64
     /// The round's own slices; numbers from here on are audit copies.
     let primaries: Int
@@ -153,6 +168,7 @@ struct RoundAudit {
     /// Slice `p` goes to `live[p]`; an audited one's copy to the next live worker, so with
     /// every slice audited each worker computes one copy.
     init(_ auditor: Auditor?, step: UInt64, evaluate: Bool, primaries: Int, live: [Int]) {
+        self.auditor = auditor
         self.step = step
         self.primaries = primaries
         guard let auditor, !evaluate, auditor.canAudit(live: live.count) else { return }
@@ -189,6 +205,7 @@ struct RoundAudit {
         switch AuditPlan.judge(opinions) {
         case let .agreed(index, wrong):
             settled.insert(p)
+            auditor?.settled(outvoted: wrong.count)
             if index != 0 { decision.use.append((p, members[index])) }
             let backers = Set(opinions.filter { AuditPlan.same($0.result, opinions[index].result) }.map(\.worker))
             let right = backers.sorted().map(name).joined(separator: " and ")

@@ -62,7 +62,10 @@ public final class ClusterStepRunner: StepRunner {
     /// Mean compute time of one slice this epoch, per worker id.
     public var workerStepMs: [Double] { stats.workerStepMs }
     /// This epoch's cluster figures; the counters start again.
-    public func takeEpochStats() -> ClusterStats { stats.take(liveWorkers: liveWorkers) }
+    public func takeEpochStats() -> ClusterStats {
+        if let summary = auditor?.takeEpochSummary() { log(summary) }
+        return stats.take(liveWorkers: liveWorkers)
+    }
 
     public func start(_ description: RunDescription) throws {
         guard run == nil else { return }
