@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Audit mode catches bad hardware: a coordinator with --audit 1 and 3 workers, one of which
 # corrupts one value of one slice on purpose (--inject-fault step:N). The faulty worker is
-# named and dropped, and the saved weights equal an undisturbed single-process run's. Also:
+# named and dropped, and the saved weights equal an undisturbed single-process run's, as do
+# those of `convoy local --workers 2 --audit 1`. Also:
 # the flag is refused without CONVOY_ALLOW_FAULT_INJECTION=1, and --audit without the
 # deterministic mode or outside [0, 1] is refused with one line.
 #   scripts/audit-test.sh          prints PASS/FAIL, exit 0 only on PASS
@@ -56,6 +57,16 @@ grep -q "injected a fault" "$TMP/worker2.log" || fail "audit-test: the faulty wo
 drop=$(grep -o "dropped worker [0-9]* ([^)]*pid $faulty): it computed slice [0-9]* of step [0-9]* wrong (audit: .*returned another result)" \
     "$TMP/coordinator.log") || fail "audit-test: the faulty worker (pid $faulty) was not named and dropped"
 if grep "dropped" "$TMP/coordinator.log" | grep -v "pid $faulty)"; then fail "audit-test: a healthy worker was dropped"; fi
+grep -q "audit: [1-9][0-9]* slice(s) checked on a second worker this epoch, 1 worker(s) outvoted" \
+    "$TMP/coordinator.log" || fail "audit-test: no epoch line with the audit's counts"
 audited=$(model_checksum "$TMP/audited.convoy")
 [[ $audited == "$reference" ]] || fail "audit-test: weights differ: audited $audited, undisturbed $reference"
-echo "PASS: audit-test: $drop; checksum $audited equals the undisturbed run"
+
+# convoy local passes --audit on: two healthy workers, every slice checked, the same weights.
+timeout 180 "$CONVOY" local --workers 2 --audit 1 "${FLAGS[@]}" --out "$TMP/local.convoy" >/dev/null \
+    2>"$TMP/local.log" || fail "audit-test: convoy local --audit 1 failed"
+grep -q "audit: [1-9][0-9]* slice(s) checked on a second worker this epoch, 0 worker(s) outvoted" "$TMP/local.log" \
+    || fail "audit-test: convoy local --audit 1 checked nothing"
+local_sum=$(model_checksum "$TMP/local.convoy")
+[[ $local_sum == "$reference" ]] || fail "audit-test: local --audit 1 weights $local_sum, undisturbed $reference"
+echo "PASS: audit-test: $drop; checksum $audited equals the undisturbed run (and local --workers 2 --audit 1's)"
