@@ -26,6 +26,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(
         name: .customLong("min-workers"),
         help: "Train only while at least K workers are live; below that, wait for more.") var minWorkers = 1
+    @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
+    var audit = 0.0
     @OptionGroup var checkpoints: CheckpointOptions
     @Option(
         name: .customLong("curve-key"),
@@ -43,11 +45,15 @@ struct CoordinatorCommand: ParsableCommand {
         options.joinTimeout = joinTimeout
         options.stepTimeout = stepTimeout
         options.minWorkers = minWorkers
+        options.audit = audit
         return options
     }
 
     func validate() throws {
         if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
+        if audit > 0 && !training.deterministic {
+            throw ValidationError(ErrorWording.line(for: ClusterSettingError.auditNeedsDeterministic))
+        }
         guard (curveKey == nil) == (authorizedKeys == nil) else {
             throw ValidationError("--curve-key and --authorized-keys go together")
         }
@@ -147,6 +153,13 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
     @Flag(help: "Allow connecting to a non-loopback address without CURVE: the data and gradients travel in clear.")
     var insecure = false
+    @Option(
+        name: .customLong("inject-fault"),
+        help: ArgumentHelp(
+            "Tests of --audit only: corrupt one result on purpose, step:N (a slice of step N) or rate:P (each "
+                + "slice with probability P); needs \(FaultInjection.environmentVariable)=1.",
+            visibility: .hidden))
+    var injectFault: String?
 
     func validate() throws {
         guard (1...256).contains(threads) else {
@@ -167,6 +180,18 @@ struct WorkerCommand: ParsableCommand {
                     + "or --insecure on a trusted network"
             )
         }
+        if let injectFault {
+            // Never by accident in production: the flag alone is refused.
+            guard ProcessInfo.processInfo.environment[FaultInjection.environmentVariable] == "1" else {
+                throw ValidationError(
+                    "--inject-fault corrupts this worker's results on purpose and is for tests only: set "
+                        + "\(FaultInjection.environmentVariable)=1 to allow it")
+            }
+            guard FaultInjection(spec: injectFault) != nil else {
+                throw ValidationError(
+                    "--inject-fault \(injectFault): use step:N (one slice at step N) or rate:P (0 < P ≤ 1)")
+            }
+        }
     }
 
     func run() throws {
@@ -178,6 +203,7 @@ struct WorkerCommand: ParsableCommand {
             runner.timing.idleTimeout = idleTimeout
             runner.cpu = cpu
             runner.slots = slots
+            runner.fault = injectFault.flatMap { FaultInjection(spec: $0) }
             if let serverKey, let key {
                 runner.curve = (
                     try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),

@@ -36,14 +36,19 @@ struct Local: ParsableCommand {
     /// single-threaded workers on 2 cores), unless --workers or --slots say otherwise.
     var workers: Int { workerCount ?? 1 }
     var slots: Int { slotCount ?? (workerCount == nil ? ProcessInfo.processInfo.activeProcessorCount : 1) }
+    @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
+    var audit = 0.0
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
     @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin =
         true
 
-    /// Fails here, before spawning anything, with the coordinator's own rule for --workers.
+    /// Fails here, before spawning anything, with the coordinator's own rules for --workers and --audit.
     func validate() throws {
-        if let problem = ClusterOptions(workers: workers).problem {
-            throw ValidationError(ErrorWording.line(for: problem))
+        var options = ClusterOptions(workers: workers)
+        options.audit = audit
+        if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
+        if audit > 0 && !training.deterministic {
+            throw ValidationError(ErrorWording.line(for: ClusterSettingError.auditNeedsDeterministic))
         }
         guard (1...256).contains(threads) else {
             throw ValidationError("--threads must be in 1...256 (got \(threads))")
@@ -67,6 +72,7 @@ struct Local: ParsableCommand {
             arguments += ["--out", out]
             arguments += training.arguments + checkpoints.arguments
             if json { arguments.append("--json") }
+            if audit > 0 { arguments += ["--audit", String(audit)] }
             let coordinator = Process()
             coordinator.executableURL = URL(fileURLWithPath: binary)
             coordinator.arguments = arguments
