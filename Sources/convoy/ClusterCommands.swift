@@ -138,6 +138,11 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (its .pub).") var serverKey:
         String?
     @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
+    @Option(
+        name: .customLong("max-memory"),
+        help: "Most memory a run may take, e.g. 512M or 4G (default: half of this host's RAM); a larger run is refused."
+    )
+    var maxMemory: String?
 
     func validate() throws {
         guard (1...256).contains(threads) else {
@@ -151,6 +156,21 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("--connect-timeout and --idle-timeout must be positive")
         }
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }
+        _ = try memoryBound()
+    }
+
+    /// `--max-memory` as bytes, or the host's default.
+    func memoryBound() throws -> MemoryBound {
+        guard let maxMemory else { return .hostDefault() }
+        guard let bytes = MemoryBound.parse(maxMemory) else {
+            throw ValidationError(
+                "--max-memory \(peerText(maxMemory)): not a size (bytes, or a number with K, M, G or T)")
+        }
+        guard bytes >= MemoryBound.minimum else {
+            throw ValidationError(
+                "--max-memory \(maxMemory) is below \(MemoryBound.minimum >> 20)M, less than a worker process needs")
+        }
+        return MemoryBound(bytes: bytes, source: "--max-memory")
     }
 
     func run() throws {
@@ -162,6 +182,7 @@ struct WorkerCommand: ParsableCommand {
             runner.timing.idleTimeout = idleTimeout
             runner.cpu = cpu
             runner.slots = slots
+            runner.memory = try memoryBound()
             if let serverKey, let key {
                 runner.curve = (
                     try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),

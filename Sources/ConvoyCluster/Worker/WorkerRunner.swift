@@ -28,8 +28,8 @@ public struct WorkerLoop {
     /// Whether CURVE is in use, for the words of a failed connection.
     public var usesCurve = false
     public var log: (String) -> Void
-    /// The time; tests drive a virtual one.
-    public var now: () -> Date = { Date() }
+    /// The time: monotonic, so a wall-clock jump cannot fire or postpone a timeout; tests drive a virtual one.
+    public var now: () -> ContinuousClock.Instant = { ContinuousClock.now }
 
     public init(endpoint: String, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -37,28 +37,34 @@ public struct WorkerLoop {
     }
 
     public func run(_ core: WorkerCore, over transport: WorkerTransport) throws {
+        // Timeouts stay Doubles, compared with elapsed seconds: a Duration made from an
+        // infinite or NaN flag value would trap.
+        func seconds(since instant: ContinuousClock.Instant) -> Double { instant.duration(to: now()).seconds }
         var interval = timing.firstHelloInterval
-        var nextHello = now()
+        var lastHello: ContinuousClock.Instant?
+        var helloGap = 0.0
         var lastHeard = now()
         let started = now()
         while !core.isFinished {
-            if core.runID == nil && now() >= nextHello {
+            if core.runID == nil && lastHello.map({ seconds(since: $0) >= helloGap }) ?? true {
                 try transport.send(core.helloMessage.encoded(), dontWait: true)
-                nextHello = now().addingTimeInterval(interval)
+                (lastHello, helloGap) = (now(), interval)
                 interval = min(interval * 2, timing.maxHelloInterval)
-                if now().timeIntervalSince(started) > timing.connectTimeout {
+                if seconds(since: started) > timing.connectTimeout {
                     throw ClusterError.noCoordinator(
                         endpoint: endpoint, seconds: Int(timing.connectTimeout), curve: usesCurve)
                 }
             }
             guard let frames = try transport.receive(timeoutMs: timing.pollMilliseconds) else {
-                let silent = now().timeIntervalSince(lastHeard)
+                let silent = seconds(since: lastHeard)
                 if core.runID != nil && silent > timing.idleTimeout {
                     throw ClusterError.coordinatorSilent(endpoint: endpoint, seconds: Int(timing.idleTimeout))
                 }
-                if core.runID != nil && silent > timing.rehelloAfterSilence && now() >= nextHello {
+                if core.runID != nil && silent > timing.rehelloAfterSilence
+                    && lastHello.map({ seconds(since: $0) >= helloGap }) ?? true
+                {
                     try transport.send(core.helloMessage.encoded(), dontWait: true)
-                    nextHello = now().addingTimeInterval(timing.rehelloAfterSilence)
+                    (lastHello, helloGap) = (now(), timing.rehelloAfterSilence)
                 }
                 continue
             }
@@ -86,6 +92,8 @@ public struct WorkerRunner {
     public var slots = 1
     /// The coordinator's CURVE public key and this worker's key pair; nil: plain TCP.
     public var curve: (serverKey: String, keys: CurveKeyPair)?
+    /// The most memory a run may take; it also sizes the connection's largest message.
+    public var memory = MemoryBound.hostDefault()
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
@@ -95,14 +103,16 @@ public struct WorkerRunner {
     }
 
     public func run() throws {
-        let transport = try ZMQWorkerTransport(endpoint: endpoint, curve: curve)
+        let messageLimit = memory.connectionMessageLimit
+        let transport = try ZMQWorkerTransport(endpoint: endpoint, curve: curve, maxMessageBytes: messageLimit)
         defer { transport.close() }
         // After the context exists, so its I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
         let core = WorkerCore(
             hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads),
-            slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } })
-        log("connecting to \(endpoint)")
+            slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } }, memory: memory,
+            messageLimit: messageLimit)
+        log("connecting to \(endpoint); memory bound \(memory), messages up to \(mebibytes(messageLimit))")
         var loop = WorkerLoop(endpoint: endpoint, log: log)
         loop.timing = timing
         loop.usesCurve = curve != nil
