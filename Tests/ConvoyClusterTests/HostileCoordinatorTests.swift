@@ -79,22 +79,36 @@ import Testing
         let spec = NetworkSpec(name: "hostile", inputShape: input, layers: layers)
         let welcome = Welcome(
             workerID: 0, spec: spec, deterministic: true, microBatch: microBatch,
-            sampleSize: min(input.checkedCount ?? 784, 784))
+            sampleSize: min(input.checkedCount ?? 784, Wire.maxSampleSize))
         return Message(runID: 77, payload: .welcome(welcome)).encoded()
     }
 
     /// Every absurd welcome: the decoder's bounds, impossible shapes, and models past the memory bound.
-    static let hostileWelcomes: [(String, [UInt8])] = [
-        ("micro-batch 0", welcomeFrame([.flatten, .dense(outputs: 10)], microBatch: 0)),
-        ("micro-batch 2^32-1", welcomeFrame([.flatten, .dense(outputs: 10)], microBatch: Int(UInt32.max))),
-        ("Dense of 2^32-1 outputs", welcomeFrame([.flatten, .dense(outputs: Int(UInt32.max))])),
-        ("1e9 channels", welcomeFrame([.conv2d(1_000_000_000, kernel: 5)])),
-        ("input of 2^72 values", welcomeFrame([.flatten], input: Shape(1 << 24, 1 << 24, 1 << 24))),
-        ("stride 0", welcomeFrame([.conv2d(6, kernel: 5, stride: 0)])),
-        ("kernel larger than the input", welcomeFrame([.conv2d(6, kernel: 29)])),
-        ("Dense of 2^36 weights", welcomeFrame([.flatten, .dense(outputs: 1 << 20)], input: Shape(1, 256, 256))),
-        ("micro-batches of 2^36 inputs", welcomeFrame([.flatten], input: Shape(1, 1024, 1024), microBatch: 65_536)),
-        ("a truncated welcome", Array(welcomeFrame([.flatten, .dense(outputs: 10)]).dropLast(3))),
+    static let hostileWelcomes: [(String, [UInt8], String)] = [
+        ("micro-batch 0", welcomeFrame([.flatten, .dense(outputs: 10)], microBatch: 0), "micro-batch"),
+        (
+            "micro-batch 2^32-1", welcomeFrame([.flatten, .dense(outputs: 10)], microBatch: Int(UInt32.max)),
+            "micro-batch"
+        ),
+        ("Dense of 2^32-1 outputs", welcomeFrame([.flatten, .dense(outputs: Int(UInt32.max))]), "outputs"),
+        ("1e9 channels", welcomeFrame([.conv2d(1_000_000_000, kernel: 5)]), "output channels"),
+        ("input of 2^72 values", welcomeFrame([.flatten], input: Shape(1 << 24, 1 << 24, 1 << 24)), "input shape"),
+        ("stride 0", welcomeFrame([.conv2d(6, kernel: 5, stride: 0)]), "stride"),
+        ("kernel larger than the input", welcomeFrame([.conv2d(6, kernel: 29)]), "larger than the padded input"),
+        (
+            "Dense of 2^36 weights", welcomeFrame([.flatten, .dense(outputs: 1 << 20)], input: Shape(1, 256, 256)),
+            "more than this worker's bound"
+        ),
+        (
+            "micro-batches of 2^36 inputs", welcomeFrame([.flatten], input: Shape(1, 1024, 1024), microBatch: 65_536),
+            "more than this worker's bound"
+        ),
+        (
+            "2^20 channels of 256x256 kernels",
+            welcomeFrame([.conv2d(1 << 20, kernel: 256)], input: Shape(1, 256, 256)),
+            "more than this worker's bound"
+        ),
+        ("a truncated welcome", Array(welcomeFrame([.flatten, .dense(outputs: 10)]).dropLast(3)), "payload length"),
     ]
 
     @Test func aWorkerRefusesEveryAbsurdWelcomeWithoutDyingOrGrowing() throws {
@@ -108,7 +122,7 @@ import Testing
             context.terminate()
         }
         try router.bind("tcp://127.0.0.1:*")
-        for (index, (name, frame)) in Self.hostileWelcomes.enumerated() {
+        for (index, (name, frame, words)) in Self.hostileWelcomes.enumerated() {
             let child = try Self.spawnWorker(endpoint: router.lastEndpoint, logPath: "\(dir)/\(index).log")
             var refusal: String?
             if let (peer, hello) = try Self.receive(router), case .hello = hello.payload {
@@ -124,12 +138,12 @@ import Testing
                 Issue.record("\(name): no hello from the worker")
             }
             let ending = Self.wait(child)
-            #expect(refusal != nil, "\(name): no refuse reached the coordinator; log: \(ending.log)")
+            #expect(refusal?.contains(words) == true, "\(name): refusal \(refusal ?? "none"); log: \(ending.log)")
             #expect(ending.signal == nil, "\(name): the worker died by signal \(ending.signal ?? 0): \(ending.log)")
             #expect(ending.status == 1, "\(name): exit status \(String(describing: ending.status))")
             #expect(ending.peakKiB < 512 * 1024, "\(name): peak \(ending.peakKiB) KiB")
             let lines = ending.log.split(separator: "\n").filter { $0.contains("cannot build the model") }
-            #expect(!lines.isEmpty && lines.allSatisfy { $0.utf8.count < 8192 }, "\(name): \(ending.log)")
+            #expect(lines.count == 1 && lines.allSatisfy { $0.utf8.count < 8192 }, "\(name): \(ending.log)")
         }
     }
 
@@ -178,5 +192,16 @@ import Testing
         #expect(ending.signal == nil && ending.status == 0, "\(ending.log)")
         #expect(ending.peakKiB < 512 * 1024, "peak \(ending.peakKiB) KiB")
         #expect(ending.log.contains("joined run 5") && ending.log.contains("larger than"), "\(ending.log)")
+    }
+
+    /// `--max-memory` values that are not sizes, or too small for a worker, get one line.
+    @Test func badMemoryBoundsAreOneLine() throws {
+        for (value, words) in [("12X", "not a size"), ("nan", "not a size"), ("0", "not a size"), ("1M", "below")] {
+            let result = try runConvoy(
+                ["worker", "--connect", "tcp://127.0.0.1:9", "--max-memory", value], timeout: 30)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(result.status != 0 && lines.count == 1, "\(value): \(result.stderr)")
+            #expect(lines.first?.contains("--max-memory") == true && result.stderr.contains(words), "\(result.stderr)")
+        }
     }
 }

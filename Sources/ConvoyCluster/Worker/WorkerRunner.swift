@@ -73,9 +73,9 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            if let line = core.handle(frames[0], send: { try transport.send($0.encoded(), dontWait: false) }) {
-                log(line)
-            }
+            let line = core.handle(frames[0], send: { try transport.send($0.encoded(), dontWait: false) })
+            // A refusal that ends the worker is its error, printed once when `run` throws it.
+            if let line, core.refusal == nil { log(line) }
         }
         if let refusal = core.refusal { throw ClusterError.runRefused(reason: refusal) }
     }
