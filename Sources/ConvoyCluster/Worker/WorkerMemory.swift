@@ -129,8 +129,8 @@ public struct WorkerMemoryError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         "the run needs about \(mebibytes(needed)) (buffers \(mebibytes(model)), steps of \(stepSamples) "
-            + "sample(s) of \(mebibytes(stepBytes)) held three times, the process \(mebibytes(MemoryBound.processBytes))), "
-            + "more than this worker's bound of \(bound)"
+            + "sample(s) of \(mebibytes(stepBytes)) held three times, the process "
+            + "\(mebibytes(MemoryBound.processBytes))), more than this worker's bound of \(bound)"
     }
 }
 
