@@ -136,6 +136,42 @@ import Testing
         #expect(!core.isFinished)
     }
 
+    /// Steps of a joined run with impossible values: each is answered with a refuse naming
+    /// the problem, and the worker stays for the next step.
+    @Test func hostileStepsAreRefusedAndTheWorkerStays() throws {
+        let core = Self.core()
+        let lenet = Welcome(workerID: 0, spec: ModelZoo.lenet5, deterministic: true, microBatch: 8, sampleSize: 784)
+        #expect(core.handle(Self.frame(lenet)).replies.isEmpty)
+        func step(_ weights: [Float]?, sampleSize: Int = 784, count: Int = 8, label: UInt8 = 1) -> [UInt8] {
+            Message(
+                runID: 9, step: 2,
+                payload: .step(
+                    StepWork(
+                        slice: 0, evaluate: false, weights: weights, sampleSize: sampleSize,
+                        pixels: [UInt8](repeating: 0, count: sampleSize * count),
+                        labels: [UInt8](repeating: label, count: count)))
+            ).encoded()
+        }
+        let weights = [Float](repeating: 0.01, count: 61_706)
+        let hostile: [(String, [UInt8], String)] = [
+            ("no samples", step(weights, count: 0), "sample count 0"),
+            ("a non-finite weight", step([.nan] + weights.dropFirst()), "weight 0 is nan"),
+            ("too few weights", step([Float](repeating: 0, count: 10)), "carries 10 weights"),
+            ("no weights ever sent", step(nil), "holds none"),
+            ("another sample size", step(weights, sampleSize: 100), "100 values"),
+            ("a label past the classes", step(weights, label: 200), "label 200"),
+        ]
+        for (name, frame, words) in hostile {
+            let (replies, _) = core.handle(frame)
+            guard replies.count == 1, case let .refuse(reason) = replies[0].payload else {
+                Issue.record("\(name): expected a refuse, got \(replies.map(\.payload.type))")
+                continue
+            }
+            #expect(reason.contains(words) && replies[0].step == 2, "\(name): \(reason)")
+            #expect(!core.isFinished, "\(name)")
+        }
+    }
+
     /// A coordinator's refusal with newlines and terminal escapes is logged escaped.
     @Test func aRefusalReasonIsPrintedEscaped() {
         let core = Self.core()
