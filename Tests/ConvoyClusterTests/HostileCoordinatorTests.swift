@@ -191,6 +191,11 @@ import Testing
         let ending = Self.wait(child)
         #expect(ending.signal == nil && ending.status == 0, "\(ending.log)")
         #expect(ending.peakKiB < 512 * 1024, "peak \(ending.peakKiB) KiB")
+        // The kernel's peak of a process of its own stays within the estimate the worker logged.
+        let estimate = ending.log.split(separator: "memory about ").dropFirst().first?.split(separator: " ").first
+        let estimateMiB = try #require(estimate.flatMap { Double($0) }, "\(ending.log)")
+        #expect(
+            Double(ending.peakKiB) / 1024 <= estimateMiB, "peak \(ending.peakKiB) KiB, estimated \(estimateMiB) MiB")
         #expect(ending.log.contains("joined run 5") && ending.log.contains("larger than"), "\(ending.log)")
     }
 
