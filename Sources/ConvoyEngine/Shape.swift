@@ -6,7 +6,20 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     public init(_ dims: [Int]) { self.dims = dims }
     public init(_ dims: Int...) { self.dims = dims }
 
+    /// Elements per sample. Only for shapes already checked (`Architecture` checks every
+    /// shape it builds); a shape from a file or a peer is measured with `checkedCount`.
     public var count: Int { dims.reduce(1, *) }
+    /// Elements per sample, or nil when a dimension is negative or the product overflows `Int`.
+    public var checkedCount: Int? {
+        var product = 1
+        for dimension in dims {
+            guard dimension >= 0 else { return nil }
+            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
+            if overflow { return nil }
+            product = next
+        }
+        return product
+    }
     public var rank: Int { dims.count }
     public var description: String { "(" + dims.map(String.init).joined(separator: ", ") + ")" }
 }

@@ -160,6 +160,11 @@ struct WorkerCommand: ParsableCommand {
                 + "slice with probability P); needs \(FaultInjection.environmentVariable)=1.",
             visibility: .hidden))
     var injectFault: String?
+    @Option(
+        name: .customLong("max-memory"),
+        help: "Most memory a run may take, e.g. 512M or 4G (default: half of this host's RAM); a larger run is refused."
+    )
+    var maxMemory: String?
 
     func validate() throws {
         guard (1...256).contains(threads) else {
@@ -192,6 +197,21 @@ struct WorkerCommand: ParsableCommand {
                     "--inject-fault \(injectFault): use step:N (one slice at step N) or rate:P (0 < P ≤ 1)")
             }
         }
+        _ = try memoryBound()
+    }
+
+    /// `--max-memory` as bytes, or the host's default.
+    func memoryBound() throws -> MemoryBound {
+        guard let maxMemory else { return .hostDefault() }
+        guard let bytes = MemoryBound.parse(maxMemory) else {
+            throw ValidationError(
+                "--max-memory \(peerText(maxMemory)): not a size (bytes, or a number with K, M, G or T)")
+        }
+        guard bytes >= MemoryBound.minimum else {
+            throw ValidationError(
+                "--max-memory \(maxMemory) is below \(MemoryBound.minimum >> 20)M, less than a worker process needs")
+        }
+        return MemoryBound(bytes: bytes, source: "--max-memory")
     }
 
     func run() throws {
@@ -204,6 +224,7 @@ struct WorkerCommand: ParsableCommand {
             runner.cpu = cpu
             runner.slots = slots
             runner.fault = injectFault.flatMap { FaultInjection(spec: $0) }
+            runner.memory = try memoryBound()
             if let serverKey, let key {
                 runner.curve = (
                     try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),

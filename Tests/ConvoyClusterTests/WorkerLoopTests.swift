@@ -6,13 +6,14 @@ import Testing
 /// A coordinator played by a script, on a virtual clock: each receive advances time by its
 /// timeout unless the script answers, so back-off and silences are exact and instant.
 final class ScriptedWorkerTransport: WorkerTransport {
-    var time = Date(timeIntervalSince1970: 0)
+    let start = ContinuousClock.now
+    lazy var time = start
     /// What the worker sent, with the virtual time of each send.
     var sent: [(time: Double, message: Message)] = []
     /// Called at each receive with the virtual seconds since the start; a frame to deliver, or nil.
     var script: (ScriptedWorkerTransport, Double) -> [UInt8]? = { _, _ in nil }
 
-    var seconds: Double { time.timeIntervalSince1970 }
+    var seconds: Double { start.duration(to: time).seconds }
     var hellos: [Double] { sent.filter { if case .hello = $0.message.payload { true } else { false } }.map(\.time) }
 
     func send(_ frame: [UInt8], dontWait: Bool) throws -> Bool {
@@ -22,7 +23,7 @@ final class ScriptedWorkerTransport: WorkerTransport {
 
     func receive(timeoutMs: Int) throws -> [[UInt8]]? {
         if let frame = script(self, seconds) { return [frame] }
-        time = time.addingTimeInterval(Double(timeoutMs) / 1000)
+        time = time.advanced(by: .milliseconds(timeoutMs))
         return nil
     }
 }

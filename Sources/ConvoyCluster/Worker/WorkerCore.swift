@@ -18,12 +18,26 @@ public final class WorkerCore {
     private let cpus: [Int]?
     private var slots: ComputeSlots?
     private var hasWeights = false
+    /// The most memory a run may take (`--max-memory`), and the largest message the
+    /// connection accepts (its ZMQ_MAXMSGSIZE).
+    public let memory: MemoryBound
+    public let messageLimit: Int
+    /// What the current run costs, as estimated from its welcome.
+    public private(set) var footprint: WorkerFootprint?
+    /// The largest frame handled now: a control message before a welcome, the run's largest
+    /// step after it. A larger one is refused before it is decoded.
+    public var frameLimit: Int { footprint?.stepFrameBytes ?? WorkerFootprint.controlFrameBytes }
 
-    public init(hello: Hello, slots: Int = 1, cpus: [Int]? = nil) {
+    public init(
+        hello: Hello, slots: Int = 1, cpus: [Int]? = nil, memory: MemoryBound = .hostDefault(),
+        messageLimit: Int? = nil
+    ) {
         precondition(slots >= 1)
         self.hello = hello
         self.slotCount = slots
         self.cpus = cpus
+        self.memory = memory
+        self.messageLimit = messageLimit ?? memory.connectionMessageLimit
     }
 
     public var helloMessage: Message { Message(runID: runID ?? 0, payload: .hello(hello)) }
@@ -45,9 +59,21 @@ public final class WorkerCore {
     }
 
     private func process(_ frame: [UInt8], send: (Message) throws -> Void) -> (replies: [Message], log: String?) {
+        if frame.count > frameLimit { return refuseOversized(frame) }
         let message: Message
         do { message = try Message(decoding: frame) } catch {
-            return ([], "refused a message: \(error)")
+            let problem = peerText("\(error)", limit: 1024)
+            // A welcome this worker cannot read is a run it cannot join: say so, like a model it cannot build.
+            guard let header = FrameHeader(frame) else { return ([], "refused a message: \(problem)") }
+            if header.type == .welcome { return refuseRun(header.runID, 0, problem) }
+            // A step of this run it cannot read: the coordinator learns at once, not at its deadline.
+            guard header.type == .step, let runID, header.runID == runID else {
+                return ([], "refused a message: \(problem)")
+            }
+            let reason = "step \(header.step): \(problem)"
+            return (
+                [Message(runID: runID, step: header.step, workerID: workerID ?? 0, payload: .refuse(reason))], reason
+            )
         }
         switch message.payload {
         case let .welcome(welcome):
@@ -76,7 +102,7 @@ public final class WorkerCore {
             return ([Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)], nil)
         case let .refuse(reason):
             isFinished = true
-            refusal = "refused by the coordinator: \(reason)"
+            refusal = "refused by the coordinator: \(peerText(reason))"
             return ([], refusal)
         case .hello, .result:
             return ([], "ignored a \(message.payload.type) message, which only workers send")
@@ -84,7 +110,11 @@ public final class WorkerCore {
     }
 
     private func accept(_ welcome: Welcome, runID: UInt64) -> (replies: [Message], log: String?) {
+        // A repeated welcome (the answer to a repeated hello) changes nothing.
+        if self.runID == runID && self.welcome == welcome { return ([], nil) }
         do {
+            // Every value checked, and the memory estimated, before anything is allocated.
+            try welcome.checkValues()
             let architecture = try Architecture(welcome.spec)
             guard architecture.inputShape.count == welcome.sampleSize else {
                 throw DataError(
@@ -92,28 +122,52 @@ public final class WorkerCore {
                         + "\(welcome.sampleSize)"
                 )
             }
-            // A repeated welcome (the answer to a repeated hello) changes nothing.
-            if self.runID == runID && self.welcome == welcome { return ([], nil) }
-            if self.runID != runID || self.welcome != welcome {
-                slots = ComputeSlots(
-                    architecture: architecture, slots: slotCount, maxBatch: max(welcome.microBatch, 256),
-                    mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
-                hasWeights = false
-            }
+            let maxBatch = max(welcome.microBatch, 256)
+            let footprint = try WorkerFootprint.plan(
+                welcome, architecture: architecture, slots: slotCount, maxBatch: maxBatch, bound: memory,
+                messageLimit: messageLimit)
+            slots = nil  // the previous run's buffers go before the new ones come
+            slots = ComputeSlots(
+                architecture: architecture, slots: slotCount, maxBatch: maxBatch,
+                mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
+            hasWeights = false
+            self.footprint = footprint
             self.runID = runID
             self.workerID = welcome.workerID
             self.welcome = welcome
             return (
                 [],
-                "joined run \(hex(runID)) as worker \(welcome.workerID): \(welcome.spec.name), "
+                "joined run \(hex(runID)) as worker \(welcome.workerID): \(peerText(welcome.spec.name)), "
                     + "\(architecture.parameterCount) parameters"
                     + (welcome.deterministic ? ", deterministic micro-batches of \(welcome.microBatch)" : "")
+                    + "; memory about \(mebibytes(footprint.totalBytes)) with steps of up to "
+                    + "\(footprint.stepSamples) samples, bound \(memory)"
             )
         } catch {
-            isFinished = true
-            refusal = "cannot build the model: \(error)"
-            return ([Message(runID: runID, workerID: welcome.workerID, payload: .refuse(refusal!))], refusal)
+            return refuseRun(runID, welcome.workerID, "\(error)")
         }
+    }
+
+    /// Refuses the run a welcome offered: a refuse to the coordinator, a line, and the worker ends.
+    private func refuseRun(_ runID: UInt64, _ workerID: UInt32, _ problem: String) -> (replies: [Message], log: String?)
+    {
+        isFinished = true
+        let reason = "cannot build the model: \(problem)"
+        refusal = reason
+        return ([Message(runID: runID, workerID: workerID, payload: .refuse(reason))], reason)
+    }
+
+    /// A frame over `frameLimit`, never decoded: a step of this run is refused (the
+    /// coordinator learns at once instead of at its deadline), anything else only logged.
+    private func refuseOversized(_ frame: [UInt8]) -> (replies: [Message], log: String?) {
+        let problem =
+            "a message of \(frame.count) bytes is larger than the \(frameLimit) bytes "
+            + (footprint.map { "of this run's largest step (\($0.stepSamples) samples)" } ?? "of a welcome")
+        guard let header = FrameHeader(frame), header.type == .step, let runID, header.runID == runID else {
+            return ([], "refused \(problem)")
+        }
+        let reason = "step \(header.step): \(problem)"
+        return ([Message(runID: runID, step: header.step, workerID: workerID ?? 0, payload: .refuse(reason))], reason)
     }
 
     /// Loads a step's weights and checks its samples; the reason to refuse it, or nil.
@@ -145,7 +199,7 @@ public final class WorkerCore {
             [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))]
         }
         if let problem = accept(work, step: step, slots: slots, welcome: welcome) { return refuse(problem) }
-        let started = Date()
+        let started = ContinuousClock.now
         /// One bucket of the slice's gradient sums, as a result message.
         func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) -> Message {
             Message(
@@ -153,7 +207,7 @@ public final class WorkerCore {
                 payload: .result(
                     StepResult(
                         slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
-                        computeSeconds: Date().timeIntervalSince(started), gradientOffset: parameters.lowerBound,
+                        computeSeconds: started.duration(to: .now).seconds, gradientOffset: parameters.lowerBound,
                         gradient: StepResult.Gradient(slots.total, parameters))))
         }
         do {
@@ -169,7 +223,7 @@ public final class WorkerCore {
                                     StepResult(
                                         slice: work.slice, count: totals.count, correct: totals.correct,
                                         lossSum: totals.lossSum,
-                                        computeSeconds: Date().timeIntervalSince(started), gradient: .none)))
+                                        computeSeconds: started.duration(to: .now).seconds, gradient: .none)))
                         ]
                     }
                     // Each bucket leaves as soon as it is final: the head's while the trunk

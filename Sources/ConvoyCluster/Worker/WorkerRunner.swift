@@ -28,8 +28,8 @@ public struct WorkerLoop {
     /// Whether CURVE is in use, for the words of a failed connection.
     public var usesCurve = false
     public var log: (String) -> Void
-    /// The time; tests drive a virtual one.
-    public var now: () -> Date = { Date() }
+    /// The time: monotonic, so a wall-clock jump cannot fire or postpone a timeout; tests drive a virtual one.
+    public var now: () -> ContinuousClock.Instant = { ContinuousClock.now }
     /// Corrupts some results on purpose (`--inject-fault`, tests of audit mode only).
     public var fault: FaultInjection?
 
@@ -39,28 +39,34 @@ public struct WorkerLoop {
     }
 
     public func run(_ core: WorkerCore, over transport: WorkerTransport) throws {
+        // Timeouts stay Doubles, compared with elapsed seconds: a Duration made from an
+        // infinite or NaN flag value would trap.
+        func seconds(since instant: ContinuousClock.Instant) -> Double { instant.duration(to: now()).seconds }
         var interval = timing.firstHelloInterval
-        var nextHello = now()
+        var lastHello: ContinuousClock.Instant?
+        var helloGap = 0.0
         var lastHeard = now()
         let started = now()
         while !core.isFinished {
-            if core.runID == nil && now() >= nextHello {
+            if core.runID == nil && lastHello.map({ seconds(since: $0) >= helloGap }) ?? true {
                 try transport.send(core.helloMessage.encoded(), dontWait: true)
-                nextHello = now().addingTimeInterval(interval)
+                (lastHello, helloGap) = (now(), interval)
                 interval = min(interval * 2, timing.maxHelloInterval)
-                if now().timeIntervalSince(started) > timing.connectTimeout {
+                if seconds(since: started) > timing.connectTimeout {
                     throw ClusterError.noCoordinator(
                         endpoint: endpoint, seconds: Int(timing.connectTimeout), curve: usesCurve)
                 }
             }
             guard let frames = try transport.receive(timeoutMs: timing.pollMilliseconds) else {
-                let silent = now().timeIntervalSince(lastHeard)
+                let silent = seconds(since: lastHeard)
                 if core.runID != nil && silent > timing.idleTimeout {
                     throw ClusterError.coordinatorSilent(endpoint: endpoint, seconds: Int(timing.idleTimeout))
                 }
-                if core.runID != nil && silent > timing.rehelloAfterSilence && now() >= nextHello {
+                if core.runID != nil && silent > timing.rehelloAfterSilence
+                    && lastHello.map({ seconds(since: $0) >= helloGap }) ?? true
+                {
                     try transport.send(core.helloMessage.encoded(), dontWait: true)
-                    nextHello = now().addingTimeInterval(timing.rehelloAfterSilence)
+                    (lastHello, helloGap) = (now(), timing.rehelloAfterSilence)
                 }
                 continue
             }
@@ -69,11 +75,9 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            if let line = core.handle(
-                frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
-            {
-                log(line)
-            }
+            let line = core.handle(frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
+            // A refusal that ends the worker is its error, printed once when `run` throws it.
+            if let line, core.refusal == nil { log(line) }
         }
         if let refusal = core.refusal { throw ClusterError.runRefused(reason: refusal) }
         if let reason = core.stopReason { throw ClusterError.coordinatorStopped(reason: reason) }
@@ -93,6 +97,8 @@ public struct WorkerRunner {
     public var curve: (serverKey: String, keys: CurveKeyPair)?
     /// `--inject-fault` (tests only).
     public var fault: FaultInjection?
+    /// The most memory a run may take; it also sizes the connection's largest message.
+    public var memory = MemoryBound.hostDefault()
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
@@ -102,14 +108,16 @@ public struct WorkerRunner {
     }
 
     public func run() throws {
-        let transport = try ZMQWorkerTransport(endpoint: endpoint, curve: curve)
+        let messageLimit = memory.connectionMessageLimit
+        let transport = try ZMQWorkerTransport(endpoint: endpoint, curve: curve, maxMessageBytes: messageLimit)
         defer { transport.close() }
         // After the context exists, so its I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
         let core = WorkerCore(
             hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads),
-            slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } })
-        log("connecting to \(endpoint)")
+            slots: slots, cpus: cpu.map { first in (0..<slots).map { first + $0 * threads } }, memory: memory,
+            messageLimit: messageLimit)
+        log("connecting to \(endpoint); memory bound \(memory), messages up to \(mebibytes(messageLimit))")
         var loop = WorkerLoop(endpoint: endpoint, log: log)
         loop.timing = timing
         loop.usesCurve = curve != nil

@@ -17,11 +17,18 @@ public final class ZMQWorkerTransport: WorkerTransport {
     let socket: ZMQSocket
 
     /// Connects (in the background: ZeroMQ reconnects with backoff until the coordinator is
-    /// there). With `curve`, the coordinator must prove it holds `serverKey`'s secret.
-    public init(endpoint: String, curve: (serverKey: String, keys: CurveKeyPair)?) throws {
+    /// there). With `curve`, the coordinator must prove it holds `serverKey`'s secret. A
+    /// message over `maxMessageBytes` drops the connection before it is held in memory;
+    /// libzmq fixes the limit per connection when it is made, so it is set once here, from
+    /// the worker's memory bound (`MemoryBound.connectionMessageLimit`), and `WorkerCore`
+    /// holds each run's messages to that run's own largest step.
+    public init(
+        endpoint: String, curve: (serverKey: String, keys: CurveKeyPair)?,
+        maxMessageBytes: Int = Int(Wire.maxMessageBytes)
+    ) throws {
         context = ZMQContext()
         socket = try ZMQSocket(context: context, kind: .dealer)
-        try socket.setMaxMessageSize(Wire.maxMessageBytes)
+        try socket.setMaxMessageSize(Int64(maxMessageBytes))
         try socket.setReconnectInterval(100, max: 5000)
         try socket.setImmediate()
         try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)

@@ -73,7 +73,12 @@ public struct Architecture: Sendable {
     public init(_ spec: NetworkSpec) throws {
         var shape = spec.inputShape
         guard !shape.dims.isEmpty, shape.dims.allSatisfy({ $0 >= 1 }) else {
-            throw ShapeError("\(spec.name): input shape \(shape) must have positive dimensions")
+            throw ShapeError("\(peerText(spec.name)): input shape \(shape) must have positive dimensions")
+        }
+        // Checked before any layer multiplies the dimensions: a spec can come from a peer.
+        guard let inputCount = shape.checkedCount, Double(inputCount) <= LayerSpec.maxFloats else {
+            throw ShapeError(
+                "\(peerText(spec.name)): input shape \(shape) has more than \(Int(LayerSpec.maxFloats)) values")
         }
         var layers: [any Layer] = []
         var offsets = [0]
@@ -82,13 +87,15 @@ public struct Architecture: Sendable {
                 try layerSpec.checkSize(input: shape)
                 let layer = try layerSpec.make(input: shape)
                 layers.append(layer)
-                offsets.append(offsets.last! + layer.parameterCount)
+                let (end, overflow) = offsets.last!.addingReportingOverflow(layer.parameterCount)
+                guard !overflow else { throw ShapeError("the parameter count overflows") }
+                offsets.append(end)
                 shape = layer.outputShape
             } catch let error as ShapeError {
-                throw ShapeError("\(spec.name) layer \(index + 1): \(error.description)")
+                throw ShapeError("\(peerText(spec.name)) layer \(index + 1): \(error.description)")
             }
         }
-        guard !layers.isEmpty else { throw ShapeError("\(spec.name): a network needs at least one layer") }
+        guard !layers.isEmpty else { throw ShapeError("\(peerText(spec.name)): a network needs at least one layer") }
         self.spec = spec
         self.layers = layers
         parameterOffsets = offsets

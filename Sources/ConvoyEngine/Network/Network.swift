@@ -61,6 +61,8 @@ public final class Network {
     /// layer or fused block ("3 Conv2d+ReLU+MaxPool2d"), backward or not, nanoseconds
     /// (`convoy bench --layers`).
     public var onStepTimed: ((_ step: String, _ backward: Bool, _ nanoseconds: UInt64) -> Void)?
+    /// Bytes of every buffer above as allocated; `Network.estimatedBytes` is an upper bound of it.
+    public let allocatedBytes: Int
 
     public init(_ architecture: Architecture, maxBatch: Int, parameters initial: [Float]? = nil) {
         precondition(maxBatch >= 1)
@@ -79,12 +81,16 @@ public final class Network {
         dLogits = FloatBuffer(count: maxBatch * architecture.outputShape.count)
         plan = FusedBlock.plan(architecture.layers)
         var indices: [Int: UnsafeMutablePointer<UInt8>] = [:]
+        var indexBytes = 0
         for case let .block(block) in plan where block.pooled {
             let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: maxBatch * block.indexCount)
             pointer.initialize(repeating: 4, count: maxBatch * block.indexCount)
             indices[block.first] = pointer
+            indexBytes += maxBatch * block.indexCount
         }
         poolIndices = indices
+        let floats = [parameters, gradient, input, deltas.0, deltas.1, boundary, scratch, dLogits] + outputs
+        allocatedBytes = floats.map(\.count).reduce(0, +) * MemoryLayout<Float>.size + indexBytes
         let count = architecture.layers.count
         var ranges = [0..<count]
         if let split = architecture.headStart { ranges += [0..<split, split..<count] }

@@ -1,0 +1,40 @@
+import ConvoyEngine
+
+/// What a worker checks of a coordinator's messages before it believes them.
+extension Welcome {
+    /// The values of a welcome built in memory rather than decoded (the decoder checks the same).
+    func checkValues() throws {
+        guard (1...Wire.maxSamples).contains(microBatch) else {
+            throw ProtocolError("micro-batch \(microBatch) is outside 1...\(Wire.maxSamples)")
+        }
+        guard (1...Wire.maxSampleSize).contains(sampleSize) else {
+            throw ProtocolError("sample size \(sampleSize) is outside 1...\(Wire.maxSampleSize)")
+        }
+        guard workerID < Wire.maxWorkers else {
+            throw ProtocolError("worker id \(workerID) is outside 0..<\(Wire.maxWorkers)")
+        }
+    }
+}
+
+/// The fixed header fields of a frame that may not decode, to answer it in kind.
+struct FrameHeader {
+    let type: MessageType
+    let runID: UInt64
+    let step: UInt64
+
+    init?(_ frame: [UInt8]) {
+        guard frame.count >= Wire.headerSize, Array(frame[0..<4]) == Wire.magic else { return nil }
+        func field(_ offset: Int, _ size: Int) -> UInt64 {
+            (0..<size).reduce(0) { $0 | UInt64(frame[offset + $1]) << (8 * $1) }
+        }
+        guard let type = MessageType(rawValue: UInt16(field(6, 2))), field(16, 8) < 1 << 48 else { return nil }
+        self.type = type
+        runID = field(8, 8)
+        step = field(16, 8)
+    }
+}
+
+extension Duration {
+    /// Seconds as a Double, for reports and for comparing with timeouts given in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
