@@ -75,7 +75,8 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            let line = core.handle(frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
+            let line = core.handle(
+                frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
             // A refusal that ends the worker is its error, printed once when `run` throws it.
             if let line, core.refusal == nil { log(line) }
         }
