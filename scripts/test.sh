@@ -36,6 +36,7 @@ stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-clust
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
+stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -98,6 +98,11 @@ extension ZMQSocket {
         try setOption(ZMQ_CURVE_SERVER, int32: 1)
         try setOption(ZMQ_CURVE_SECRETKEY, bytes: Array(secretKey.utf8) + [0])
         try setOption(ZMQ_ZAP_DOMAIN, bytes: Array("convoy".utf8))
+        // ZMQ_ZAP_ENFORCE_DOMAIN (93, draft in libzmq 4.3): with it, a CURVE connection is
+        // refused when no ZAP handler answers, instead of admitted. Builds without the draft
+        // API refuse the option; there the coordinator's own rule holds instead: the
+        // `ZAPAuthenticator` is bound before any CURVE socket exists.
+        try? setOption(93, int32: 1)
     }
 
     /// This socket connects to a CURVE server whose public key is `serverKey`.
@@ -141,8 +146,12 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     private var stopping = false
     private var monitorEndpoint: String?
     /// How often each refusal was seen: a worker retrying with a wrong key would otherwise
-    /// log a line every few seconds.
+    /// log a line every few seconds. Bounded: past `maxReported` distinct lines, new ones
+    /// are counted together, so strangers cannot grow it.
     private var refusals: [String: Int] = [:]
+    static let maxReported = 1024
+    /// Keys already logged as admitted (bounded like `refusals`).
+    private var admitted: Set<String> = []
     private let finished = DispatchSemaphore(value: 0)
 
     public init(
@@ -203,10 +212,17 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             let key = mechanism == "CURVE" && request.count >= 7 ? CurveKeyPair.z85(request[6]) : nil
             let decision = policy(ZAPRequest(mechanism: mechanism, curveKey: key))
             let (allowed, reason) = (decision.allowed, decision.reason)
-            if !allowed { report("refused a connection from \(address): \(reason)") }
+            // Each key is its own user (as ssh logs a key's fingerprint): the coordinator reads
+            // it back from every message (`User-Id`) and names workers by it.
+            let user = allowed ? (key ?? "anonymous") : ""
+            if !allowed {
+                report("refused a connection from \(address): \(reason)")
+            } else if admitted.count < Self.maxReported, admitted.insert(user).inserted {
+                log("admitted a connection from \(address) as key \(user)")
+            }
             let reply: [[UInt8]] = [
                 request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
-                Array((allowed ? "worker" : "").utf8), [],
+                Array(user.utf8), [],
             ]
             _ = try? socket.send(reply)
         }
@@ -231,6 +247,7 @@ public final class ZAPAuthenticator: @unchecked Sendable {
 
     /// Logs a refusal the 1st, 10th, 100th… time it happens.
     private func report(_ line: String) {
+        let line = refusals[line] != nil || refusals.count < Self.maxReported ? line : "refused other connections"
         let count = (refusals[line] ?? 0) + 1
         refusals[line] = count
         var power = 1

@@ -74,9 +74,11 @@ struct CoordinatorCommand: ParsableCommand {
                 try ZAPAuthenticator(context: context, policy: AuthorizedKeys(keys).decide, log: log)
             }
             defer { authenticator?.stop() }
+            // The socket's bounds (largest message, queue per peer) fit this run's model.
+            let parameters = try Architecture(try ModelZoo.spec(named: config.model)).parameterCount
             let transport = try ZMQCoordinatorTransport(
                 context: context, bind: bind, curveSecretKey: secretKey,
-                authenticator: authenticator)
+                authenticator: authenticator, limits: .forRun(parameters: parameters, workers: workers))
             let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: runner,

@@ -92,13 +92,13 @@ public final class ClusterStepRunner: StepRunner {
         into sum: GradientSum
     ) throws -> GradientComputer.Totals {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
-        let clock = Date()
+        let started = ContinuousClock.now
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
         let (results, sendSeconds) = try round(
             RoundWork(
                 step: UInt64(step), samples: samples, unit: unit,
                 weights: weights.array, evaluate: false))
-        let combining = Date()
+        let combining = ContinuousClock.now
         var totals = GradientComputer.Totals()
         // Slice order: fixed in float mode too, so a run repeats with the same workers.
         for buckets in results {
@@ -107,8 +107,8 @@ public final class ClusterStepRunner: StepRunner {
             for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
         }
         stats.addStep(
-            seconds: Date().timeIntervalSince(clock),
-            coordinatorSeconds: sendSeconds + Date().timeIntervalSince(combining))
+            seconds: (ContinuousClock.now - started).seconds,
+            coordinatorSeconds: sendSeconds + (ContinuousClock.now - combining).seconds)
         return totals
     }
 

@@ -52,15 +52,15 @@ final class Round {
         pool.inRound = true
         defer { pool.inRound = false }
         for (slice, w) in zip(ranges.indices, pool.live) { try assign(slice, to: w) }
-        var deadline = Date().addingTimeInterval(options.stepTimeout)
+        var deadline = pool.now() + .seconds(clamping: options.stepTimeout)
         while !owner.isEmpty {
-            let left = deadline.timeIntervalSinceNow
+            let left = (deadline - pool.now()).seconds
             if left <= 0 {
                 for w in Set(owner.values) {
                     pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline")
                 }
                 try reassignOrphans()
-                deadline = Date().addingTimeInterval(options.stepTimeout)
+                deadline = pool.now() + .seconds(clamping: options.stepTimeout)
                 continue
             }
             guard let (peer, frame) = try pool.transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) else {
@@ -96,8 +96,8 @@ final class Round {
 
     /// Sends `slice` to worker `w`, or to the next live one while sends fail.
     private func assign(_ slice: Int, to w: Int) throws {
-        let clock = Date()
-        defer { sendSeconds += Date().timeIntervalSince(clock) }
+        let started = ContinuousClock.now
+        defer { sendSeconds += (ContinuousClock.now - started).seconds }
         let message = message(for: slice)
         var target = w
         while try !pool.send(message, to: target) { target = try nextLiveWorker(after: target) }
