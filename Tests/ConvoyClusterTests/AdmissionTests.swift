@@ -129,7 +129,7 @@ final class ManualClock {
     @Test func peerStringsAreEscapedAndCutInTheLog() throws {
         let pool = try makePool()
         let host = "evil\ncoordinator: run finished\u{1b}[2J" + String(repeating: "x", count: 900)
-        try hello(pool, peer: [5], pid: 5, host: host)
+        try hello(pool, peer: [5], host: host, pid: 5)
         let line = try #require(lines.all.first { $0.contains("joined") })
         #expect(!line.contains("\n") && !line.contains("\u{1b}"))
         #expect(line.contains("evil\\u{a}coordinator: run finished\\u{1b}[2J"))

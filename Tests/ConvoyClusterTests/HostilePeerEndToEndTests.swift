@@ -11,7 +11,7 @@ final class BackgroundConvoy {
 
     init(_ arguments: [String], stderrPath: String) throws {
         self.stderrPath = stderrPath
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: convoyBinary)
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
