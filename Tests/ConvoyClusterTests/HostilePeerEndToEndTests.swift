@@ -105,6 +105,8 @@ final class BackgroundConvoy {
         #expect(status == 0, "\(coordinator.stderr)")
         #expect(try checksum(dir + "/flood.convoy") == checksum(dir + "/train.convoy"))
         let log = coordinator.stderr
+        // The flood was admitted as a worker and dropped, once, with its back-off.
+        #expect(log.split(separator: "\n").count { $0.contains("dropped worker") && $0.contains("pid 4242") } == 1)
         #expect(log.contains("flood\\u{a}coordinator: run finished\\u{1b}[31m"), "\(log)")
         #expect(!log.contains("\u{1b}"))
         #expect(!log.split(separator: "\n").contains { $0.hasPrefix("coordinator: run finished") })

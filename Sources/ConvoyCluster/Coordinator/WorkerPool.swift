@@ -120,7 +120,8 @@ final class WorkerPool {
             if message.runID != runID {
                 logThrottled(
                     "run \(message.runID)",
-                    "refused a \(message.payload.type) message of run \(hex(message.runID)) (this run is \(hex(runID)))")
+                    "refused a \(message.payload.type) message of run \(hex(message.runID)) (this run is \(hex(runID)))"
+                )
             } else {
                 logThrottled("stray \(message.payload.type)", "ignored a stray \(message.payload.type) message")
             }
