@@ -91,4 +91,67 @@ private let zmqRcvhwm: Int32 = 24
         while let (_, frame) = try transport.receive(timeoutMs: 1000) { frames.append(frame) }
         #expect(frames == [hello()])
     }
+
+    /// Strangers cannot hold more than `maxHandshaking` connections in their handshake: of
+    /// 40 raw TCP connections that never authenticate, all past the first 8 are cut at
+    /// once; once libzmq closes those at the handshake interval, an authorized worker joins.
+    @Test func connectionsStillInTheirHandshakeAreCapped() throws {
+        let context = ZMQContext()
+        let server = try CurveKeyPair.generate()
+        let worker = try CurveKeyPair.generate()
+        let authenticator = try ZAPAuthenticator(
+            context: context, policy: AuthorizedKeys([worker.publicKey]).decide, log: { _ in })
+        var limits = CoordinatorLimits(maxMessageBytes: 1 << 16, sendQueueMessages: 4)
+        limits.maxHandshaking = 8
+        limits.handshakeMs = 1500
+        let transport = try ZMQCoordinatorTransport(
+            context: context, bind: "tcp://127.0.0.1:*", curveSecretKey: server.secretKey,
+            authenticator: authenticator, limits: limits)
+        let port = try #require(UInt16(transport.endpoint.split(separator: ":").last ?? ""))
+        usleep(300_000)  // the authenticator's thread connects its monitor
+        let strangers = (0..<40).map { _ in rawConnect(port: port) }
+        defer { for fd in strangers where fd >= 0 { close(fd) } }
+        #expect(strangers.allSatisfy { $0 >= 0 })
+        usleep(700_000)  // less than the handshake interval: the first 8 are still open
+        let cut = strangers.filter(closedByPeer).count
+        #expect(cut == 32, "\(cut) of 40 cut")
+
+        let client = try ZMQSocket(context: context, kind: .dealer)
+        try client.makeCurveClient(serverKey: server.publicKey, keys: worker)
+        try client.connect(transport.endpoint)
+        defer {
+            client.close()
+            transport.close()
+            authenticator.stop()
+            context.terminate()
+        }
+        try client.send([hello()])
+        let received = try #require(try transport.receive(timeoutMs: 15_000))
+        #expect(received.frame == hello())
+    }
+}
+
+/// A plain TCP connection to 127.0.0.1:`port`; its descriptor, or −1.
+private func rawConnect(port: UInt16) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    return rc == 0 ? fd : -1
+}
+
+/// Whether the other end has closed `fd` (what it sent is read and dropped); never waits.
+private func closedByPeer(_ fd: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        var item = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&item, 1, 0) > 0 else { return false }
+        if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
+    }
 }

@@ -31,6 +31,9 @@ public struct CoordinatorLimits: Sendable, Equatable {
     public var sendQueueMessages: Int32
     /// Milliseconds a new connection has to finish its handshake.
     public var handshakeMs: Int32 = 5000
+    /// Most connections younger than `handshakeMs` held open at once (CURVE coordinators:
+    /// the ZAP authenticator's monitor cuts the others).
+    public var maxHandshaking = 64
 
     public init(maxMessageBytes: Int64, sendQueueMessages: Int32) {
         self.maxMessageBytes = maxMessageBytes
@@ -70,7 +73,8 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         }
         socket = try ZMQSocket(context: context, kind: .router)
         if let curveSecretKey { try socket.makeCurveServer(secretKey: curveSecretKey) }
-        try authenticator?.watchHandshakes(of: socket)
+        try authenticator?.watchHandshakes(
+            of: socket, maxHandshaking: limits.maxHandshaking, handshakeMs: limits.handshakeMs)
         // Every option below is copied into the listener at bind: it holds for every
         // connection, from its first byte, before CURVE or ZAP have said who it is.
         try socket.setMaxMessageSize(limits.maxMessageBytes)
