@@ -34,6 +34,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(
         name: .customLong("authorized-keys"),
         help: "Public keys of the workers allowed in, one per line (with --curve-key).") var authorizedKeys: String?
+    @Option(
+        name: .customLong("max-workers-per-key"),
+        help: "With CURVE: most live workers one authorized key may have (default: no cap).") var maxWorkersPerKey: Int?
     @Flag(help: "Allow binding a non-loopback address without CURVE: anyone who reaches the port can join.")
     var insecure = false
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
@@ -43,6 +46,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.joinTimeout = joinTimeout
         options.stepTimeout = stepTimeout
         options.minWorkers = minWorkers
+        options.maxWorkersPerKey = maxWorkersPerKey
         return options
     }
 
@@ -50,6 +54,12 @@ struct CoordinatorCommand: ParsableCommand {
         if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
         guard (curveKey == nil) == (authorizedKeys == nil) else {
             throw ValidationError("--curve-key and --authorized-keys go together")
+        }
+        if let n = maxWorkersPerKey {
+            guard curveKey != nil else { throw ValidationError("--max-workers-per-key needs --curve-key") }
+            guard (1...ClusterOptions.maxWorkers).contains(n) else {
+                throw ValidationError("--max-workers-per-key must be in 1...\(ClusterOptions.maxWorkers) (got \(n))")
+            }
         }
         if curveKey == nil && !insecure && !isLoopback(bind) {
             throw ValidationError(

@@ -155,3 +155,42 @@ final class ManualClock {
         #expect(CoordinatorLimits.forRun(parameters: 10, workers: 1).maxMessageBytes == 64 << 10)
     }
 }
+
+/// A transport whose peers authenticated with CURVE keys (their ZAP user ids).
+final class KeyedTransport: CoordinatorTransport {
+    let inner = RecordingTransport()
+    var keys: [PeerID: String] = [:]
+    func send(_ message: Message, to peer: PeerID) throws -> Int { try inner.send(message, to: peer) }
+    func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? { nil }
+    func key(of peer: PeerID) -> String? { keys[peer] }
+}
+
+@Suite struct KeyCapTests {
+    /// `--max-workers-per-key 1`: a second live worker with a key already in use is refused
+    /// with the reason; another key, or the same key once its worker is gone, is admitted.
+    @Test func aKeyHasAtMostItsCapOfLiveWorkers() throws {
+        let transport = KeyedTransport()
+        transport.keys = [[1]: "keyA", [2]: "keyA", [3]: "keyB"]
+        let spec = try ModelZoo.spec(named: "lenet5")
+        let pool = WorkerPool(
+            transport: transport, runID: 7, capacity: ClusterOptions.maxWorkers, stats: ClusterStatsRecorder(),
+            welcome: { Welcome(workerID: $0, spec: spec, deterministic: true, microBatch: 8, sampleSize: 784) },
+            log: { _ in })
+        pool.maxWorkersPerKey = 1
+        func hello(_ peer: PeerID, pid: Int32) throws {
+            let frame = Message(runID: 0, payload: .hello(Hello(host: "h", pid: pid, threads: 1))).encoded()
+            try pool.handleUnexpected(peer: peer, frame: frame)
+        }
+        try hello([1], pid: 1)
+        try hello([2], pid: 2)
+        try hello([3], pid: 3)
+        #expect(pool.liveIndex(of: [1]) != nil && pool.liveIndex(of: [3]) != nil)
+        #expect(pool.liveIndex(of: [2]) == nil)
+        let refusal = transport.inner.sent.last { $0.peer == [2] }?.message.payload
+        #expect(refusal == .refuse("key keyA has 1 live worker(s) already"))
+        pool.drop(try #require(pool.liveIndex(of: [1])), because: "test")
+        try hello([2], pid: 2)
+        #expect(pool.liveIndex(of: [2]) != nil)
+        #expect(pool.workers[try #require(pool.liveIndex(of: [2]))].key == "keyA")
+    }
+}

@@ -12,6 +12,8 @@ public struct ClusterOptions: Sendable {
     /// Fewest live workers to train with: below it the coordinator waits (up to
     /// `joinTimeout`) for workers to join or come back.
     public var minWorkers = 1
+    /// Most live workers one CURVE key may have (nil: no cap).
+    public var maxWorkersPerKey: Int?
     public init(workers: Int) { self.workers = workers }
 
     /// Most workers one coordinator admits: the wire protocol's bound.
@@ -70,6 +72,7 @@ public final class ClusterStepRunner: StepRunner {
         let pool = WorkerPool(
             transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
             welcome: welcome, log: log)
+        pool.maxWorkersPerKey = options.maxWorkersPerKey
         run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
     }

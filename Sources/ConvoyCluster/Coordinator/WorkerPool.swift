@@ -10,6 +10,8 @@ final class WorkerPool {
         let peer: PeerID
         let id: UInt32
         let hello: Hello
+        /// The CURVE key it authenticated with, when the transport knows it.
+        var key: String? = nil
         var alive = true
         /// When this peer was last sent a welcome (see `Admission.welcomeInterval`).
         var welcomed: ContinuousClock.Instant?
@@ -25,12 +27,14 @@ final class WorkerPool {
     let stats: ClusterStatsRecorder
     let log: (String) -> Void
     var admission = Admission()
+    /// Most live workers one CURVE key may have (nil: no cap).
+    var maxWorkersPerKey: Int?
     /// The clock of every deadline and back-off; tests move it by hand.
     var now: () -> ContinuousClock.Instant = { .now }
     private var throttle = LogThrottle()
     /// New workers that said hello during a round: admitted when it ends, so a round's
     /// members are fixed while its slices are sent and reassigned. At most `capacity`.
-    private var waitingRoom: [(peer: PeerID, hello: Hello)] = []
+    private var waitingRoom: [(peer: PeerID, hello: Hello, key: String?)] = []
     var inRound = false {
         didSet { if !inRound { admitWaiting() } }
     }
@@ -131,22 +135,22 @@ final class WorkerPool {
             try greet(known)  // a repeated hello: the worker may have missed its welcome
         } else if inRound {
             if !waitingRoom.contains(where: { $0.peer == peer }) && waitingRoom.count < capacity {
-                waitingRoom.append((peer, hello))
+                waitingRoom.append((peer, hello, transport.key(of: peer)))
             }
         } else {
-            try admit(peer: peer, hello: hello)
+            try admit(peer: peer, hello: hello, key: transport.key(of: peer))
         }
     }
 
     private func admitWaiting() {
         let waiting = waitingRoom
         waitingRoom = []
-        for (peer, hello) in waiting {
-            do { try admit(peer: peer, hello: hello) } catch { log("could not admit a worker: \(error)") }
+        for (peer, hello, key) in waiting {
+            do { try admit(peer: peer, hello: hello, key: key) } catch { log("could not admit a worker: \(error)") }
         }
     }
 
-    private func admit(peer: PeerID, hello: Hello) throws {
+    private func admit(peer: PeerID, hello: Hello, key: String?) throws {
         // A dropped worker's process is held back; its hellos are ignored meanwhile (the drop
         // was logged with the back-off, so a flapping worker costs one line per back-off).
         guard admission.heldBack(hello, now: now()) == nil else { return }
@@ -157,14 +161,19 @@ final class WorkerPool {
             }
             return try greet(known)
         }
+        if let key, let cap = maxWorkersPerKey, workers.count(where: { $0.alive && $0.key == key }) >= cap {
+            logThrottled("key \(key)", "refused a worker with key \(key): it has \(cap) live worker(s) already")
+            let reason = "key \(key) has \(cap) live worker(s) already"
+            return try sendToStranger(Message(runID: runID, payload: .refuse(reason)), to: peer)
+        }
         let free = workers.firstIndex { !$0.alive }
         guard free != nil || workers.count < capacity else {
             return try sendToStranger(Message(runID: runID, payload: .refuse("the cluster is full")), to: peer)
         }
         let slot = free ?? workers.count
-        let worker = Worker(peer: peer, id: UInt32(slot), hello: hello)
+        let worker = Worker(peer: peer, id: UInt32(slot), hello: hello, key: key)
         if slot == workers.count { workers.append(worker) } else { workers[slot] = worker }
-        log("\(worker.name) joined (\(liveCount) live)")
+        log("\(worker.name) joined (\(liveCount) live)\(key.map { ", key \($0)" } ?? "")")
         try greet(slot)
     }
 

@@ -15,6 +15,13 @@ public protocol CoordinatorTransport: AnyObject {
     func send(_ message: Message, to peer: PeerID) throws -> Int
     /// The next frame and its sender, or nil after `timeoutMs` without one.
     func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])?
+    /// The CURVE key (ZAP user id) the sender of the frame just received authenticated
+    /// with, when `peer` is that sender and the transport knows it.
+    func key(of peer: PeerID) -> String?
+}
+
+extension CoordinatorTransport {
+    public func key(of peer: PeerID) -> String? { nil }
 }
 
 public enum CoordinatorSendError: Error, Equatable {
@@ -61,6 +68,8 @@ public struct CoordinatorLimits: Sendable, Equatable {
 public final class ZMQCoordinatorTransport: CoordinatorTransport {
     let socket: ZMQSocket
     public let endpoint: String
+    /// The last message's sender and its ZAP user id (one entry: it is asked right after).
+    private var lastUser: (peer: PeerID, user: String)?
 
     /// With `curveSecretKey`, only CURVE clients that the context's `ZAPAuthenticator`
     /// admits can connect; a CURVE key without an authenticator is refused (fail closed).
@@ -106,6 +115,7 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         // Routing id and one frame are kept; the frames of a longer message are freed as they
         // are read.
         guard let message = try socket.receive(timeoutMs: timeoutMs, keeping: 2) else { return nil }
+        lastUser = message.userID.flatMap { $0.isEmpty ? nil : (message.frames.first ?? [], $0) }
         guard message.frames.count == 2, message.discardedFrames == 0 else {
             // A peer that sends multi-frame messages is not speaking this protocol; give
             // the caller an undecodable frame so it is refused and logged.
@@ -113,4 +123,6 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         }
         return (message.frames[0], message.frames[1])
     }
+
+    public func key(of peer: PeerID) -> String? { lastUser?.peer == peer ? lastUser?.user : nil }
 }
