@@ -98,9 +98,9 @@ extension ZMQSocket {
         try setOption(ZMQ_CURVE_SERVER, int32: 1)
         try setOption(ZMQ_CURVE_SECRETKEY, bytes: Array(secretKey.utf8) + [0])
         try setOption(ZMQ_ZAP_DOMAIN, bytes: Array("convoy".utf8))
-        // ZMQ_ZAP_ENFORCE_DOMAIN (93, draft in libzmq 4.3): with it, a CURVE connection is
-        // refused when no ZAP handler answers, instead of admitted. Builds without the draft
-        // API refuse the option; there the coordinator's own rule holds instead: the
+        // ZMQ_ZAP_ENFORCE_DOMAIN (93; zmq.h lists it as draft, libzmq 4.3.4 accepts it): with
+        // it, a CURVE connection is refused when no ZAP handler answers, instead of admitted.
+        // Where a library refuses the option the coordinator's own rule still holds: the
         // `ZAPAuthenticator` is bound before any CURVE socket exists.
         try? setOption(93, int32: 1)
     }
