@@ -166,6 +166,6 @@ struct Timed {
         let (wall, cpu, ioStart) = (ContinuousClock.now, ThreadCPU.current(), io())
         try body()
         return Timed(
-            wall: (ContinuousClock.now - wall).seconds, threadCPU: ThreadCPU.current() - cpu, ioCPU: io() - ioStart)
+            wall: (ContinuousClock.now - wall).inSeconds, threadCPU: ThreadCPU.current() - cpu, ioCPU: io() - ioStart)
     }
 }

@@ -80,7 +80,7 @@ extension Duration {
     }
 
     /// Seconds as a Double (for logs and `formatSeconds`).
-    var seconds: Double {
+    var inSeconds: Double {
         let (s, attoseconds) = components
         return Double(s) + Double(attoseconds) / 1e18
     }

@@ -110,8 +110,8 @@ public final class ClusterStepRunner: StepRunner {
             for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
         }
         stats.addStep(
-            seconds: (ContinuousClock.now - started).seconds,
-            coordinatorSeconds: sendSeconds + (ContinuousClock.now - combining).seconds)
+            seconds: (ContinuousClock.now - started).inSeconds,
+            coordinatorSeconds: sendSeconds + (ContinuousClock.now - combining).inSeconds)
         return totals
     }
 

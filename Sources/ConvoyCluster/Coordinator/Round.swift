@@ -54,7 +54,7 @@ final class Round {
         for (slice, w) in zip(ranges.indices, pool.live) { try assign(slice, to: w) }
         var deadline = pool.now() + .seconds(clamping: options.stepTimeout)
         while !owner.isEmpty {
-            let left = (deadline - pool.now()).seconds
+            let left = (deadline - pool.now()).inSeconds
             if left <= 0 {
                 for w in Set(owner.values) {
                     pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline")
@@ -97,7 +97,7 @@ final class Round {
     /// Sends `slice` to worker `w`, or to the next live one while sends fail.
     private func assign(_ slice: Int, to w: Int) throws {
         let started = ContinuousClock.now
-        defer { sendSeconds += (ContinuousClock.now - started).seconds }
+        defer { sendSeconds += (ContinuousClock.now - started).inSeconds }
         let message = message(for: slice)
         var target = w
         while try !pool.send(message, to: target) { target = try nextLiveWorker(after: target) }

@@ -62,7 +62,7 @@ final class WorkerPool {
         let delay = admission.recordDrop(of: workers[w].hello, now: now())
         log(
             "dropped \(workers[w].name): it \(reason); its work goes to the \(liveCount) remaining; it may rejoin in "
-                + "\(formatSeconds(delay.seconds)) s")
+                + "\(formatSeconds(delay.inSeconds)) s")
     }
 
     /// Sends a message to worker `w` without waiting; false (and the worker dropped) when it
@@ -93,7 +93,7 @@ final class WorkerPool {
     func waitUntilLive(_ needed: Int, timeout: Double) throws {
         let deadline = now() + .seconds(clamping: timeout)
         while liveCount < needed {
-            let left = (deadline - now()).seconds
+            let left = (deadline - now()).inSeconds
             guard left > 0 else {
                 let joined = workers.filter(\.alive).map(\.name).joined(separator: ", ")
                 throw ClusterError.tooFewWorkers(
@@ -198,7 +198,7 @@ final class WorkerPool {
             }
             let resend = now() + .milliseconds(500)
             while !waiting.isEmpty, now() < resend,
-                let (peer, frame) = try transport.receive(timeoutMs: Int((resend - now()).seconds * 1000) + 1)
+                let (peer, frame) = try transport.receive(timeoutMs: Int((resend - now()).inSeconds * 1000) + 1)
             {
                 guard let w = workers.firstIndex(where: { $0.peer == peer }),
                     let message = try? Message(decoding: frame), case .shutdown = message.payload
