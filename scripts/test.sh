@@ -2,7 +2,8 @@
 # Every test convoy has: the Swift test suite (engine, protocol, coordinator, end-to-end
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
-# mid-run and resumed from its checkpoint, and workers killed and joining mid-run.
+# mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
+# joining mid-run, and all of those faults in one run (scripts/chaos.sh).
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +37,7 @@ stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-clust
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
+stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"

@@ -13,6 +13,9 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case coordinatorSilent(endpoint: String, seconds: Int)
     /// The worker cannot take part: the coordinator refused it, or it cannot build the model.
     case runRefused(reason: String)
+    /// The coordinator stopped the run before its end (preempted); it continues when the
+    /// coordinator is started again.
+    case coordinatorStopped(reason: String)
 
     public var description: String {
         switch self {
@@ -32,6 +35,8 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
             "coordinator at \(endpoint) silent for \(seconds) s"
         case let .runRefused(reason):
             reason
+        case let .coordinatorStopped(reason):
+            "the coordinator stopped: \(peerText(reason))"
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConvoyEngine
+import Foundation
 
 /// Checkpoint and resume flags, shared by `train` and `coordinator`: the same session does
 /// the same thing with them in either.
@@ -14,8 +15,17 @@ struct CheckpointOptions: ParsableArguments {
     var keepCheckpoints = 3
     @Option(help: "Continue from the newest valid checkpoint in DIR (and keep checkpointing there).")
     var resume: String?
+    @Option(
+        name: .customLong("resume-if-present"),
+        help: ArgumentHelp(
+            "Like --resume, but a DIR that is missing or holds no checkpoint starts a new run (checkpointing "
+                + "there): one command line for the first start and every restart. Corrupt checkpoints still fail."))
+    var resumeIfPresent: String?
 
     func validate() throws {
+        guard resume == nil || resumeIfPresent == nil else {
+            throw ValidationError("--resume and --resume-if-present exclude each other; give one")
+        }
         guard checkpointEvery >= 0 else {
             throw ValidationError("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))")
         }
@@ -24,13 +34,31 @@ struct CheckpointOptions: ParsableArguments {
         }
     }
 
-    /// Where checkpoints go: --checkpoint-dir, else the --resume directory.
+    /// Where checkpoints go: --checkpoint-dir, else the --resume (or --resume-if-present) directory.
     var policy: CheckpointPolicy? {
-        (checkpointDir ?? resume).map { CheckpointPolicy(directory: $0, every: checkpointEvery, keep: keepCheckpoints) }
+        (checkpointDir ?? resume ?? resumeIfPresent).map {
+            CheckpointPolicy(directory: $0, every: checkpointEvery, keep: keepCheckpoints)
+        }
     }
 
-    /// The checkpoint to resume from, if --resume was given.
+    /// The checkpoint to resume from: --resume's (which must exist), or --resume-if-present's
+    /// when its directory holds any checkpoint file (why a separate flag: README, "Preemption").
     func checkpoint(log: (String) -> Void) throws -> Checkpoint? {
-        try resume.map { try Checkpoint.newest(in: $0, log: log) }
+        if let resume { return try Checkpoint.newest(in: resume, log: log) }
+        guard let resumeIfPresent else { return nil }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: resumeIfPresent, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw FlagError("--resume-if-present \(resumeIfPresent): not a directory")
+        }
+        return try Checkpoint.newestIfPresent(in: resumeIfPresent, log: log)
+    }
+
+    /// These options as command-line arguments, for `local` to pass on to its coordinator.
+    var arguments: [String] {
+        var list = ["--checkpoint-every", String(checkpointEvery), "--keep-checkpoints", String(keepCheckpoints)]
+        if let checkpointDir { list += ["--checkpoint-dir", checkpointDir] }
+        if let resume { list += ["--resume", resume] }
+        if let resumeIfPresent { list += ["--resume-if-present", resumeIfPresent] }
+        return list
     }
 }

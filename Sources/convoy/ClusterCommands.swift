@@ -77,6 +77,7 @@ struct CoordinatorCommand: ParsableCommand {
             let secretKey = try curveKey.map { try CurveKeyPair.readKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
+            let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
@@ -90,10 +91,12 @@ struct CoordinatorCommand: ParsableCommand {
                 context: context, bind: bind, curveSecretKey: secretKey,
                 authenticator: authenticator, limits: .forRun(parameters: parameters, workers: workers))
             let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
+            runner.stopRequest = signals.request
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: runner,
                 checkpoints: checkpoints.policy, log: log)
             session.stopRule = training.stopRule
+            session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
             ProgressPrinter.error(
@@ -101,7 +104,7 @@ struct CoordinatorCommand: ParsableCommand {
                     + "batch \(config.batchSize), waiting for \(workers) worker(s)"
             )
             var printer = ProgressPrinter(json: json)
-            try session.run(
+            let outcome = try session.run(
                 progress: { progress in
                     let extra =
                         "  "
@@ -115,12 +118,13 @@ struct CoordinatorCommand: ParsableCommand {
                         timeToTarget: session.timeToTarget)
                     try session.modelFile.save(to: out)
                 })
-            // Also when a resumed run had no epoch left to train.
-            try session.modelFile.save(to: out)
-            // The workers' shutdown messages are still queued: send them before exiting.
+            // Also when a resumed run had no epoch left to train (a stopped one keeps the last epoch's).
+            if outcome == .finished { try session.modelFile.save(to: out) }
+            // The workers' shutdown (or stop) messages are still queued: send them before exiting.
             transport.close()
             authenticator?.stop()
             context.terminate()
+            try exitIfStopped(outcome, checkpoints: checkpoints, log: log)
             if !json {
                 ProgressPrinter.line(
                     "saved \(out) (parameter checksum \(String(format: "%08x", session.modelFile.parameterChecksum)))")
@@ -180,7 +184,14 @@ struct WorkerCommand: ParsableCommand {
                     try CurveKeyPair(secretKey: try CurveKeyPair.readKey(path: key, what: "--key"))
                 )
             }
-            try runner.run()
+            do { try runner.run() } catch let ClusterError.coordinatorStopped(reason) {
+                // Not an error: the run goes on when the coordinator is started again, and a
+                // supervisor restarts this worker on the requeue status to take part.
+                ProgressPrinter.error(
+                    "worker \(getpid()): coordinator stopped the run early: \(peerText(reason)); exiting with status "
+                        + "\(ExitStatus.preempted)")
+                throw ExitCode(ExitStatus.preempted)
+            }
         }
     }
 }

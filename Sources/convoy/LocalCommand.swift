@@ -12,12 +12,14 @@ struct Local: ParsableCommand {
         discussion:
             "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, "
             + "streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
-            + "status."
+            + "status. SIGTERM or SIGINT is passed to the coordinator, which stops after its current step (with a "
+            + "checkpoint when --checkpoint-dir is given) and exits with status 75."
     )
 
     @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).")
     var workerCount: Int?
     @OptionGroup var training: TrainingOptions
+    @OptionGroup var checkpoints: CheckpointOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads per compute thread.") var threads = 1
     @Option(
@@ -56,7 +58,7 @@ struct Local: ParsableCommand {
             children.endOnSignals()
 
             var arguments = ["coordinator", "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out]
-            arguments += training.arguments
+            arguments += training.arguments + checkpoints.arguments
             if json { arguments.append("--json") }
             let coordinator = Process()
             coordinator.executableURL = URL(fileURLWithPath: binary)
@@ -64,6 +66,7 @@ struct Local: ParsableCommand {
             let stderrPipe = Pipe()
             coordinator.standardError = stderrPipe
             try children.start(coordinator)
+            children.stopsFirst = coordinator
 
             // The coordinator announces its endpoint on stderr; everything it says there is
             // passed on.
@@ -127,6 +130,14 @@ final class ChildProcesses: @unchecked Sendable {
     private let lock = NSLock()
     private var processes: [Process] = []
     private var signalSources: [DispatchSourceSignal] = []
+    /// The child a first SIGTERM or SIGINT is passed to (the coordinator: it stops after its
+    /// current step and tells the workers); a second signal, or one before it runs, ends all.
+    var stopsFirst: Process? {
+        get { lock.withLock { first } }
+        set { lock.withLock { first = newValue } }
+    }
+    private var first: Process?
+    private var stopping = false
 
     func start(_ process: Process) throws {
         try process.run()
@@ -147,6 +158,17 @@ final class ChildProcesses: @unchecked Sendable {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler { [self] in
+                let passOn = lock.withLock {
+                    defer { stopping = true }
+                    return signalNumber != SIGHUP && !stopping ? first : nil
+                }
+                if let passOn, passOn.isRunning {
+                    ProgressPrinter.error(
+                        "convoy local: interrupted; asking the coordinator to stop after its current step (a second "
+                            + "signal ends everything at once)")
+                    kill(passOn.processIdentifier, SIGTERM)
+                    return
+                }
                 ProgressPrinter.error("convoy local: interrupted; stopping the coordinator and workers")
                 endAll(grace: 2)
                 exit(128 + signalNumber)

@@ -28,13 +28,15 @@ struct Train: ParsableCommand {
             let config = try training.config()
             try checkOutputPath(out)
             BLAS.setThreads(threads)
-            let log: (String) -> Void = { ProgressPrinter.error("train: \($0)") }
+            let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
+            let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let (train, test) = try training.loadData(config)
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: LocalStepRunner(),
                 checkpoints: checkpoints.policy, log: log)
             session.stopRule = training.stopRule
+            session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
             if !json {
                 ProgressPrinter.line(
@@ -45,13 +47,14 @@ struct Train: ParsableCommand {
                 )
             }
             var printer = ProgressPrinter(json: json)
-            try session.run(
+            let outcome = try session.run(
                 progress: { printer.step($0, epochs: config.epochs) },
                 epochDone: { report in
                     printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
                     // Saved after every epoch so an interrupted run still leaves a usable model.
                     try session.modelFile.save(to: out)
                 })
+            try exitIfStopped(outcome, checkpoints: checkpoints, log: log)
             // Also when a resumed run had no epoch left to train.
             try session.modelFile.save(to: out)
             if !json {

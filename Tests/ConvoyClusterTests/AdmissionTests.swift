@@ -102,6 +102,23 @@ final class ManualClock {
         #expect(pool.liveCount == 0)
     }
 
+    /// A worker back on a new connection (same host and pid) keeps its number; a new worker
+    /// takes the record dropped longest ago, so a recently dropped one can still come back.
+    @Test func aReturningWorkerKeepsItsNumberAndNewOnesTakeTheOldestFreeRecord() throws {
+        let pool = try makePool()
+        for i in 0..<3 { try hello(pool, peer: [UInt8(i)], pid: Int32(i)) }
+        pool.drop(try #require(pool.liveIndex(of: [0])), because: "was killed")
+        clock.advance(0.5)
+        pool.drop(try #require(pool.liveIndex(of: [1])), because: "was stopped")
+        try hello(pool, peer: [9], pid: 9)  // a new worker: takes worker 0's record
+        #expect(pool.workers[try #require(pool.liveIndex(of: [9]))].id == 0)
+        clock.advance(1.5)
+        try hello(pool, peer: [11], pid: 1)  // worker 1 again, on a new connection
+        #expect(pool.workers[try #require(pool.liveIndex(of: [11]))].id == 1)
+        #expect(lines.all.last?.hasSuffix("pid 1) is back") == true, "\(lines.all)")
+        #expect(pool.workers.count == 3)
+    }
+
     /// Issue 14 row 1: thousands of hellos from one peer earn one welcome per second.
     @Test func repeatedHellosEarnOneWelcomePerInterval() throws {
         let pool = try makePool()

@@ -130,7 +130,7 @@ final class SyntheticWorker {
         case .shutdown:
             try socket.send([Message(runID: runID, workerID: workerID, payload: .shutdown).encoded()])
             finished = true
-        case .refuse:
+        case .refuse, .stop:
             finished = true
         default:
             break

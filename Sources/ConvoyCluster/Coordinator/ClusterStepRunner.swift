@@ -35,7 +35,7 @@ public struct ClusterOptions: Sendable {
 /// sum, in slice order. Workers that miss the step deadline or answer nonsense are dropped and
 /// their slices reassigned; workers that join mid-run take part from the next round. None of
 /// this changes the result.
-public final class ClusterStepRunner: StepRunner {
+public final class ClusterStepRunner: StoppableRunner {
     public let runID: UInt64
     let options: ClusterOptions
     let transport: CoordinatorTransport
@@ -43,6 +43,9 @@ public final class ClusterStepRunner: StepRunner {
     private let stats = ClusterStatsRecorder()
     private var run: (description: RunDescription, pool: WorkerPool, validator: ResultValidator)?
     private var evaluationRounds: UInt64 = 0
+    /// Checked while waiting for workers, so a preempted coordinator need not wait out
+    /// `joinTimeout` before it stops.
+    public var stopRequest: StopRequest?
 
     public init(
         transport: CoordinatorTransport, options: ClusterOptions,
@@ -73,6 +76,7 @@ public final class ClusterStepRunner: StepRunner {
             transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
             welcome: welcome, log: log)
         pool.maxWorkersPerKey = options.maxWorkersPerKey
+        pool.shouldStop = { [weak self] in self?.stopRequest?.isRequested ?? false }
         run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
     }
@@ -133,6 +137,14 @@ public final class ClusterStepRunner: StepRunner {
 
     public func finish() throws {
         try run?.pool.shutDown()
+    }
+
+    /// Tells every live worker why the run ends early, so each exits at once with a line
+    /// saying so (and a status its supervisor restarts it on) instead of waiting out its
+    /// idle timeout.
+    public func finishEarly(reason: String) throws {
+        log("telling \(liveWorkers) worker(s) the run stops here")
+        try run?.pool.shutDown(.stop(reason))
     }
 }
 

@@ -7,12 +7,15 @@ import ConvoyEngine
 /// a worker that comes back while its place is free keeps its number.
 final class WorkerPool {
     struct Worker {
-        let peer: PeerID
+        /// Its connection; a worker that comes back on a new connection gets the new one.
+        var peer: PeerID
         let id: UInt32
         let hello: Hello
         /// The CURVE key it authenticated with, when the transport knows it.
         var key: String? = nil
         var alive = true
+        /// When it was dropped: the record dropped longest ago is the first one reused.
+        var dropped: ContinuousClock.Instant?
         /// When this peer was last sent a welcome (see `Admission.welcomeInterval`).
         var welcomed: ContinuousClock.Instant?
         var name: String { "worker \(id) (\(peerText(hello.host)) pid \(hello.pid))" }
@@ -38,6 +41,8 @@ final class WorkerPool {
     var inRound = false {
         didSet { if !inRound { admitWaiting() } }
     }
+    /// Asked while waiting for workers: true ends the wait with `StopRequested` (preemption).
+    var shouldStop: () -> Bool = { false }
 
     init(
         transport: CoordinatorTransport, runID: UInt64, capacity: Int, stats: ClusterStatsRecorder,
@@ -59,6 +64,7 @@ final class WorkerPool {
     func drop(_ w: Int, because reason: String) {
         guard workers[w].alive else { return }
         workers[w].alive = false
+        workers[w].dropped = now()
         let delay = admission.recordDrop(of: workers[w].hello, now: now())
         log(
             "dropped \(workers[w].name): it \(reason); its work goes to the \(liveCount) remaining; it may rejoin in "
@@ -93,6 +99,7 @@ final class WorkerPool {
     func waitUntilLive(_ needed: Int, timeout: Double) throws {
         let deadline = now() + .seconds(clamping: timeout)
         while liveCount < needed {
+            if shouldStop() { throw StopRequested() }
             let left = (deadline - now()).inSeconds
             guard left > 0 else {
                 let joined = workers.filter(\.alive).map(\.name).joined(separator: ", ")
@@ -154,9 +161,14 @@ final class WorkerPool {
         // A dropped worker's process is held back; its hellos are ignored meanwhile (the drop
         // was logged with the back-off, so a flapping worker costs one line per back-off).
         guard admission.heldBack(hello, now: now()) == nil else { return }
-        if let known = workers.firstIndex(where: { $0.peer == peer }) {
+        // The same connection, or the same process (host, pid) on a new one, keeps its record.
+        let process = Admission.processKey(hello)
+        if let known = workers.firstIndex(where: { $0.peer == peer })
+            ?? workers.firstIndex(where: { !$0.alive && Admission.processKey($0.hello) == process })
+        {
             if !workers[known].alive {
                 workers[known].alive = true
+                workers[known].peer = peer
                 log("\(workers[known].name) is back")
             }
             return try greet(known)
@@ -166,7 +178,9 @@ final class WorkerPool {
             let reason = "key \(key) has \(cap) live worker(s) already"
             return try sendToStranger(Message(runID: runID, payload: .refuse(reason)), to: peer)
         }
-        let free = workers.firstIndex { !$0.alive }
+        let free = workers.indices.filter { !workers[$0].alive }.min {
+            (workers[$0].dropped ?? now()) < (workers[$1].dropped ?? now())
+        }
         guard free != nil || workers.count < capacity else {
             return try sendToStranger(Message(runID: runID, payload: .refuse("the cluster is full")), to: peer)
         }
@@ -186,14 +200,15 @@ final class WorkerPool {
         _ = try send(Message(runID: runID, workerID: id, payload: .welcome(welcome(id))), to: w)
     }
 
-    /// Ends the run for every live worker: a shutdown, acknowledged by a shutdown back, sent
-    /// again every half second for up to three seconds. (A message queued just before the
-    /// coordinator exits can be lost; the handshake makes sure each worker heard it.)
-    func shutDown() throws {
+    /// Ends the run for every live worker: a shutdown (or, for a run stopped before its end, a
+    /// `stop` with the reason), acknowledged by a shutdown back, sent again every half second
+    /// for up to three seconds. (A message queued just before the coordinator exits can be
+    /// lost; the handshake makes sure each worker heard it.)
+    func shutDown(_ goodbye: Payload = .shutdown) throws {
         var waiting = Set(live)
         let deadline = now() + .seconds(3)
         while !waiting.isEmpty && now() < deadline {
-            for w in waiting where try !send(Message(runID: runID, payload: .shutdown), to: w) {
+            for w in waiting where try !send(Message(runID: runID, payload: goodbye), to: w) {
                 waiting.remove(w)
             }
             let resend = now() + .milliseconds(500)

@@ -28,7 +28,8 @@ extension Message {
             frame.append(bytes: work.labels)
         case let .result(result): ResultCoding.write(result, to: &frame)
         case .shutdown: break
-        case let .refuse(reason): frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
+        case let .refuse(reason), let .stop(reason):
+            frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
         }
         frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
         return frame.bytes
@@ -94,6 +95,9 @@ extension Message {
             case .refuse:
                 guard length <= Wire.maxControlBytes else { throw ProtocolError("refuse reason too long") }
                 return .refuse(String(decoding: try reader.readBytes(length, "reason"), as: UTF8.self))
+            case .stop:
+                guard length <= Wire.maxControlBytes else { throw ProtocolError("stop reason too long") }
+                return .stop(String(decoding: try reader.readBytes(length, "reason"), as: UTF8.self))
             case .step:
                 let slice = try reader.read(UInt32.self, "slice")
                 guard slice < Wire.maxWorkers else { throw ProtocolError("slice \(slice) is out of range") }

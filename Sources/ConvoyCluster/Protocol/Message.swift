@@ -7,7 +7,7 @@ import Foundation
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `CNVY` |
-/// | 4 | 2 | protocol version (2) |
+/// | 4 | 2 | protocol version (3) |
 /// | 6 | 2 | message type |
 /// | 8 | 8 | run id (0 in `hello`) |
 /// | 16 | 8 | step (training step, or evaluation round) |
@@ -16,7 +16,7 @@ import Foundation
 /// | 32 | 8 | reserved, zero |
 public enum Wire {
     public static let magic: [UInt8] = Array("CNVY".utf8)
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     public static let headerSize = 40
     /// Bounds on decoded fields. Anything larger is refused before any allocation.
     public static let maxSamples = 65_536
@@ -35,6 +35,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case result = 4
     case shutdown = 5
     case refuse = 6
+    case stop = 7
 }
 
 /// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
@@ -141,6 +142,9 @@ public enum Payload: Equatable, Sendable {
     case shutdown
     /// The peer is refused, with the reason.
     case refuse(String)
+    /// The coordinator stops the run before its end (preempted), with the reason: the worker
+    /// acknowledges with a `shutdown` and exits with the requeue status.
+    case stop(String)
 
     var type: MessageType {
         switch self {
@@ -150,6 +154,7 @@ public enum Payload: Equatable, Sendable {
         case .result: .result
         case .shutdown: .shutdown
         case .refuse: .refuse
+        case .stop: .stop
         }
     }
 }

@@ -9,6 +9,8 @@ public final class WorkerCore {
     public private(set) var isFinished = false
     /// Set when the coordinator refused this worker; the process exits non-zero.
     public private(set) var refusal: String?
+    /// Set when the coordinator stopped the run before its end (`stop`), with its reason.
+    public private(set) var stopReason: String?
     public let hello: Hello
     private var welcome: Welcome?
     /// Compute threads of this process (`--slots`), and the CPU each is pinned to.
@@ -67,6 +69,11 @@ public final class WorkerCore {
                 [Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)],
                 "coordinator finished the run"
             )
+        case let .stop(reason):
+            guard message.runID == runID else { return ([], "ignored a stop for run \(hex(message.runID))") }
+            isFinished = true
+            stopReason = reason
+            return ([Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)], nil)
         case let .refuse(reason):
             isFinished = true
             refusal = "refused by the coordinator: \(reason)"

@@ -72,6 +72,7 @@ public struct WorkerLoop {
             }
         }
         if let refusal = core.refusal { throw ClusterError.runRefused(reason: refusal) }
+        if let reason = core.stopReason { throw ClusterError.coordinatorStopped(reason: reason) }
     }
 }
 

@@ -23,18 +23,6 @@ public struct StepProgress: Sendable {
     public let runningLoss: Double
 }
 
-/// Stops a run once the test accuracy reaches a target: time to accuracy, the figure users
-/// feel. Not part of the config: it decides when to stop, never what a step computes.
-public struct StopRule: Sendable, Equatable {
-    public var targetAccuracy: Double
-    /// Also evaluate every this many steps (0: only at epoch ends).
-    public var evaluateEvery: Int
-    public init(targetAccuracy: Double, evaluateEvery: Int = 0) {
-        self.targetAccuracy = targetAccuracy
-        self.evaluateEvery = evaluateEvery
-    }
-}
-
 /// One training run, whoever computes its steps: the epoch loop, the optimizer step, the
 /// reports, checkpoints and resume. `convoy train` runs it with a `LocalStepRunner`, the
 /// cluster's coordinator with a `ClusterStepRunner`; the same config gives the same weights
@@ -49,6 +37,10 @@ public final class TrainingSession {
     public let runner: any StepRunner
     public var checkpoints: CheckpointPolicy?
     public var stopRule: StopRule?
+    /// Asked between steps whether to stop early (preemption); nil: never.
+    public var stopRequest: StopRequest?
+    /// The step of the newest checkpoint this process wrote: a stop does not write it twice.
+    var savedStep: Int?
     /// Seconds from this process's first step until the test accuracy reached the stop rule's
     /// target, evaluations included; nil until then.
     public private(set) var timeToTarget: Double?
@@ -135,21 +127,34 @@ public final class TrainingSession {
         started = true
     }
 
-    /// Trains every epoch left, then ends the runner.
-    public func run(progress: (StepProgress) -> Void = { _ in }, epochDone: (EpochReport) throws -> Void) throws {
-        try startRunner()
-        runStarted = Date()
-        for epoch in start.epoch..<config.epochs {
-            let report = try runEpoch(epoch, progress: progress)
-            reports.append(report)
-            // A run stopped at its target mid-epoch saved its position already.
-            if timeToTarget == nil || report.epoch * plan.stepsPerEpoch == server.step {
-                try saveCheckpoint(epoch: epoch + 1, stepInEpoch: 0, totals: GradientComputer.Totals())
+    /// Trains every epoch left, then ends the runner. A stop request ends the run at the next
+    /// step boundary instead, with a checkpoint of exactly that position (`.stopped`).
+    @discardableResult
+    public func run(
+        progress: (StepProgress) -> Void = { _ in }, epochDone: (EpochReport) throws -> Void
+    ) throws -> RunOutcome {
+        do { try startRunner() } catch is StopRequested {  // while workers joined: where it started
+            return try stopEarly(at: StoppedAt(epoch: start.epoch, stepInEpoch: start.step, totals: resumedTotals))
+        }
+        do {
+            runStarted = Date()
+            for epoch in start.epoch..<config.epochs {
+                let report = try runEpoch(epoch, progress: progress)
+                reports.append(report)
+                // A run stopped at its target mid-epoch saved its position already.
+                if timeToTarget == nil || report.epoch * plan.stepsPerEpoch == server.step {
+                    try saveCheckpoint(epoch: epoch + 1, stepInEpoch: 0, totals: GradientComputer.Totals())
+                }
+                try epochDone(report)
+                if timeToTarget != nil { break }
             }
-            try epochDone(report)
-            if timeToTarget != nil { break }
+        } catch let position as StoppedAt {
+            return try stopEarly(at: position)
+        } catch is StopRequested {
+            return try stopEarly(at: nil)
         }
         try runner.finish()
+        return .finished
     }
 
     private func runEpoch(_ epoch: Int, progress: (StepProgress) -> Void) throws -> EpochReport {
@@ -172,9 +177,13 @@ public final class TrainingSession {
                 learningRate: Double(rate))
         }
         for index in first..<plan.stepsPerEpoch {
-            let stepTotals = try trainStep(
-                step: epoch * plan.stepsPerEpoch + index,
-                samples: order[plan.batchRange(step: index)])
+            let here = StoppedAt(epoch: epoch, stepInEpoch: index, totals: totals)
+            if stopRequest?.isRequested == true { throw here }
+            let stepTotals: GradientComputer.Totals
+            do {
+                stepTotals = try trainStep(
+                    step: epoch * plan.stepsPerEpoch + index, samples: order[plan.batchRange(step: index)])
+            } catch is StopRequested { throw here }  // the step did not happen: its sum is never applied
             totals.add(stepTotals)
             trained += stepTotals.count
             progress(
@@ -242,13 +251,14 @@ public final class TrainingSession {
         return try runner.evaluate(data, weights: server.parameters)
     }
 
-    private func saveCheckpoint(epoch: Int, stepInEpoch: Int, totals: GradientComputer.Totals) throws {
+    func saveCheckpoint(epoch: Int, stepInEpoch: Int, totals: GradientComputer.Totals) throws {
         guard let checkpoints else { return }
         let header = Checkpoint.Header(
             config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: server.step,
             epochTotals: totals, reports: reports)
         try Checkpoint(header: header, parameters: server.parameters.array, optimizerState: server.optimizer.state)
             .save(in: checkpoints.directory, keep: checkpoints.keep)
+        savedStep = server.step
     }
 
     public var modelFile: ModelFile {
