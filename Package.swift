@@ -12,7 +12,10 @@ let package = Package(
         .library(name: "ConvoyCluster", targets: ["ConvoyCluster"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Zip archives for NumPy's .npz (export and datasets): a well-kept reader and writer
+        // (stored and deflated entries, zip64) instead of a hand-rolled one.
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries: each one is a modulemap + shim header; nothing else imports them
@@ -20,16 +23,20 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Named apart from ZIPFoundation's own `CZlib` module (two modules of one name do not link).
+        .systemLibrary(
+            name: "CZlibSystem", path: "Sources/CZlibSystem", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", providers: [.apt(["libzmq3-dev"])]),
         // The engine's own C kernels: portable, AVX2 and AVX-512 variants of the glue around
         // the GEMMs, chosen once at run time by CPUID (Swift cannot compile one function per
         // CPU target). Only ConvoyInterop imports it.
         .target(name: "ConvoyKernels", path: "Sources/ConvoyKernels"),
         // The one place that talks to C: cblas, zlib, libzmq, the kernels behind thin Swift wrappers.
-        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlib", "CZMQ", "ConvoyKernels"]),
+        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlibSystem", "CZMQ", "ConvoyKernels"]),
         // Tensors, layers, models, optimizers, model files, MNIST. No CLI, no sockets.
-        .target(name: "ConvoyEngine", dependencies: ["ConvoyInterop"]),
+        .target(
+            name: "ConvoyEngine",
+            dependencies: ["ConvoyInterop", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Wire protocol, ZeroMQ transport, coordinator and worker.
         .target(name: "ConvoyCluster", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
         .executableTarget(

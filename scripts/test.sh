@@ -3,7 +3,10 @@
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
 # mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
-# joining mid-run, and all of those faults in one run (scripts/chaos.sh).
+# joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
+# attacking `convoy local` (which skips itself where no second user can be made), the
+# exports checked by NumPy and onnxruntime, and audit mode catching a worker that corrupts a
+# slice on purpose.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,6 +41,9 @@ stage "convoy train killed and resumed from its checkpoint" scripts/train-resume
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
+stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
+stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
+stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"

@@ -16,6 +16,9 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     /// The coordinator stopped the run before its end (preempted); it continues when the
     /// coordinator is started again.
     case coordinatorStopped(reason: String)
+    /// Audit mode: the workers that computed slice `slice` of `step` disagree and no other
+    /// worker is left to break the tie.
+    case auditUndecided(step: UInt64, slice: Int, workers: String)
 
     public var description: String {
         switch self {
@@ -37,6 +40,10 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
             reason
         case let .coordinatorStopped(reason):
             "the coordinator stopped: \(peerText(reason))"
+        case let .auditUndecided(step, slice, workers):
+            "audit: \(workers) disagree on slice \(slice) of step \(step) and no other worker can tell which is "
+                + "right; stopping before a wrong gradient is applied (take the faulty host out or add a worker, "
+                + "then --resume)"
         }
     }
 }
@@ -47,6 +54,9 @@ public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
     case minWorkers(Int)
     case joinTimeout(Double)
     case stepTimeout(Double)
+    case audit(Double)
+    /// Audit compares results bit for bit, which only the deterministic mode makes equal.
+    case auditNeedsDeterministic
 
     public var description: String {
         switch self {
@@ -54,6 +64,10 @@ public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
         case let .minWorkers(n): "minimum workers must be in 1...workers (got \(n))"
         case let .joinTimeout(s): "join timeout must be positive (got \(s))"
         case let .stepTimeout(s): "step timeout must be positive (got \(s))"
+        case let .audit(f): "audit fraction must be in [0, 1] (got \(f))"
+        case .auditNeedsDeterministic:
+            "audit needs the deterministic mode: float sums are not bit-exact across workers, so a recomputed "
+                + "slice could not be compared"
         }
     }
 }

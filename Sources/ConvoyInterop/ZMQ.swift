@@ -127,6 +127,8 @@ public final class ZMQSocket {
     /// Messages go only to completed connections: a send with no peer fails at once
     /// instead of queueing, so a worker's hello is not replayed to a stale connection.
     public func setImmediate() throws { try setOption(ZMQ_IMMEDIATE, int32: 1) }
+    /// IPv6 addresses (`tcp://[::1]:5555`) as well as IPv4 ones.
+    public func enableIPv6() throws { try setOption(ZMQ_IPV6, int32: 1) }
     /// A ROUTER reports an unroutable peer as an error instead of dropping silently.
     public func setRouterMandatory() throws { try setOption(ZMQ_ROUTER_MANDATORY, int32: 1) }
     /// Messages queued per peer before a send reports `.queueFull` (ZeroMQ counts whole

@@ -1,4 +1,4 @@
-import CZlib
+import CZlibSystem
 
 public struct ZlibError: Error, CustomStringConvertible {
     public let description: String
@@ -40,7 +40,7 @@ public enum Zlib {
         // zlib's length argument is 32-bit: feed large buffers in pieces.
         while offset < bytes.count {
             let length = min(bytes.count - offset, 1 << 30)
-            crc = CZlib.crc32(
+            crc = CZlibSystem.crc32(
                 crc,
                 bytes.baseAddress!.advanced(by: offset)
                     .assumingMemoryBound(to: UInt8.self), UInt32(length))

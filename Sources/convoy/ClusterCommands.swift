@@ -26,6 +26,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(
         name: .customLong("min-workers"),
         help: "Train only while at least K workers are live; below that, wait for more.") var minWorkers = 1
+    @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
+    var audit = 0.0
     @OptionGroup var checkpoints: CheckpointOptions
     @Option(
         name: .customLong("curve-key"),
@@ -47,11 +49,15 @@ struct CoordinatorCommand: ParsableCommand {
         options.stepTimeout = stepTimeout
         options.minWorkers = minWorkers
         options.maxWorkersPerKey = maxWorkersPerKey
+        options.audit = audit
         return options
     }
 
     func validate() throws {
         if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
+        if audit > 0 && !training.deterministic {
+            throw ValidationError(ErrorWording.line(for: ClusterSettingError.auditNeedsDeterministic))
+        }
         guard (curveKey == nil) == (authorizedKeys == nil) else {
             throw ValidationError("--curve-key and --authorized-keys go together")
         }
@@ -99,6 +105,9 @@ struct CoordinatorCommand: ParsableCommand {
             session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
+            if secretKey == nil, let warning = plaintextWarning(bind: bind) {
+                ProgressPrinter.error("coordinator: \(warning)")
+            }
             ProgressPrinter.error(
                 "coordinator: run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, "
                     + "batch \(config.batchSize), waiting for \(workers) worker(s)"
@@ -154,6 +163,15 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (its .pub).") var serverKey:
         String?
     @Option(help: "This worker's CURVE secret key file (from convoy keygen).") var key: String?
+    @Flag(help: "Allow connecting to a non-loopback address without CURVE: the data and gradients travel in clear.")
+    var insecure = false
+    @Option(
+        name: .customLong("inject-fault"),
+        help: ArgumentHelp(
+            "Tests of --audit only: corrupt one result on purpose, step:N (a slice of step N) or rate:P (each "
+                + "slice with probability P); needs \(FaultInjection.environmentVariable)=1.",
+            visibility: .hidden))
+    var injectFault: String?
 
     func validate() throws {
         guard (1...256).contains(threads) else {
@@ -167,6 +185,25 @@ struct WorkerCommand: ParsableCommand {
             throw ValidationError("--connect-timeout and --idle-timeout must be positive")
         }
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }
+        if key == nil && !insecure && !isLoopback(connect) {
+            throw ValidationError(
+                "refusing to connect to \(connect) without CURVE: anyone on the way could read the weights and "
+                    + "the training data or alter the gradients; give --server-key and --key (see convoy keygen), "
+                    + "or --insecure on a trusted network"
+            )
+        }
+        if let injectFault {
+            // Never by accident in production: the flag alone is refused.
+            guard ProcessInfo.processInfo.environment[FaultInjection.environmentVariable] == "1" else {
+                throw ValidationError(
+                    "--inject-fault corrupts this worker's results on purpose and is for tests only: set "
+                        + "\(FaultInjection.environmentVariable)=1 to allow it")
+            }
+            guard FaultInjection(spec: injectFault) != nil else {
+                throw ValidationError(
+                    "--inject-fault \(injectFault): use step:N (one slice at step N) or rate:P (0 < P ≤ 1)")
+            }
+        }
     }
 
     func run() throws {
@@ -178,6 +215,7 @@ struct WorkerCommand: ParsableCommand {
             runner.timing.idleTimeout = idleTimeout
             runner.cpu = cpu
             runner.slots = slots
+            runner.fault = injectFault.flatMap { FaultInjection(spec: $0) }
             if let serverKey, let key {
                 runner.curve = (
                     try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),
@@ -197,11 +235,20 @@ struct WorkerCommand: ParsableCommand {
 }
 
 /// Whether an endpoint is reachable only from this host (loopback TCP or a local socket).
-func isLoopback(_ endpoint: String) -> Bool {
-    if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
-    guard endpoint.hasPrefix("tcp://") else { return false }
-    let host = endpoint.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
-    return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
+func isLoopback(_ endpoint: String) -> Bool { Endpoint.isLoopback(endpoint) }
+
+/// What a coordinator without CURVE says about who can join it; nil when only this user can.
+func plaintextWarning(bind: String) -> String? {
+    switch Endpoint.reach(bind) {
+    case .thisUser:
+        return nil
+    case .thisHost:
+        return "warning: \(bind) has no CURVE: any user of this host can join the run, receive the training data "
+            + "and send gradients (convoy local binds a private ipc:// socket; or give --curve-key)"
+    case .network:
+        return "warning: \(bind) has no CURVE (--insecure): anyone who can reach it can join the run, receive the "
+            + "training data and send gradients"
+    }
 }
 
 struct KeyGen: ParsableCommand {

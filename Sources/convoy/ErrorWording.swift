@@ -36,6 +36,10 @@ enum ErrorWording {
             case let .minWorkers(n): return "--min-workers must be in 1...--workers (got \(n))"
             case let .joinTimeout(s): return "--join-timeout must be positive (got \(s))"
             case let .stepTimeout(s): return "--step-timeout must be positive (got \(s))"
+            case let .audit(f): return "--audit must be in [0, 1] (got \(f))"
+            case .auditNeedsDeterministic:
+                return "--audit needs --deterministic (the default): float sums differ in their last bits between "
+                    + "workers, so a recomputed slice cannot be compared bit for bit; drop --no-deterministic"
             }
         case let error as KernelChoiceError:
             return "--\(error)"

@@ -10,10 +10,11 @@ struct Local: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train with a coordinator and worker processes on this host.",
         discussion:
-            "Spawns `convoy coordinator` on 127.0.0.1 (a free port) and N `convoy worker` processes of this binary, "
-            + "streams the coordinator's progress, ends every child by PID, and exits with the coordinator's "
-            + "status. SIGTERM or SIGINT is passed to the coordinator, which stops after its current step (with a "
-            + "checkpoint when --checkpoint-dir is given) and exits with status 75."
+            "Spawns `convoy coordinator` on an ipc:// socket in a fresh directory only this user can enter, and N "
+            + "`convoy worker` processes of this binary; streams the coordinator's progress, ends every child by "
+            + "PID, and exits with the coordinator's status. SIGTERM or SIGINT is passed to the coordinator, which "
+            + "stops after its current step (with a checkpoint when --checkpoint-dir is given) and exits with "
+            + "status 75."
     )
 
     @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).")
@@ -35,14 +36,19 @@ struct Local: ParsableCommand {
     /// single-threaded workers on 2 cores), unless --workers or --slots say otherwise.
     var workers: Int { workerCount ?? 1 }
     var slots: Int { slotCount ?? (workerCount == nil ? ProcessInfo.processInfo.activeProcessorCount : 1) }
+    @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
+    var audit = 0.0
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
     @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin =
         true
 
-    /// Fails here, before spawning anything, with the coordinator's own rule for --workers.
+    /// Fails here, before spawning anything, with the coordinator's own rules for --workers and --audit.
     func validate() throws {
-        if let problem = ClusterOptions(workers: workers).problem {
-            throw ValidationError(ErrorWording.line(for: problem))
+        var options = ClusterOptions(workers: workers)
+        options.audit = audit
+        if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
+        if audit > 0 && !training.deterministic {
+            throw ValidationError(ErrorWording.line(for: ClusterSettingError.auditNeedsDeterministic))
         }
         guard (1...256).contains(threads) else {
             throw ValidationError("--threads must be in 1...256 (got \(threads))")
@@ -54,12 +60,19 @@ struct Local: ParsableCommand {
         reportingErrors {
             try checkOutputPath(out)
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            // A socket in a fresh 0700 directory: no other user can join, no TCP port is
+            // open, and no secret is on a command line (docs/DESIGN.md, "Local runs").
+            let socketDirectory = try PrivateSocketDirectory.make()
+            socketDirectory.removeAtExit()
+            defer { socketDirectory.remove() }
             let children = ChildProcesses()
             children.endOnSignals()
 
-            var arguments = ["coordinator", "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out]
+            var arguments = ["coordinator", "--bind", socketDirectory.endpoint, "--workers", String(workers)]
+            arguments += ["--out", out]
             arguments += training.arguments + checkpoints.arguments
             if json { arguments.append("--json") }
+            if audit > 0 { arguments += ["--audit", String(audit)] }
             let coordinator = Process()
             coordinator.executableURL = URL(fileURLWithPath: binary)
             coordinator.arguments = arguments

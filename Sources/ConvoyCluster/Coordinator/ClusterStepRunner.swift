@@ -14,6 +14,9 @@ public struct ClusterOptions: Sendable {
     public var minWorkers = 1
     /// Most live workers one CURVE key may have (nil: no cap).
     public var maxWorkersPerKey: Int?
+    /// Share of training slices also computed by a second worker and compared bit for bit
+    /// (audit mode, Audit.swift); needs the deterministic mode.
+    public var audit = 0.0
     public init(workers: Int) { self.workers = workers }
 
     /// Most workers one coordinator admits: the wire protocol's bound.
@@ -25,6 +28,7 @@ public struct ClusterOptions: Sendable {
         if !(1...workers).contains(minWorkers) { return .minWorkers(minWorkers) }
         if !(joinTimeout > 0) { return .joinTimeout(joinTimeout) }
         if !(stepTimeout > 0) { return .stepTimeout(stepTimeout) }
+        if !(0...1).contains(audit) { return .audit(audit) }
         return nil
     }
 }
@@ -46,6 +50,7 @@ public final class ClusterStepRunner: StoppableRunner {
     /// Checked while waiting for workers, so a preempted coordinator need not wait out
     /// `joinTimeout` before it stops.
     public var stopRequest: StopRequest?
+    private var auditor: Auditor?
 
     public init(
         transport: CoordinatorTransport, options: ClusterOptions,
@@ -62,11 +67,16 @@ public final class ClusterStepRunner: StoppableRunner {
     /// Mean compute time of one slice this epoch, per worker id.
     public var workerStepMs: [Double] { stats.workerStepMs }
     /// This epoch's cluster figures; the counters start again.
-    public func takeEpochStats() -> ClusterStats { stats.take(liveWorkers: liveWorkers) }
+    public func takeEpochStats() -> ClusterStats {
+        if let summary = auditor?.takeEpochSummary() { log(summary) }
+        return stats.take(liveWorkers: liveWorkers)
+    }
 
     public func start(_ description: RunDescription) throws {
         guard run == nil else { return }
         let config = description.config
+        if options.audit > 0 && !config.deterministic { throw ClusterSettingError.auditNeedsDeterministic }
+        auditor = Auditor(fraction: options.audit, seed: config.seed, log: log)
         let welcome = { (id: UInt32) in
             Welcome(
                 workerID: id, spec: description.architecture.spec, deterministic: config.deterministic,
@@ -90,7 +100,8 @@ public final class ClusterStepRunner: StoppableRunner {
             )
             try run.pool.waitUntilLive(options.minWorkers, timeout: options.joinTimeout)
         }
-        let round = Round(work, pool: run.pool, validator: run.validator, stats: stats, options: options, log: log)
+        let round = Round(
+            work, pool: run.pool, validator: run.validator, stats: stats, options: options, auditor: auditor, log: log)
         return (try round.run(), round.sendSeconds)
     }
 

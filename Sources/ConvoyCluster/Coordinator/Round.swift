@@ -23,7 +23,9 @@ final class Round {
     private let stats: ClusterStatsRecorder
     private let options: ClusterOptions
     private let log: (String) -> Void
-    private let ranges: [Range<Int>]
+    private var ranges: [Range<Int>]
+    /// Audit mode: copies of some slices on other workers, compared bit for bit (Audit.swift).
+    private var audit: RoundAudit
     private var results: [[StepResult]]
     /// Slice → the worker that holds it, until all its buckets are in.
     private var owner: [Int: Int] = [:]
@@ -34,7 +36,7 @@ final class Round {
 
     init(
         _ work: RoundWork, pool: WorkerPool, validator: ResultValidator, stats: ClusterStatsRecorder,
-        options: ClusterOptions, log: @escaping (String) -> Void
+        options: ClusterOptions, auditor: Auditor? = nil, log: @escaping (String) -> Void
     ) {
         self.work = work
         self.pool = pool
@@ -42,8 +44,10 @@ final class Round {
         self.stats = stats
         self.options = options
         self.log = log
-        ranges = BatchPlan.slices(count: work.samples.count, parts: max(pool.liveCount, 1), unit: work.unit)
+        let slices = BatchPlan.slices(count: work.samples.count, parts: max(pool.liveCount, 1), unit: work.unit)
             .filter { !$0.isEmpty }
+        audit = RoundAudit(auditor, step: work.step, evaluate: work.evaluate, primaries: slices.count, live: pool.live)
+        ranges = slices + audit.copies.map { slices[$0.of] }
         results = Array(repeating: [], count: ranges.count)
     }
 
@@ -51,7 +55,8 @@ final class Round {
     func run() throws -> [[StepResult]] {
         pool.inRound = true
         defer { pool.inRound = false }
-        for (slice, w) in zip(ranges.indices, pool.live) { try assign(slice, to: w) }
+        for (slice, w) in zip(0..<audit.primaries, pool.live) { try assign(slice, to: w) }
+        for copy in audit.copies { try assign(copy.slice, to: copy.worker) }
         var deadline = pool.now() + .seconds(clamping: options.stepTimeout)
         while !owner.isEmpty {
             let left = (deadline - pool.now()).inSeconds
@@ -73,7 +78,7 @@ final class Round {
             }
             try handle(frame, from: w)
         }
-        return results
+        return Array(results.prefix(audit.primaries))
     }
 
     private func message(for slice: Int) -> Message {
@@ -176,6 +181,27 @@ final class Round {
         partial[slice] = nil
         owner[slice] = nil
         if !work.evaluate { stats.addSlice(worker: pool.workers[w].id, computeSeconds: result.computeSeconds) }
+        try audited(slice, by: w)
+    }
+
+    /// Audit mode: a finished slice may settle an audited one (and convict a worker, whose
+    /// unconfirmed slices are computed again) or ask for another worker's opinion.
+    private func audited(_ slice: Int, by w: Int) throws {
+        guard audit.isActive else { return }
+        let decision = try audit.finished(slice, by: w, results: results, live: pool.live) { pool.workers[$0].name }
+        for (target, source) in decision.use { results[target] = results[source] }
+        for (worker, reason) in decision.convicted { pool.drop(worker, because: reason) }
+        for note in decision.notes { log(note) }
+        for opinion in decision.opinions {
+            ranges.append(ranges[opinion.of])
+            results.append([])
+            try assign(opinion.slice, to: opinion.worker)
+        }
+        for redo in decision.redo {
+            results[redo] = []
+            try assign(redo, to: try nextLiveWorker(after: w))
+        }
+        try reassignOrphans()
     }
 }
 

@@ -91,6 +91,7 @@ public final class ZMQCoordinatorTransport: CoordinatorTransport {
         try socket.setHandshakeTimeout(limits.handshakeMs)
         socket.setReadBatch(1 << 16)
         try socket.setRouterMandatory()
+        if Endpoint.isIPv6(bind) { try socket.enableIPv6() }
         try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
         // The final shutdown messages must leave before the process exits; messages to
         // peers that are gone are dropped at once, so this never waits on a dead worker.

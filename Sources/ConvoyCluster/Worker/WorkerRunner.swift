@@ -30,6 +30,8 @@ public struct WorkerLoop {
     public var log: (String) -> Void
     /// The time; tests drive a virtual one.
     public var now: () -> Date = { Date() }
+    /// Corrupts some results on purpose (`--inject-fault`, tests of audit mode only).
+    public var fault: FaultInjection?
 
     public init(endpoint: String, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -67,7 +69,9 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
-            if let line = core.handle(frames[0], send: { try transport.send($0.encoded(), dontWait: false) }) {
+            if let line = core.handle(
+                frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
+            {
                 log(line)
             }
         }
@@ -87,6 +91,8 @@ public struct WorkerRunner {
     public var slots = 1
     /// The coordinator's CURVE public key and this worker's key pair; nil: plain TCP.
     public var curve: (serverKey: String, keys: CurveKeyPair)?
+    /// `--inject-fault` (tests only).
+    public var fault: FaultInjection?
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
@@ -107,6 +113,7 @@ public struct WorkerRunner {
         var loop = WorkerLoop(endpoint: endpoint, log: log)
         loop.timing = timing
         loop.usesCurve = curve != nil
+        loop.fault = fault
         try loop.run(core, over: transport)
     }
 }

@@ -25,6 +25,7 @@ public final class ZMQWorkerTransport: WorkerTransport {
         try socket.setReconnectInterval(100, max: 5000)
         try socket.setImmediate()
         try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
+        if Endpoint.isIPv6(endpoint) { try socket.enableIPv6() }
         if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try socket.connect(endpoint)
     }

@@ -41,7 +41,9 @@ public struct Dataset: Sendable {
     }
 }
 
-/// MNIST in its IDX files with the standard names, gzipped or not.
+/// MNIST-shaped data (28×28 gray images, labels 0–9): MNIST, Fashion-MNIST, KMNIST, EMNIST
+/// digits, from IDX files or NumPy `.npz` archives (DataSources.swift says where each split is
+/// looked for).
 public enum MNIST {
     public enum Split: String, Sendable { case train, test }
 
@@ -52,33 +54,31 @@ public enum MNIST {
         }
     }
 
-    /// Loads one split from `directory`, preferring `NAME.gz` and falling back to `NAME`.
-    /// Validates the formats, that images are 28×28, that the counts agree, and that every
-    /// label is 0–9.
-    public static func load(directory: String, split: Split, limit: Int? = nil) throws -> Dataset {
-        let names = fileNames(split)
-        let imagesPath = try locate(directory, names.images)
-        let labelsPath = try locate(directory, names.labels)
-        let images = try IDXArray.load(path: imagesPath, expectedRank: 3)
-        let labels = try IDXArray.load(path: labelsPath, expectedRank: 1)
+    /// Loads one split of `path` (a directory or an `.npz` file). Validates the formats, that
+    /// images are 28×28, that the counts agree, and that every label is 0–9.
+    public static func load(directory path: String, split: Split, limit: Int? = nil) throws -> Dataset {
+        let images: IDXArray
+        let labels: IDXArray
+        let (imagesName, labelsName): (String, String)
+        switch try source(path, split: split) {
+        case let .idx(imagesPath, labelsPath):
+            (imagesName, labelsName) = (imagesPath, labelsPath)
+            images = try IDXArray.load(path: imagesPath, expectedRank: 3)
+            labels = try IDXArray.load(path: labelsPath, expectedRank: 1)
+        case let .npz(file, x, y):
+            (imagesName, labelsName) = ("\(file): \(x)", "\(file): \(y)")
+            (images, labels) = try npzArrays(file, x: x, y: y)
+        }
         guard images.dimensions[1] == 28, images.dimensions[2] == 28 else {
-            throw DataError("\(imagesPath): images are \(images.dimensions[1])×\(images.dimensions[2]), expected 28×28")
+            throw DataError("\(imagesName): images are \(images.dimensions[1])×\(images.dimensions[2]), expected 28×28")
         }
         guard images.dimensions[0] == labels.dimensions[0] else {
             throw DataError(
-                "\(labelsPath): \(labels.dimensions[0]) labels for \(images.dimensions[0]) images in \(imagesPath)")
+                "\(labelsName): \(labels.dimensions[0]) labels for \(images.dimensions[0]) images in \(imagesName)")
         }
         if let bad = labels.bytes.firstIndex(where: { $0 > 9 }) {
-            throw DataError("\(labelsPath): label \(labels.bytes[bad]) at index \(bad) is outside 0...9")
+            throw DataError("\(labelsName): label \(labels.bytes[bad]) at index \(bad) is outside 0...9")
         }
         return Dataset(pixels: images.bytes, labels: labels.bytes, sampleSize: 784).prefix(limit)
-    }
-
-    private static func locate(_ directory: String, _ name: String) throws -> String {
-        let base = (directory as NSString).appendingPathComponent(name)
-        for candidate in [base + ".gz", base] where FileManager.default.fileExists(atPath: candidate) {
-            return candidate
-        }
-        throw DataError("\(base).gz: not found (nor \(name) uncompressed) in data directory \(directory)")
     }
 }
