@@ -31,12 +31,13 @@ sleep 1
 killed=${workers[1]}
 kill -9 "$killed"
 "$CONVOY" worker --connect "$ENDPOINT" --idle-timeout 60 2>"$TMP/worker4.log" &
-PIDS+=($!); workers+=($!)
+late=$!; PIDS+=("$late"); workers+=("$late")
 
 timeout 120 tail --pid="$coordinator" -f /dev/null || fail "fault-test: the coordinator did not finish"
 wait "$coordinator" || fail "fault-test: the coordinator exited with $?"
 grep -q "dropped worker [0-9]* ([^)]*pid $killed)" "$TMP/coordinator.log" || fail "fault-test: the killed worker (pid $killed) was not dropped"
-grep -q "worker 3 .* joined" "$TMP/coordinator.log" || fail "fault-test: the late worker did not join"
+# The late worker may take the number of the killed one: numbers are bounded by live workers.
+grep -q "worker [0-9]* ([^)]*pid $late) joined" "$TMP/coordinator.log" || fail "fault-test: the late worker did not join"
 faulty=$(model_checksum "$TMP/faults.convoy")
 [[ $faulty == "$reference" ]] || fail "fault-test: weights differ: with faults $faulty, uninterrupted $reference"
 echo "PASS: fault-test: $(grep -o "dropped worker [0-9]* ([^)]*pid $killed)[^;]*" "$TMP/coordinator.log"); a late worker joined; checksum $faulty equals the uninterrupted run"

@@ -44,6 +44,7 @@ stage "chaos: workers killed, stopped and joining, an intruder, the coordinator 
 stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
+stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

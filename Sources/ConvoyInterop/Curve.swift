@@ -98,6 +98,11 @@ extension ZMQSocket {
         try setOption(ZMQ_CURVE_SERVER, int32: 1)
         try setOption(ZMQ_CURVE_SECRETKEY, bytes: Array(secretKey.utf8) + [0])
         try setOption(ZMQ_ZAP_DOMAIN, bytes: Array("convoy".utf8))
+        // ZMQ_ZAP_ENFORCE_DOMAIN (93; zmq.h lists it as draft, libzmq 4.3.4 accepts it): with
+        // it, a CURVE connection is refused when no ZAP handler answers, instead of admitted.
+        // Where a library refuses the option the coordinator's own rule still holds: the
+        // `ZAPAuthenticator` is bound before any CURVE socket exists.
+        try? setOption(93, int32: 1)
     }
 
     /// This socket connects to a CURVE server whose public key is `serverKey`.
@@ -140,9 +145,15 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     private let lock = NSLock()
     private var stopping = false
     private var monitorEndpoint: String?
+    /// Bound on connections still in their handshake (see `ConnectionGuard`).
+    private var guardSettings = (limit: Int.max, handshake: Duration.seconds(30))
     /// How often each refusal was seen: a worker retrying with a wrong key would otherwise
-    /// log a line every few seconds.
+    /// log a line every few seconds. Bounded: past `maxReported` distinct lines, new ones
+    /// are counted together, so strangers cannot grow it.
     private var refusals: [String: Int] = [:]
+    static let maxReported = 1024
+    /// Keys already logged as admitted (bounded like `refusals`).
+    private var admitted: Set<String> = []
     private let finished = DispatchSemaphore(value: 0)
 
     public init(
@@ -165,14 +176,19 @@ public final class ZAPAuthenticator: @unchecked Sendable {
     }
 
     /// Also reports peers that fail the handshake before ZAP is asked (a worker without
-    /// CURVE keys, or with the wrong server key): libzmq's monitor events of `socket`.
-    public func watchHandshakes(of socket: ZMQSocket) throws {
+    /// CURVE keys, or with the wrong server key): libzmq's monitor events of `socket`. And
+    /// cuts new connections while `maxHandshaking` others accepted less than `handshakeMs`
+    /// ago are still open (`ConnectionGuard`), so strangers cannot hold more than that many.
+    public func watchHandshakes(of socket: ZMQSocket, maxHandshaking: Int = .max, handshakeMs: Int32 = 30_000) throws {
         let endpoint = "inproc://convoy-handshake-monitor"
         try socket.monitor(
             endpoint: endpoint,
-            events: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-        lock.withLock { monitorEndpoint = endpoint }
+            events: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+        lock.withLock {
+            monitorEndpoint = endpoint
+            guardSettings = (maxHandshaking, .milliseconds(handshakeMs))
+        }
     }
 
     /// Stops the handler thread and waits for it; calling it again does nothing.
@@ -186,14 +202,17 @@ public final class ZAPAuthenticator: @unchecked Sendable {
 
     private func serve(_ socket: ZMQSocket) {
         var monitor: ZMQSocket?
+        var connections = ConnectionGuard(limit: .max, handshake: .seconds(30))
         while !lock.withLock({ stopping }) {
             if monitor == nil, let endpoint = lock.withLock({ monitorEndpoint }) {
                 monitor = try? ZMQSocket(context: context, kind: .pair)
                 try? monitor?.connect(endpoint)
+                let settings = lock.withLock { guardSettings }
+                connections = ConnectionGuard(limit: settings.limit, handshake: settings.handshake)
             }
             let ready = (try? ZMQSocket.poll([socket] + (monitor.map { [$0] } ?? []), timeoutMs: 100)) ?? []
             if ready.count > 1 && ready[1], let event = try? monitor?.receive(timeoutMs: 0) {
-                reportHandshakeFailure(event)
+                handle(event, connections: &connections)
             }
             guard ready.first == true, let request = try? socket.receive(timeoutMs: 0) else { continue }
             // version, request id, domain, address, identity, mechanism, credentials...
@@ -203,21 +222,41 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             let key = mechanism == "CURVE" && request.count >= 7 ? CurveKeyPair.z85(request[6]) : nil
             let decision = policy(ZAPRequest(mechanism: mechanism, curveKey: key))
             let (allowed, reason) = (decision.allowed, decision.reason)
-            if !allowed { report("refused a connection from \(address): \(reason)") }
+            // Each key is its own user (as ssh logs a key's fingerprint): the coordinator reads
+            // it back from every message (`User-Id`) and names workers by it.
+            let user = allowed ? (key ?? "anonymous") : ""
+            if !allowed {
+                report("refused a connection from \(address): \(reason)")
+            } else if admitted.count < Self.maxReported, admitted.insert(user).inserted {
+                log("admitted a connection from \(address) as key \(user)")
+            }
             let reply: [[UInt8]] = [
                 request[0], request[1], Array((allowed ? "200" : "400").utf8), Array(reason.utf8),
-                Array((allowed ? "worker" : "").utf8), [],
+                Array(user.utf8), [],
             ]
             _ = try? socket.send(reply)
         }
         monitor?.close()
     }
 
-    /// A monitor event: 2 bytes event, 4 bytes value (little-endian), then the endpoint.
-    private func reportHandshakeFailure(_ frames: [[UInt8]]) {
+    /// A monitor event: 2 bytes event, 4 bytes value (little-endian; a descriptor for
+    /// ACCEPTED and DISCONNECTED), then the endpoint.
+    private func handle(_ frames: [[UInt8]], connections: inout ConnectionGuard) {
         guard frames.count >= 2, frames[0].count >= 6 else { return }
         let event = Int32(frames[0][0]) | Int32(frames[0][1]) << 8
         let value = (2..<6).reduce(UInt32(0)) { $0 | UInt32(frames[0][$1]) << (8 * UInt32($1 - 2)) }
+        let endpoint = String(decoding: frames[1], as: UTF8.self)
+        switch event {
+        case ZMQ_EVENT_ACCEPTED:
+            if connections.accepted(fd: Int32(bitPattern: value)) {
+                report("cut a connection on \(endpoint): \(connections.limit) others are still in their handshake")
+            }
+        case ZMQ_EVENT_DISCONNECTED: connections.closed(fd: Int32(bitPattern: value))
+        default: reportHandshakeFailure(event: event, value: value, endpoint: endpoint)
+        }
+    }
+
+    private func reportHandshakeFailure(event: Int32, value: UInt32, endpoint: String) {
         let why =
             value == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
             ? "the peer has no CURVE keys"
@@ -226,11 +265,12 @@ public final class ZAPAuthenticator: @unchecked Sendable {
                 : event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                     ? "its key is not authorized"
                     : "handshake failed (event 0x\(String(event, radix: 16)), code 0x\(String(value, radix: 16)))"
-        report("refused a connection on \(String(decoding: frames[1], as: UTF8.self)): \(why)")
+        report("refused a connection on \(endpoint): \(why)")
     }
 
     /// Logs a refusal the 1st, 10th, 100th… time it happens.
     private func report(_ line: String) {
+        let line = refusals[line] != nil || refusals.count < Self.maxReported ? line : "refused other connections"
         let count = (refusals[line] ?? 0) + 1
         refusals[line] = count
         var power = 1

@@ -131,6 +131,16 @@ public final class ZMQSocket {
     public func enableIPv6() throws { try setOption(ZMQ_IPV6, int32: 1) }
     /// A ROUTER reports an unroutable peer as an error instead of dropping silently.
     public func setRouterMandatory() throws { try setOption(ZMQ_ROUTER_MANDATORY, int32: 1) }
+    /// Messages queued per peer before a send reports `.queueFull` (ZeroMQ counts whole
+    /// messages, not bytes).
+    public func setSendHighWaterMark(_ messages: Int32) throws { try setOption(ZMQ_SNDHWM, int32: messages) }
+    /// Milliseconds a new connection has to finish its ZMTP (and CURVE) handshake before
+    /// libzmq closes it.
+    public func setHandshakeTimeout(_ ms: Int32) throws { try setOption(ZMQ_HANDSHAKE_IVL, int32: ms) }
+    /// Bytes each connection reads from the kernel at once (its decoder's buffer). A draft
+    /// option: false where this libzmq was built without the draft API.
+    @discardableResult
+    public func setReadBatch(_ bytes: Int32) -> Bool { (try? setOption(101, int32: bytes)) != nil }
 
     public func bind(_ endpoint: String) throws {
         guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }
@@ -148,40 +158,79 @@ public final class ZMQSocket {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// What became of a message handed to `trySend`.
+    public enum SendOutcome: Equatable, Sendable {
+        case sent
+        /// The peer is unknown or gone (ROUTER with mandatory routing).
+        case unroutable
+        /// The peer's queue is at its high-water mark: it is not reading.
+        case queueFull
+    }
+
     /// Sends the frames of one message. Returns false if the peer is unknown or gone
     /// (ROUTER with mandatory routing) or the send would block.
     @discardableResult
     public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws -> Bool {
+        try trySend(frames, dontWait: dontWait) == .sent
+    }
+
+    /// Sends the frames of one message, saying why it could not be queued. With `dontWait`
+    /// it never waits: a full queue is `.queueFull` at once. (A ROUTER checks the queue on
+    /// the first frame only, so a message is queued whole or not at all.)
+    public func trySend(_ frames: [[UInt8]], dontWait: Bool = true) throws -> SendOutcome {
         for (index, frame) in frames.enumerated() {
             var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
             if dontWait { flags |= ZMQ_DONTWAIT }
             let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
             if rc < 0 {
                 let error = ZMQError.last("zmq_send")
-                if error.code == EHOSTUNREACH || error.code == EAGAIN { return false }
+                if error.code == EHOSTUNREACH { return .unroutable }
+                if error.code == EAGAIN { return .queueFull }
                 throw error
             }
         }
-        return true
+        return .sent
     }
 
     /// Waits up to `timeoutMs` (−1: forever) for a message; nil on timeout.
     public func receive(timeoutMs: Int) throws -> [[UInt8]]? {
+        try receive(timeoutMs: timeoutMs, keeping: Int.max)?.frames
+    }
+
+    /// One received message: its first frames, how many more there were, and the ZAP user
+    /// id its connection was admitted with (nil without ZAP).
+    public struct Received {
+        public var frames: [[UInt8]]
+        public var discardedFrames: Int
+        public var userID: String?
+    }
+
+    /// Waits up to `timeoutMs` for a message and keeps at most its first `keeping` frames:
+    /// the others are read and freed one by one, never collected, so a peer that sends many
+    /// frames costs one frame of memory here.
+    public func receive(timeoutMs: Int, keeping: Int) throws -> Received? {
         guard try poll(timeoutMs: timeoutMs) else { return nil }
-        var frames: [[UInt8]] = []
+        var received = Received(frames: [], discardedFrames: 0, userID: nil)
         var more: Int32 = 1
         repeat {
             var message = zmq_msg_t()
             zmq_msg_init(&message)
             defer { zmq_msg_close(&message) }
             guard zmq_msg_recv(&message, handle, 0) >= 0 else { throw ZMQError.last("zmq_msg_recv") }
-            let size = zmq_msg_size(&message)
-            let data = zmq_msg_data(&message)!
-            frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            if received.frames.count < keeping {
+                let size = zmq_msg_size(&message)
+                let data = zmq_msg_data(&message)!
+                received.frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            } else {
+                received.discardedFrames += 1
+            }
+            if received.userID == nil, let user = zmq_msg_gets(&message, "User-Id") {
+                received.userID = String(cString: user)
+            }
             var optionSize = MemoryLayout<Int32>.size
             zmq_getsockopt(handle, ZMQ_RCVMORE, &more, &optionSize)
         } while more != 0
-        return frames
+        return received
     }
 
     /// Publishes this socket's `events` as messages on a PAIR endpoint (`zmq_socket_monitor`).

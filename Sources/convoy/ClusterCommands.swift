@@ -36,6 +36,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(
         name: .customLong("authorized-keys"),
         help: "Public keys of the workers allowed in, one per line (with --curve-key).") var authorizedKeys: String?
+    @Option(
+        name: .customLong("max-workers-per-key"),
+        help: "With CURVE: most live workers one authorized key may have (default: no cap).") var maxWorkersPerKey: Int?
     @Flag(help: "Allow binding a non-loopback address without CURVE: anyone who reaches the port can join.")
     var insecure = false
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
@@ -45,6 +48,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.joinTimeout = joinTimeout
         options.stepTimeout = stepTimeout
         options.minWorkers = minWorkers
+        options.maxWorkersPerKey = maxWorkersPerKey
         options.audit = audit
         return options
     }
@@ -56,6 +60,12 @@ struct CoordinatorCommand: ParsableCommand {
         }
         guard (curveKey == nil) == (authorizedKeys == nil) else {
             throw ValidationError("--curve-key and --authorized-keys go together")
+        }
+        if let n = maxWorkersPerKey {
+            guard curveKey != nil else { throw ValidationError("--max-workers-per-key needs --curve-key") }
+            guard (1...ClusterOptions.maxWorkers).contains(n) else {
+                throw ValidationError("--max-workers-per-key must be in 1...\(ClusterOptions.maxWorkers) (got \(n))")
+            }
         }
         if curveKey == nil && !insecure && !isLoopback(bind) {
             throw ValidationError(
@@ -81,9 +91,11 @@ struct CoordinatorCommand: ParsableCommand {
                 try ZAPAuthenticator(context: context, policy: AuthorizedKeys(keys).decide, log: log)
             }
             defer { authenticator?.stop() }
+            // The socket's bounds (largest message, queue per peer) fit this run's model.
+            let parameters = try Architecture(try ModelZoo.spec(named: config.model)).parameterCount
             let transport = try ZMQCoordinatorTransport(
                 context: context, bind: bind, curveSecretKey: secretKey,
-                authenticator: authenticator)
+                authenticator: authenticator, limits: .forRun(parameters: parameters, workers: workers))
             let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
             runner.stopRequest = signals.request
             let session = try TrainingSession(

@@ -163,8 +163,9 @@ struct Timed {
 
     static func measure(ioThreads: Set<Int>, _ body: () throws -> Void) throws -> Timed {
         let io = { ioThreads.reduce(0.0) { $0 + ThreadCPU.seconds(task: $1) } }
-        let (wall, cpu, ioStart) = (Date(), ThreadCPU.current(), io())
+        let (wall, cpu, ioStart) = (ContinuousClock.now, ThreadCPU.current(), io())
         try body()
-        return Timed(wall: Date().timeIntervalSince(wall), threadCPU: ThreadCPU.current() - cpu, ioCPU: io() - ioStart)
+        return Timed(
+            wall: (ContinuousClock.now - wall).inSeconds, threadCPU: ThreadCPU.current() - cpu, ioCPU: io() - ioStart)
     }
 }

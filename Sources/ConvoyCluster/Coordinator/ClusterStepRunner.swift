@@ -12,6 +12,8 @@ public struct ClusterOptions: Sendable {
     /// Fewest live workers to train with: below it the coordinator waits (up to
     /// `joinTimeout`) for workers to join or come back.
     public var minWorkers = 1
+    /// Most live workers one CURVE key may have (nil: no cap).
+    public var maxWorkersPerKey: Int?
     /// Share of training slices also computed by a second worker and compared bit for bit
     /// (audit mode, Audit.swift); needs the deterministic mode.
     public var audit = 0.0
@@ -83,6 +85,7 @@ public final class ClusterStepRunner: StoppableRunner {
         let pool = WorkerPool(
             transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
             welcome: welcome, log: log)
+        pool.maxWorkersPerKey = options.maxWorkersPerKey
         pool.shouldStop = { [weak self] in self?.stopRequest?.isRequested ?? false }
         run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
@@ -107,13 +110,13 @@ public final class ClusterStepRunner: StoppableRunner {
         into sum: GradientSum
     ) throws -> GradientComputer.Totals {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
-        let clock = Date()
+        let started = ContinuousClock.now
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
         let (results, sendSeconds) = try round(
             RoundWork(
                 step: UInt64(step), samples: samples, unit: unit,
                 weights: weights.array, evaluate: false))
-        let combining = Date()
+        let combining = ContinuousClock.now
         var totals = GradientComputer.Totals()
         // Slice order: fixed in float mode too, so a run repeats with the same workers.
         for buckets in results {
@@ -122,8 +125,8 @@ public final class ClusterStepRunner: StoppableRunner {
             for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
         }
         stats.addStep(
-            seconds: Date().timeIntervalSince(clock),
-            coordinatorSeconds: sendSeconds + Date().timeIntervalSince(combining))
+            seconds: (ContinuousClock.now - started).inSeconds,
+            coordinatorSeconds: sendSeconds + (ContinuousClock.now - combining).inSeconds)
         return totals
     }
 

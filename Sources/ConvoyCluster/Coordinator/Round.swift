@@ -57,15 +57,15 @@ final class Round {
         defer { pool.inRound = false }
         for (slice, w) in zip(0..<audit.primaries, pool.live) { try assign(slice, to: w) }
         for copy in audit.copies { try assign(copy.slice, to: copy.worker) }
-        var deadline = Date().addingTimeInterval(options.stepTimeout)
+        var deadline = pool.now() + .seconds(clamping: options.stepTimeout)
         while !owner.isEmpty {
-            let left = deadline.timeIntervalSinceNow
+            let left = (deadline - pool.now()).inSeconds
             if left <= 0 {
                 for w in Set(owner.values) {
                     pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline")
                 }
                 try reassignOrphans()
-                deadline = Date().addingTimeInterval(options.stepTimeout)
+                deadline = pool.now() + .seconds(clamping: options.stepTimeout)
                 continue
             }
             guard let (peer, frame) = try pool.transport.receive(timeoutMs: Int(min(left, 1) * 1000) + 1) else {
@@ -101,8 +101,8 @@ final class Round {
 
     /// Sends `slice` to worker `w`, or to the next live one while sends fail.
     private func assign(_ slice: Int, to w: Int) throws {
-        let clock = Date()
-        defer { sendSeconds += Date().timeIntervalSince(clock) }
+        let started = ContinuousClock.now
+        defer { sendSeconds += (ContinuousClock.now - started).inSeconds }
         let message = message(for: slice)
         var target = w
         while try !pool.send(message, to: target) { target = try nextLiveWorker(after: target) }

@@ -1,16 +1,24 @@
 import ConvoyEngine
-import Foundation
 
 /// The coordinator's workers: who joined, who is live, admission (a hello answered with a
-/// welcome), dropping, waiting for enough of them, and the end-of-run handshake. Workers are
-/// numbered in the order they joined, and a worker that comes back keeps its number.
+/// welcome), dropping, waiting for enough of them, and the end-of-run handshake. A worker's
+/// number is its record's place in `workers`; a new worker takes the place of a dropped one
+/// (so numbers are bounded by the most workers live at once, not by the run's history), and
+/// a worker that comes back while its place is free keeps its number.
 final class WorkerPool {
     struct Worker {
-        let peer: PeerID
+        /// Its connection; a worker that comes back on a new connection gets the new one.
+        var peer: PeerID
         let id: UInt32
         let hello: Hello
+        /// The CURVE key it authenticated with, when the transport knows it.
+        var key: String? = nil
         var alive = true
-        var name: String { "worker \(id) (\(hello.host) pid \(hello.pid))" }
+        /// When it was dropped: the record dropped longest ago is the first one reused.
+        var dropped: ContinuousClock.Instant?
+        /// When this peer was last sent a welcome (see `Admission.welcomeInterval`).
+        var welcomed: ContinuousClock.Instant?
+        var name: String { "worker \(id) (\(peerText(hello.host)) pid \(hello.pid))" }
     }
 
     private(set) var workers: [Worker] = []
@@ -21,9 +29,15 @@ final class WorkerPool {
     let welcome: (UInt32) -> Welcome
     let stats: ClusterStatsRecorder
     let log: (String) -> Void
+    var admission = Admission()
+    /// Most live workers one CURVE key may have (nil: no cap).
+    var maxWorkersPerKey: Int?
+    /// The clock of every deadline and back-off; tests move it by hand.
+    var now: () -> ContinuousClock.Instant = { .now }
+    private var throttle = LogThrottle()
     /// New workers that said hello during a round: admitted when it ends, so a round's
-    /// members are fixed while its slices are sent and reassigned.
-    private var waitingRoom: [(peer: PeerID, hello: Hello)] = []
+    /// members are fixed while its slices are sent and reassigned. At most `capacity`.
+    private var waitingRoom: [(peer: PeerID, hello: Hello, key: String?)] = []
     var inRound = false {
         didSet { if !inRound { admitWaiting() } }
     }
@@ -46,17 +60,27 @@ final class WorkerPool {
     var live: [Int] { workers.indices.filter { workers[$0].alive } }
     func liveIndex(of peer: PeerID) -> Int? { workers.firstIndex { $0.peer == peer && $0.alive } }
 
+    /// Drops worker `w` and holds its process back (logged here, once per back-off).
     func drop(_ w: Int, because reason: String) {
         guard workers[w].alive else { return }
         workers[w].alive = false
-        log("dropped \(workers[w].name): it \(reason); its work goes to the \(liveCount) remaining")
+        workers[w].dropped = now()
+        let delay = admission.recordDrop(of: workers[w].hello, now: now())
+        log(
+            "dropped \(workers[w].name): it \(reason); its work goes to the \(liveCount) remaining; it may rejoin in "
+                + "\(formatSeconds(delay.inSeconds)) s")
     }
 
-    /// Sends a message to worker `w`; false (and the worker dropped) when it is unreachable.
+    /// Sends a message to worker `w` without waiting; false (and the worker dropped) when it
+    /// is unreachable or its send queue is full (it is not reading).
     func send(_ message: Message, to w: Int) throws -> Bool {
         var message = message
         message.workerID = workers[w].id
-        let bytes = try transport.send(message, to: workers[w].peer)
+        let bytes: Int
+        do { bytes = try transport.send(message, to: workers[w].peer) } catch CoordinatorSendError.queueFull {
+            drop(w, because: "does not read: its send queue is full")
+            return false
+        }
         guard bytes > 0 else {
             drop(w, because: "is unreachable")
             return false
@@ -65,13 +89,18 @@ final class WorkerPool {
         return true
     }
 
+    /// Sends to a peer that is not a live worker; a full queue or a vanished peer just loses it.
+    private func sendToStranger(_ message: Message, to peer: PeerID) throws {
+        do { try transport.send(message, to: peer) } catch CoordinatorSendError.queueFull {}
+    }
+
     /// Waits until `needed` workers are live, handling hellos; fails after `timeout` seconds
     /// with who joined and how many are missing.
     func waitUntilLive(_ needed: Int, timeout: Double) throws {
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = now() + .seconds(clamping: timeout)
         while liveCount < needed {
             if shouldStop() { throw StopRequested() }
-            let left = deadline.timeIntervalSinceNow
+            let left = (deadline - now()).inSeconds
             guard left > 0 else {
                 let joined = workers.filter(\.alive).map(\.name).joined(separator: ", ")
                 throw ClusterError.tooFewWorkers(
@@ -85,60 +114,88 @@ final class WorkerPool {
         }
     }
 
+    /// Logs a peer's repeated event the 1st, 10th, 100th… time.
+    private func logThrottled(_ key: String, _ line: String) {
+        let (shouldLog, count) = throttle.shouldLog(key)
+        if shouldLog { log(count == 1 ? line : "\(line) (\(count) times)") }
+    }
+
     /// A frame outside a round's expected results: a hello admits a worker (after the round,
-    /// if one is running); anything else is logged and dropped.
+    /// if one is running); anything else is logged (throttled) and dropped.
     func handleUnexpected(peer: PeerID, frame: [UInt8]) throws {
         let message: Message
         do { message = try Message(decoding: frame) } catch {
-            log("refused a message from an unknown peer: \(error)")
-            return
+            return logThrottled("undecodable", "refused a message from an unknown peer: \(error)")
         }
         guard case let .hello(hello) = message.payload else {
             if message.runID != runID {
-                log(
+                logThrottled(
+                    "run \(message.runID)",
                     "refused a \(message.payload.type) message of run \(hex(message.runID)) (this run is \(hex(runID)))"
                 )
             } else {
-                log("ignored a stray \(message.payload.type) message")
+                logThrottled("stray \(message.payload.type)", "ignored a stray \(message.payload.type) message")
             }
             return
         }
         if let known = workers.firstIndex(where: { $0.peer == peer }), workers[known].alive {
             try greet(known)  // a repeated hello: the worker may have missed its welcome
         } else if inRound {
-            if !waitingRoom.contains(where: { $0.peer == peer }) { waitingRoom.append((peer, hello)) }
+            if !waitingRoom.contains(where: { $0.peer == peer }) && waitingRoom.count < capacity {
+                waitingRoom.append((peer, hello, transport.key(of: peer)))
+            }
         } else {
-            try admit(peer: peer, hello: hello)
+            try admit(peer: peer, hello: hello, key: transport.key(of: peer))
         }
     }
 
     private func admitWaiting() {
         let waiting = waitingRoom
         waitingRoom = []
-        for (peer, hello) in waiting {
-            do { try admit(peer: peer, hello: hello) } catch { log("could not admit a worker: \(error)") }
+        for (peer, hello, key) in waiting {
+            do { try admit(peer: peer, hello: hello, key: key) } catch { log("could not admit a worker: \(error)") }
         }
     }
 
-    private func admit(peer: PeerID, hello: Hello) throws {
-        if let known = workers.firstIndex(where: { $0.peer == peer }) {
+    private func admit(peer: PeerID, hello: Hello, key: String?) throws {
+        // A dropped worker's process is held back; its hellos are ignored meanwhile (the drop
+        // was logged with the back-off, so a flapping worker costs one line per back-off).
+        guard admission.heldBack(hello, now: now()) == nil else { return }
+        // The same connection, or the same process (host, pid) on a new one, keeps its record.
+        let process = Admission.processKey(hello)
+        if let known = workers.firstIndex(where: { $0.peer == peer })
+            ?? workers.firstIndex(where: { !$0.alive && Admission.processKey($0.hello) == process })
+        {
             if !workers[known].alive {
                 workers[known].alive = true
+                workers[known].peer = peer
                 log("\(workers[known].name) is back")
             }
-            try greet(known)
-            return
+            return try greet(known)
         }
-        guard workers.count < capacity else {
-            try transport.send(Message(runID: runID, payload: .refuse("the cluster is full")), to: peer)
-            return
+        if let key, let cap = maxWorkersPerKey, workers.count(where: { $0.alive && $0.key == key }) >= cap {
+            logThrottled("key \(key)", "refused a worker with key \(key): it has \(cap) live worker(s) already")
+            let reason = "key \(key) has \(cap) live worker(s) already"
+            return try sendToStranger(Message(runID: runID, payload: .refuse(reason)), to: peer)
         }
-        workers.append(Worker(peer: peer, id: UInt32(workers.count), hello: hello))
-        log("\(workers[workers.count - 1].name) joined (\(liveCount) live)")
-        try greet(workers.count - 1)
+        let free = workers.indices.filter { !workers[$0].alive }.min {
+            (workers[$0].dropped ?? now()) < (workers[$1].dropped ?? now())
+        }
+        guard free != nil || workers.count < capacity else {
+            return try sendToStranger(Message(runID: runID, payload: .refuse("the cluster is full")), to: peer)
+        }
+        let slot = free ?? workers.count
+        let worker = Worker(peer: peer, id: UInt32(slot), hello: hello, key: key)
+        if slot == workers.count { workers.append(worker) } else { workers[slot] = worker }
+        log("\(worker.name) joined (\(liveCount) live)\(key.map { ", key \($0)" } ?? "")")
+        try greet(slot)
     }
 
+    /// Welcomes worker `w`, at most once per `welcomeInterval`.
     private func greet(_ w: Int) throws {
+        let time = now()
+        if let last = workers[w].welcomed, time - last < admission.welcomeInterval { return }
+        workers[w].welcomed = time
         let id = workers[w].id
         _ = try send(Message(runID: runID, workerID: id, payload: .welcome(welcome(id))), to: w)
     }
@@ -149,14 +206,14 @@ final class WorkerPool {
     /// lost; the handshake makes sure each worker heard it.)
     func shutDown(_ goodbye: Payload = .shutdown) throws {
         var waiting = Set(live)
-        let deadline = Date().addingTimeInterval(3)
-        while !waiting.isEmpty && Date() < deadline {
+        let deadline = now() + .seconds(3)
+        while !waiting.isEmpty && now() < deadline {
             for w in waiting where try !send(Message(runID: runID, payload: goodbye), to: w) {
                 waiting.remove(w)
             }
-            let resend = Date().addingTimeInterval(0.5)
-            while !waiting.isEmpty, resend.timeIntervalSinceNow > 0,
-                let (peer, frame) = try transport.receive(timeoutMs: Int(resend.timeIntervalSinceNow * 1000) + 1)
+            let resend = now() + .milliseconds(500)
+            while !waiting.isEmpty, now() < resend,
+                let (peer, frame) = try transport.receive(timeoutMs: Int((resend - now()).inSeconds * 1000) + 1)
             {
                 guard let w = workers.firstIndex(where: { $0.peer == peer }),
                     let message = try? Message(decoding: frame), case .shutdown = message.payload
