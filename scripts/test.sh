@@ -2,7 +2,8 @@
 # Every test convoy has: the Swift test suite (engine, protocol, coordinator, end-to-end
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
-# mid-run and resumed from its checkpoint, and workers killed and joining mid-run.
+# mid-run and resumed from its checkpoint, workers killed and joining mid-run, crafted
+# checkpoints and model files through the binary, and the decoders' fuzzers (bounded).
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +37,8 @@ stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-clust
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
+stage "crafted checkpoints and model files through the binary" env BUDGET=300 scripts/file-mutation-test.sh 40
+stage "fuzz: wire, checkpoint, model (20 s each)" scripts/fuzz.sh 20
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

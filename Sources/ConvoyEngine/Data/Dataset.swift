@@ -1,3 +1,4 @@
+import ConvoyInterop
 import Foundation
 
 /// Labeled images as bytes: `count × sampleSize` pixels (0–255; networks see them scaled to
@@ -75,7 +76,7 @@ public enum MNIST {
     }
 
     private static func locate(_ directory: String, _ name: String) throws -> String {
-        let base = (directory as NSString).appendingPathComponent(name)
+        let base = FilePaths.join(directory, name)
         for candidate in [base + ".gz", base] where FileManager.default.fileExists(atPath: candidate) {
             return candidate
         }

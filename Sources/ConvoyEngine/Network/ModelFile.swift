@@ -83,24 +83,43 @@ public struct ModelFile: Sendable {
         guard reader.remaining == 4 else {
             throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes")
         }
+        // `evaluate` prints the name: a name that needs escaping is not one convoy wrote.
+        guard peerText(spec.name) == spec.name else {
+            throw DataError("\(name): spec name \(peerText(spec.name)) holds control characters")
+        }
         let architecture: Architecture
         do { architecture = try Architecture(spec) } catch {
-            throw DataError("\(name): invalid architecture: \(error)")
+            throw DataError("\(name): invalid architecture: \(peerText("\(error)"))")
         }
         guard architecture.parameterCount == parameters.count else {
             throw DataError(
-                "\(name): \(parameters.count) parameters stored but the \(spec.name) architecture has "
+                "\(name): \(parameters.count) parameters stored but the \(peerText(spec.name)) architecture has "
                     + "\(architecture.parameterCount)"
             )
+        }
+        if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
+            throw DataError("\(name): parameters: value \(bad) is \(parameters[bad]), not finite")
+        }
+        if let config {
+            // Informational here, but a file that claims an impossible run is not a model file.
+            guard ModelZoo.all.contains(config.model.lowercased()) else {
+                throw DataError("\(name): config model: \(peerText(config.model)) is not a known model")
+            }
+            do { try config.validate() } catch { throw DataError("\(name): config: \(error)") }
         }
         self.spec = spec
     }
 
+    /// The largest model file read: VGG16's 138 M parameters take 553 MB; a bound keeps a
+    /// hostile path (`/dev/zero`, a huge file) from exhausting memory.
+    static let maxFileBytes = 1 << 31
+
     public static func load(path: String) throws -> ModelFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError("\(path): cannot read model file (missing or unreadable)")
+        let bytes: [UInt8]
+        do { bytes = try Files.read(path, what: "model file", maxBytes: maxFileBytes) } catch let error as FileError {
+            throw DataError(error.description)
         }
-        return try ModelFile(decoding: Array(data), name: path)
+        return try ModelFile(decoding: bytes, name: path)
     }
 
     /// CRC-32 of the parameters' bytes: equal for bit-identical weights.
