@@ -81,14 +81,13 @@ import Foundation
             accepted += 1
             if mutation.expect == .refuse { wrong.append(mutation.name) }
         }
-        print(
-            "\(mutations.count) mutations of a \(target.rawValue): \(mutations.count - accepted) refused, \(accepted) accepted"
-        )
+        let refused = mutations.count - accepted
+        print("\(mutations.count) mutations of a \(target.rawValue): \(refused) refused, \(accepted) accepted")
         if !wrong.isEmpty { fail("accepted although invalid: \(wrong.joined(separator: "; "))") }
     }
 
-    /// One file per mutation, named `NNNN-EXPECTATION-…` (refuse, resume-refuse, either), for scripts that
-    /// load them with the real binary.
+    /// One file per mutation, named `NNNN-EXPECTATION-…` (refuse, resume-refuse, either), for
+    /// scripts that load them with the real binary.
     func writeMutations(_ mutations: [Mutation], to directory: String) {
         for (index, mutation) in mutations.enumerated() {
             let slug = String(mutation.name.map { $0.isLetter || $0.isNumber ? $0 : "_" }.prefix(60))

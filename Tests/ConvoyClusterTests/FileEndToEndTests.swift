@@ -29,7 +29,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let cases = [
             ("m/", "names a directory"), (".", "names a directory"), ("..", "names a directory"),
-            ("", "the path is empty"), ("d", "names a directory"), ("nothere/m", "does not exist"),
+            ("", "Missing value"), ("d", "names a directory"), ("nothere/m", "does not exist"),
         ]
         for (name, problem) in cases {
             let result = try runConvoy(["train", "--out=\(name)"] + Self.quick, timeout: 120, directory: directory)
@@ -45,6 +45,7 @@ import Testing
 @Suite(.serialized) struct ReproducibleFilesTests {
     @Test func identicalRunsWriteByteIdenticalCheckpoints() throws {
         let directory = NSTemporaryDirectory() + "convoy-repro-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for run in ["a", "b"] {
             let result = try runConvoy(
@@ -63,6 +64,38 @@ import Testing
             let b = try Data(
                 contentsOf: URL(fileURLWithPath: "\(directory)/b/\(name == "../a.convoy" ? "../b.convoy" : name)"))
             #expect(a == b, "\(name) differs between identical runs")
+        }
+    }
+}
+
+/// Every path flag fed odd but legal names and impossible ones: each run ends with exit 0 or
+/// 1 and one line naming the flag's path, never a signal.
+@Suite(.serialized) struct OddPathFlagTests {
+    @Test func everyPathFlagTakesOddNamesWithoutASignal() throws {
+        let directory = NSTemporaryDirectory() + "convoy-flags-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let names = ["m", "-", " ", "ü", ".", "..", "a/", "/", "//", String(repeating: "y", count: 300), "\u{1b}[2J"]
+        let flags: [(String, [String])] = [
+            ("--model-file", ["evaluate", "--data", mnistDirectory]),
+            ("--data", ["evaluate", "--model-file", "/nonexistent.convoy"]),
+            ("--resume", ["train", "--data", mnistDirectory]),
+            (
+                "--curve-key",
+                ["coordinator", "--workers", "1", "--authorized-keys", "/nonexistent", "--data", mnistDirectory]
+            ),
+            (
+                "--authorized-keys",
+                ["coordinator", "--workers", "1", "--curve-key", "/nonexistent", "--data", mnistDirectory]
+            ),
+            ("--key", ["worker", "--connect", "tcp://127.0.0.1:1", "--server-key", "/nonexistent"]),
+        ]
+        for (flag, rest) in flags {
+            for name in names {
+                let result = try runConvoy(rest + ["\(flag)=\(name)"], timeout: 60, directory: directory)
+                #expect(result.status == 0 || result.status == 1, "\(flag) \(name): exit \(result.status)")
+                #expect(!result.stderr.contains("Fatal error"), "\(flag) \(name): \(result.stderr)")
+            }
         }
     }
 }
