@@ -10,7 +10,7 @@
 #   scripts/file-mutation-test.sh [COUNT]    mutations per format (default 40); PASS/FAIL, exit 0 on PASS
 # Environment: CONVOY (binary), FUZZ (ConvoyFuzz binary; default next to CONVOY), BUDGET
 # (seconds for the whole stage, default 600: mutations left when it runs out are skipped
-# and counted).
+# and counted), KEEP_GOING=1 (count every failure instead of stopping at the first).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/lib.sh"
@@ -35,22 +35,30 @@ mkdir -p "$TMP/ckpt" "$TMP/model"
 "$FUZZ" --write-mutations model --count "$COUNT" --seed 22 "$TMP/model.convoy" "$TMP/model" >/dev/null \
     || fail "ConvoyFuzz could not write the model file mutations"
 
-checked=0 refused=0 accepted=0 skipped=0
+checked=0 refused=0 accepted=0 skipped=0 failures=0
+bad() {
+    if [[ ${KEEP_GOING:-0} == 1 ]]; then
+        failures=$((failures + 1)); echo "bad: $*" >&2
+    else
+        fail "$@"
+    fi
+}
 # judge NAME EXPECT STATUS STDERR-FILE: the outcome of one mutation against the rules above.
 judge() {
     local name=$1 expect=$2 status=$3 log=$4
     checked=$((checked + 1))
-    (( status == 124 )) && fail "$name: ran past its time limit"
-    (( status >= 128 )) && fail "$name: ended by signal $((status - 128)): $(tail -n 3 "$log")"
+    (( status == 124 )) && { bad "$name: ran past its time limit"; return; }
+    (( status >= 128 )) && { bad "$name: ended by signal $((status - 128)): $(tail -n 1 "$log")"; return; }
     if (( status == 0 )); then
         accepted=$((accepted + 1))
-        [[ $expect == either ]] || fail "$name: accepted although it must be refused"
+        [[ $expect == either ]] || bad "$name: accepted although it must be refused"
         return
     fi
     refused=$((refused + 1))
-    (( status == 1 )) || fail "$name: exit $status (expected 0 or 1)"
-    grep -qiE 'fatal error|stack dump|backtrace' "$log" && fail "$name: crashed: $(tail -n 3 "$log")"
-    [[ $(tail -n 1 "$log" | wc -c) -lt 2000 ]] || fail "$name: error line longer than 2000 bytes"
+    (( status == 1 )) || bad "$name: exit $status (expected 0 or 1)"
+    grep -qiE 'fatal error|stack dump|backtrace' "$log" && bad "$name: crashed: $(tail -n 3 "$log")"
+    [[ $(tail -n 1 "$log" | wc -c) -lt 2000 ]] || bad "$name: error line longer than 2000 bytes"
+    return 0
 }
 
 for file in "$TMP"/ckpt/*; do
@@ -72,5 +80,6 @@ for file in "$TMP"/model/*; do
     judge "model file $name" "$expect" "$status" "$TMP/one.log"
 done
 (( checked > 0 )) || fail "no mutation was checked within ${BUDGET}s"
+(( failures == 0 )) || fail "$failures of $checked crafted files crashed, hung or were wrongly accepted"
 echo "PASS: file-mutation-test: $checked crafted files ($refused refused with one line, $accepted valid and used," \
     "$skipped skipped for time); no signal, no hang, nothing invalid accepted"

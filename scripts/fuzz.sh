@@ -92,9 +92,9 @@ for target in "${TARGETS[@]}"; do
                 if [[ $target == wire ]]; then
                     "$PLAIN" --target wire "$f" >/dev/null || status=1
                 else
-                    "$PLAIN" --mutate "$target" --count 400 --seed "$seed" "$f" >"$TMP/$target.log" || {
+                    "$PLAIN" --mutate "$target" --count 400 --seed "$seed" "$f" >"$TMP/$target.log" 2>&1 || {
                         cat "$TMP/$target.log"; status=1; break 2; }
-                    runs=$(( runs + $(grep -o '^[0-9]*' "$TMP/$target.log") ))
+                    runs=$(( runs + $(grep -o '^[0-9]* mutations' "$TMP/$target.log" | grep -o '^[0-9]*') ))
                 fi
             done
             [[ $target == wire ]] && { echo "wire: seeds replayed (the wire decoder's random and mutated frames run" \
