@@ -1,3 +1,4 @@
+import ConvoyEngine
 import Foundation
 import Testing
 
@@ -97,5 +98,22 @@ import Testing
                 #expect(!result.stderr.contains("Fatal error"), "\(flag) \(name): \(result.stderr)")
             }
         }
+    }
+}
+
+/// `convoy evaluate` on a crafted 8 MB model file whose activations would take terabytes at
+/// batch 500 (a 1×1 convolution to 2^20 channels): one line, exit 1, nothing allocated.
+@Suite struct HostileModelFileTests {
+    @Test func evaluateRefusesAModelWhoseActivationsDoNotFit() throws {
+        let path = NSTemporaryDirectory() + "convoy-wide-" + UUID().uuidString + ".convoy"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let spec = NetworkSpec(
+            name: "wide", inputShape: Shape(1, 28, 28), layers: [.conv2d(1 << 20, kernel: 1), .flatten])
+        let parameters = [Float](repeating: 0.5, count: try Architecture(spec).parameterCount)
+        try ModelFile(spec: spec, parameters: parameters).save(to: path)
+        let result = try runConvoy(
+            ["evaluate", "--model-file", path, "--test-samples", "10", "--data", mnistDirectory], timeout: 120)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("\(path): evaluating one sample of this model needs"), "\(result.stderr)")
     }
 }

@@ -102,3 +102,32 @@ import Testing
         #expect(try Checkpoint.load(path: directory + "/ok.ckpt").optimizerState.count == parameters.count)
     }
 }
+
+/// A model file may describe few parameters and enormous activations; `evaluate` sizes its
+/// batch by memory and refuses what does not fit one sample.
+@Suite struct EvaluationMemoryTests {
+    static func model(channels: Int) throws -> ModelFile {
+        let spec = NetworkSpec(
+            name: "wide", inputShape: Shape(1, 28, 28), layers: [.conv2d(channels, kernel: 1), .flatten])
+        return ModelFile(
+            spec: spec, parameters: [Float](repeating: 0.5, count: try Architecture(spec).parameterCount))
+    }
+
+    @Test func theBatchShrinksToFitAndAHugeModelIsRefused() throws {
+        let lenet = ModelFile(
+            spec: ModelZoo.lenet5, parameters: try Architecture(ModelZoo.lenet5).initialParameters(seed: 1))
+        #expect(try lenet.evaluationBatch(preferred: 500, memoryBytes: Double(4 << 30), name: "l") == 500)
+        // 512 channels of 28×28: ~8 MB a sample, so 64 MB holds only a few.
+        let wide = try Self.model(channels: 512)
+        let batch = try wide.evaluationBatch(preferred: 500, memoryBytes: Double(64 << 20), name: "w")
+        let architecture = try Architecture(wide.spec)
+        #expect(batch >= 1 && batch < 10, "\(batch)")
+        #expect(architecture.networkBytes(batch: batch) <= Double(64 << 20))
+        #expect(architecture.networkBytes(batch: batch + 1) > Double(64 << 20))
+        // 2^20 channels: 3.3 GB a sample, from a file of 8 MB.
+        let huge = try Self.model(channels: 1 << 20)
+        #expect(throws: DataError.self) {
+            try huge.evaluationBatch(preferred: 500, memoryBytes: Double(1 << 30), name: "h")
+        }
+    }
+}

@@ -124,4 +124,40 @@ public struct ModelFile: Sendable {
 
     /// CRC-32 of the parameters' bytes: equal for bit-identical weights.
     public var parameterChecksum: UInt32 { parameters.withUnsafeBytes { Zlib.crc32($0) } }
+
+    /// What `evaluate` allocates at most: a quarter of the host's memory, and never more than
+    /// 4 GiB (LeNet-5 at batch 500 takes ~20 MB).
+    public static var evaluationMemory: Double {
+        min(Double(ProcessInfo.processInfo.physicalMemory) / 4, Double(4 << 30))
+    }
+
+    /// The batch to evaluate this model with: `preferred`, or fewer where the activations of
+    /// that many samples would pass `memoryBytes`. A crafted file can describe a small model
+    /// (few parameters) with enormous activations (a 1×1 convolution to 2^20 channels); it is
+    /// refused here, naming `name`, before anything is allocated.
+    public func evaluationBatch(preferred: Int, memoryBytes: Double, name: String) throws -> Int {
+        let architecture = try Architecture(spec)
+        let one = architecture.networkBytes(batch: 1)
+        guard one <= memoryBytes else {
+            throw DataError(
+                "\(name): evaluating one sample of this model needs \(Int(one / 1e6)) MB, more than the "
+                    + "\(Int(memoryBytes / 1e6)) MB allowed")
+        }
+        let perSample = max(architecture.networkBytes(batch: 2) - one, 1)
+        return max(1, min(preferred, Int((memoryBytes - one) / perSample) + 1))
+    }
+}
+
+extension Architecture {
+    /// An upper bound on the bytes a `Network` of this architecture allocates for `batch`
+    /// samples: parameters, gradient and scratch once; input, every layer's output, pooling
+    /// indices, three buffers of the widest shape and the logits per sample. Computed in
+    /// Double, so a hostile architecture overflows nothing.
+    public func networkBytes(batch: Int) -> Double {
+        let outputs = layers.reduce(0.0) { $0 + Double($1.outputShape.count) }
+        let widest = ([inputShape] + layers.map(\.outputShape)).map { Double($0.count) }.max() ?? 0
+        let perSample = Double(inputShape.count) + 2 * outputs + 3 * widest + Double(outputShape.count)
+        let fixed = 2 * Double(parameterCount) + Double(layers.map(\.scratchCount).max() ?? 0)
+        return 4 * (fixed + Double(batch) * perSample)
+    }
 }
