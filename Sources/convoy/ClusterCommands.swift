@@ -217,8 +217,9 @@ struct KeyGen: ParsableCommand {
             do {
                 try writeAtomically(Array((stamp + pair.publicKey + "\n").utf8), to: publicPath, replace: force)
             } catch {
-                // Half a pair is worse than none: the secret without its public half is dropped.
-                unlink(secretPath)
+                // Half a new pair is worse than none: a secret this run created is dropped
+                // (with --force the old key is already replaced, so the new one stays).
+                if !force { unlink(secretPath) }
                 throw error
             }
             ProgressPrinter.line("wrote \(secretPath) (secret) and \(publicPath) (public: \(pair.publicKey))")
