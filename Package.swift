@@ -45,10 +45,12 @@ let package = Package(
                 "ConvoyEngine", "ConvoyCluster", "ConvoyInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        // The wire decoder as a libFuzzer target (scripts/fuzz.sh); a replay tool otherwise.
-        .executableTarget(name: "ConvoyFuzz", dependencies: ["ConvoyCluster"]),
+        // The wire decoder and the file readers as libFuzzer targets (scripts/fuzz.sh); a replay
+        // and file-mutation tool otherwise.
+        .executableTarget(name: "ConvoyFuzz", dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop"]),
         .testTarget(name: "ConvoyEngineTests", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
         .testTarget(
-            name: "ConvoyClusterTests", dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop", "convoy"]),
+            name: "ConvoyClusterTests",
+            dependencies: ["ConvoyCluster", "ConvoyEngine", "ConvoyInterop", "convoy", "ConvoyFuzz"]),
     ]
 )

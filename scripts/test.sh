@@ -5,8 +5,9 @@
 # mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
 # joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
-# exports checked by NumPy and onnxruntime, and audit mode catching a worker that corrupts a
-# slice on purpose.
+# exports checked by NumPy and onnxruntime, audit mode catching a worker that corrupts a
+# slice on purpose, crafted checkpoints and model files through the binary, and the
+# decoders' fuzzers (bounded).
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,6 +46,8 @@ stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on ima
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
+stage "crafted checkpoints and model files through the binary" env BUDGET=300 scripts/file-mutation-test.sh 40
+stage "fuzz: wire, checkpoint, model (20 s each)" scripts/fuzz.sh 20
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -39,41 +39,6 @@ public struct CurveKeyPair: Sendable, Equatable {
         guard zmq_z85_encode(&text, key, 32) != nil else { return nil }
         return z85String(text)
     }
-
-    /// Reads the first key line of a key file (lines starting with # are comments).
-    public static func readKey(path: String, what: String) throws -> String {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CurveKeyError("\(what) \(path): cannot read")
-        }
-        guard let key = keyLines(text).first else { throw CurveKeyError("\(what) \(path): no key in it") }
-        guard isValidKey(key.text) else {
-            throw CurveKeyError("\(what) \(path) line \(key.line): not a 40-character Z85 CURVE key")
-        }
-        return key.text
-    }
-
-    /// An authorized-keys file: one Z85 public key per line, # comments, blank lines.
-    public static func readAuthorizedKeys(path: String) throws -> Set<String> {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CurveKeyError("authorized keys \(path): cannot read")
-        }
-        var keys = Set<String>()
-        for key in keyLines(text) {
-            guard isValidKey(key.text) else {
-                throw CurveKeyError("authorized keys \(path) line \(key.line): not a 40-character Z85 CURVE public key")
-            }
-            keys.insert(key.text)
-        }
-        guard !keys.isEmpty else { throw CurveKeyError("authorized keys \(path): no keys in it") }
-        return keys
-    }
-
-    private static func keyLines(_ text: String) -> [(line: Int, text: String)] {
-        text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().compactMap { index, raw in
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            return line.isEmpty || line.hasPrefix("#") ? nil : (index + 1, line)
-        }
-    }
 }
 
 public struct CurveKeyError: Error, CustomStringConvertible {

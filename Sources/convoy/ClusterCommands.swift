@@ -80,7 +80,7 @@ struct CoordinatorCommand: ParsableCommand {
         reportingErrors {
             let config = try training.config()
             try checkOutputPath(out)
-            let secretKey = try curveKey.map { try CurveKeyPair.readKey(path: $0, what: "--curve-key") }
+            let secretKey = try curveKey.map { try CurveKeyPair.readSecretKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
             let signals = StopOnSignals(log: log)
@@ -240,7 +240,7 @@ struct WorkerCommand: ParsableCommand {
             if let serverKey, let key {
                 runner.curve = (
                     try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),
-                    try CurveKeyPair(secretKey: try CurveKeyPair.readKey(path: key, what: "--key"))
+                    try CurveKeyPair(secretKey: try CurveKeyPair.readSecretKey(path: key, what: "--key"))
                 )
             }
             do { try runner.run() } catch let ClusterError.coordinatorStopped(reason) {
@@ -285,19 +285,34 @@ struct KeyGen: ParsableCommand {
     @Argument(help: "Path prefix of the two files.") var name: String
     @Flag(help: "Overwrite existing files.") var force = false
 
+    /// Like ssh-keygen: the secret goes into a fresh file of mode 0600 (created with O_EXCL
+    /// under an unpredictable name, then linked into place), and an existing key is replaced
+    /// only with --force; the check is the link itself, so no race can slip a key past it.
     func run() throws {
         reportingErrors {
             let (secretPath, publicPath) = (name + ".key", name + ".pub")
-            for path in [secretPath, publicPath] where !force && FileManager.default.fileExists(atPath: path) {
+            var existing = stat()
+            for path in [secretPath, publicPath] where !force && lstat(path, &existing) == 0 {
                 throw FlagError("\(path) exists; pass --force to overwrite it")
             }
             try checkOutputPath(secretPath)
             let pair = try CurveKeyPair.generate()
             let stamp = "# convoy CURVE key, \(ISO8601DateFormatter().string(from: Date()))\n"
-            try writeAtomically(
-                Array((stamp + "# secret: keep it on this host\n" + pair.secretKey + "\n").utf8), to: secretPath,
-                mode: 0o600)
-            try writeAtomically(Array((stamp + pair.publicKey + "\n").utf8), to: publicPath)
+            do {
+                try writeAtomically(
+                    Array((stamp + "# secret: keep it on this host\n" + pair.secretKey + "\n").utf8), to: secretPath,
+                    mode: 0o600, replace: force)
+            } catch  where !force && lstat(secretPath, &existing) == 0 {
+                throw FlagError("\(secretPath) exists; pass --force to overwrite it")
+            }
+            do {
+                try writeAtomically(Array((stamp + pair.publicKey + "\n").utf8), to: publicPath, replace: force)
+            } catch {
+                // Half a new pair is worse than none: a secret this run created is dropped
+                // (with --force the old key is already replaced, so the new one stays).
+                if !force { unlink(secretPath) }
+                throw error
+            }
             ProgressPrinter.line("wrote \(secretPath) (secret) and \(publicPath) (public: \(pair.publicKey))")
         }
     }

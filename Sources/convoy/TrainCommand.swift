@@ -97,13 +97,17 @@ struct Evaluate: ParsableCommand {
             BLAS.setThreads(1)
             let file = try ModelFile.load(path: modelFile)
             let test = try MNIST.load(directory: data, split: .test, limit: testSamples)
-            let network = Network(try Architecture(file.spec), maxBatch: 500, parameters: file.parameters)
-            guard network.architecture.inputShape.count == test.sampleSize else {
+            let architecture = try Architecture(file.spec)
+            guard architecture.inputShape.count == test.sampleSize else {
                 throw FlagError(
-                    "--model-file \(modelFile): the model takes \(network.architecture.inputShape.count) inputs, "
+                    "--model-file \(modelFile): the model takes \(architecture.inputShape.count) inputs, "
                         + "MNIST has \(test.sampleSize)"
                 )
             }
+            // A crafted file can describe huge activations with few parameters: bounded here.
+            let batch = try file.evaluationBatch(
+                preferred: 500, memoryBytes: ModelFile.evaluationMemory, name: modelFile)
+            let network = Network(architecture, maxBatch: batch, parameters: file.parameters)
             var confusion = [[Int]](repeating: [Int](repeating: 0, count: network.classes), count: test.classes)
             var lossSum = 0.0
             var start = 0

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConvoyEngine
+import ConvoyInterop
 
 /// The flags that define a training run, shared by `train`, `local` and `coordinator`.
 struct TrainingOptions: ParsableArguments {
@@ -103,9 +104,16 @@ struct TrainingOptions: ParsableArguments {
 
 /// Fails before any training if the model could not be saved to `path` later.
 func checkOutputPath(_ path: String) throws {
-    let directory = (path as NSString).deletingLastPathComponent
-    let dir = directory.isEmpty ? "." : directory
+    // FilePaths, not NSString: deletingLastPathComponent traps on a one-letter path on Linux.
+    let dir = FilePaths.directory(of: path)
     var isDirectory: ObjCBool = false
+    guard !path.isEmpty else { throw FlagError("--out: the path is empty") }
+    if path.hasSuffix("/")
+        || FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            && isDirectory.boolValue
+    {
+        throw FlagError("--out \(path): names a directory, not a file")
+    }
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw FlagError("--out \(path): directory \(dir) does not exist")
     }

@@ -19,10 +19,11 @@ struct RunResult {
 }
 
 /// Runs convoy with a time limit; a run past it is killed by PID and fails the test.
-func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult {
+func runConvoy(_ arguments: [String], timeout: Double = 240, directory: String? = nil) throws -> RunResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: convoyBinary)
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
@@ -79,6 +80,7 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         let single = try runConvoy(["train", "--out", dir + "/train.convoy", "--json"] + Self.quick)
         #expect(single.status == 0, "\(single.stderr)")
         let reference = try checksum(dir + "/train.convoy")
+        let referenceBytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/train.convoy"))
         // N worker processes, and one process with two compute slots (per-host aggregation).
         for (n, slots) in [(1, 1), (2, 1), (3, 1), (1, 2)] {
             let path = dir + "/local\(n)x\(slots).convoy"
@@ -89,6 +91,10 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
             let lines = result.stdout.split(separator: "\n")
             #expect(lines.count == 2, "one JSON object per epoch: \(result.stdout)")
             #expect(try checksum(path) == reference, "\(n) workers × \(slots) slots")
+            // Reproducible files, not only weights: the same bytes (sha256sum agrees).
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: path)) == referenceBytes,
+                "model file bytes differ: \(n) workers × \(slots) slots")
         }
         // And the files load as models with sensible accuracy.
         let evaluation = try runConvoy([
@@ -106,7 +112,7 @@ func runConvoy(_ arguments: [String], timeout: Double = 240) throws -> RunResult
         (["train", "--no-such-flag"], "Unknown option"),
         (["train", "--optimizer", "rmsprop"], "--optimizer rmsprop is unknown"),
         (["train", "--data", "/nonexistent-dir"], "not found"),
-        (["evaluate", "--model-file", "/nonexistent.convoy"], "cannot read model file"),
+        (["evaluate", "--model-file", "/nonexistent.convoy"], "model file /nonexistent.convoy: cannot read"),
         (["summary", "resnet"], "unknown model 'resnet'"),
         (["summary", "--layers", "relu"], "--layers needs --input"),
         (["summary", "--input", "3x8x8", "--layers", "conv2d(6, 9)"], "kernel 9 is larger than the padded input 8"),

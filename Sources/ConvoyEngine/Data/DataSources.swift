@@ -1,4 +1,5 @@
 import Foundation
+import ConvoyInterop
 
 /// Where `--data PATH` finds a split, in this order:
 /// - PATH is an `.npz` file: Keras's layout, `x_train`, `y_train`, `x_test`, `y_test`;
@@ -28,7 +29,7 @@ extension MNIST {
         if let images = existing(path, names.images), let labels = existing(path, names.labels) {
             return .idx(images: images, labels: labels)
         }
-        let npz = (path as NSString).appendingPathComponent("\(split.rawValue).npz")
+        let npz = FilePaths.join(path, "\(split.rawValue).npz")
         if FileManager.default.fileExists(atPath: npz) { return .npz(file: npz, x: "x", y: "y") }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         let words = split == .train ? ["train"] : ["test", "t10k"]
@@ -54,7 +55,7 @@ extension MNIST {
 
     /// `NAME.gz` or `NAME` in `directory`, or nil.
     private static func existing(_ directory: String, _ name: String) -> String? {
-        let base = (directory as NSString).appendingPathComponent(name)
+        let base = FilePaths.join(directory, name)
         return [base + ".gz", base].first { FileManager.default.fileExists(atPath: $0) }
     }
 

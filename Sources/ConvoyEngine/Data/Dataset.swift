@@ -1,3 +1,4 @@
+import ConvoyInterop
 import Foundation
 
 /// Labeled images as bytes: `count × sampleSize` pixels (0–255; networks see them scaled to

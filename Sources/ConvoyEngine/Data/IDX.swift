@@ -12,9 +12,33 @@ public struct IDXArray: Sendable {
     public let dimensions: [Int]
     public let bytes: [UInt8]
 
+    /// The most data bytes an IDX file may claim (MNIST's training images are 47 MB).
+    public static let maxDataBytes = 1 << 32
+
     /// Parses `data` read from `name`; checks the magic, the element type, the rank, and that
     /// the data is exactly as long as the dimensions say.
     public init(parsing data: [UInt8], name: String, expectedRank: Int) throws {
+        let header = try Self.header(data, name: name, expectedRank: expectedRank)
+        let available = data.count - header.size
+        guard available >= header.dataBytes else {
+            throw DataError(
+                "\(name): truncated: dimensions \(header.dimensions) need \(header.dataBytes) data bytes, file has "
+                    + "\(available)")
+        }
+        guard available == header.dataBytes else {
+            throw DataError(
+                "\(name): \(available - header.dataBytes) unexpected bytes after the \(header.dataBytes) data bytes "
+                    + "of \(header.dimensions)")
+        }
+        dimensions = header.dimensions
+        bytes = Array(data[header.size...])
+    }
+
+    /// The header at the start of `data`: its dimensions, its size and the data bytes it
+    /// promises, every value checked before any size is formed from it.
+    static func header(_ data: [UInt8], name: String, expectedRank: Int) throws -> (
+        dimensions: [Int], size: Int, dataBytes: Int
+    ) {
         guard data.count >= 4 else {
             throw DataError("\(name): truncated: \(data.count) bytes, too short for an IDX header")
         }
@@ -42,26 +66,30 @@ public struct IDXArray: Sendable {
             }
             dims.append(value)
             total = total.multipliedReportingOverflow(by: value).partialValue
-            guard total <= 1 << 32 else { throw DataError("\(name): dimensions \(dims) are implausibly large") }
+            guard total <= maxDataBytes else { throw DataError("\(name): dimensions \(dims) are implausibly large") }
         }
-        let available = data.count - headerSize
-        guard available >= total else {
-            throw DataError("\(name): truncated: dimensions \(dims) need \(total) data bytes, file has \(available)")
-        }
-        guard available == total else {
-            throw DataError("\(name): \(available - total) unexpected bytes after the \(total) data bytes of \(dims)")
-        }
-        dimensions = dims
-        bytes = Array(data[headerSize...])
+        return (dims, headerSize, total)
     }
 
-    /// Reads a gzipped or raw IDX file.
+    /// Reads a gzipped or raw IDX file. The header is read first and the data only as far
+    /// as its dimensions allow (plus one byte, to see that nothing follows), so a gzip bomb
+    /// costs at most what the header claims.
     public static func load(path: String, expectedRank: Int) throws -> IDXArray {
-        let data: [UInt8]
-        do { data = try Zlib.readMaybeGzipped(path: path) } catch let error as ZlibError {
+        do {
+            let reader = try GzipReader(path: path)
+            return try load(from: reader, expectedRank: expectedRank)
+        } catch let error as ZlibError {
             throw DataError(error.description)
         }
-        return try IDXArray(parsing: data, name: path, expectedRank: expectedRank)
+    }
+
+    /// The header, then at most the data it promises and one byte more.
+    static func load(from reader: GzipReader, expectedRank: Int) throws -> IDXArray {
+        var data = try reader.read(4)
+        if data.count == 4 { data += try reader.read(4 * Int(data[3])) }
+        let header = try header(data, name: reader.path, expectedRank: expectedRank)
+        data += try reader.read(header.dataBytes + 1)
+        return try IDXArray(parsing: data, name: reader.path, expectedRank: expectedRank)
     }
 }
 

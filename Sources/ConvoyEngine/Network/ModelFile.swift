@@ -83,26 +83,81 @@ public struct ModelFile: Sendable {
         guard reader.remaining == 4 else {
             throw DataError("\(name): \(reader.remaining - 4) unexpected trailing bytes")
         }
+        // `evaluate` prints the name: a name that needs escaping is not one convoy wrote.
+        guard peerText(spec.name) == spec.name else {
+            throw DataError("\(name): spec name \(peerText(spec.name)) holds control characters")
+        }
         let architecture: Architecture
         do { architecture = try Architecture(spec) } catch {
-            throw DataError("\(name): invalid architecture: \(error)")
+            throw DataError("\(name): invalid architecture: \(peerText("\(error)"))")
         }
         guard architecture.parameterCount == parameters.count else {
             throw DataError(
-                "\(name): \(parameters.count) parameters stored but the \(spec.name) architecture has "
+                "\(name): \(parameters.count) parameters stored but the \(peerText(spec.name)) architecture has "
                     + "\(architecture.parameterCount)"
             )
+        }
+        if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
+            throw DataError("\(name): parameters: value \(bad) is \(parameters[bad]), not finite")
+        }
+        if let config {
+            // Informational here, but a file that claims an impossible run is not a model file.
+            guard ModelZoo.all.contains(config.model.lowercased()) else {
+                throw DataError("\(name): config model: \(peerText(config.model)) is not a known model")
+            }
+            do { try config.validate() } catch { throw DataError("\(name): config: \(error)") }
         }
         self.spec = spec
     }
 
+    /// The largest model file read: VGG16's 138 M parameters take 553 MB; a bound keeps a
+    /// hostile path (`/dev/zero`, a huge file) from exhausting memory.
+    static let maxFileBytes = 1 << 31
+
     public static func load(path: String) throws -> ModelFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError("\(path): cannot read model file (missing or unreadable)")
+        let bytes: [UInt8]
+        do { bytes = try Files.read(path, what: "model file", maxBytes: maxFileBytes) } catch let error as FileError {
+            throw DataError(error.description)
         }
-        return try ModelFile(decoding: Array(data), name: path)
+        return try ModelFile(decoding: bytes, name: path)
     }
 
     /// CRC-32 of the parameters' bytes: equal for bit-identical weights.
     public var parameterChecksum: UInt32 { parameters.withUnsafeBytes { Zlib.crc32($0) } }
+
+    /// What `evaluate` allocates at most: a quarter of the host's memory, and never more than
+    /// 4 GiB (LeNet-5 at batch 500 takes ~20 MB).
+    public static var evaluationMemory: Double {
+        min(Double(ProcessInfo.processInfo.physicalMemory) / 4, Double(4 << 30))
+    }
+
+    /// The batch to evaluate this model with: `preferred`, or fewer where the activations of
+    /// that many samples would pass `memoryBytes`. A crafted file can describe a small model
+    /// (few parameters) with enormous activations (a 1×1 convolution to 2^20 channels); it is
+    /// refused here, naming `name`, before anything is allocated.
+    public func evaluationBatch(preferred: Int, memoryBytes: Double, name: String) throws -> Int {
+        let architecture = try Architecture(spec)
+        let one = architecture.networkBytes(batch: 1)
+        guard one <= memoryBytes else {
+            throw DataError(
+                "\(name): evaluating one sample of this model needs \(Int(one / 1e6)) MB, more than the "
+                    + "\(Int(memoryBytes / 1e6)) MB allowed")
+        }
+        let perSample = max(architecture.networkBytes(batch: 2) - one, 1)
+        return max(1, min(preferred, Int((memoryBytes - one) / perSample) + 1))
+    }
+}
+
+extension Architecture {
+    /// An upper bound on the bytes a `Network` of this architecture allocates for `batch`
+    /// samples: parameters, gradient and scratch once; input, every layer's output, pooling
+    /// indices, three buffers of the widest shape and the logits per sample. Computed in
+    /// Double, so a hostile architecture overflows nothing.
+    public func networkBytes(batch: Int) -> Double {
+        let outputs = layers.reduce(0.0) { $0 + Double($1.outputShape.count) }
+        let widest = ([inputShape] + layers.map(\.outputShape)).map { Double($0.count) }.max() ?? 0
+        let perSample = Double(inputShape.count) + 2 * outputs + 3 * widest + Double(outputShape.count)
+        let fixed = 2 * Double(parameterCount) + Double(layers.map(\.scratchCount).max() ?? 0)
+        return 4 * (fixed + Double(batch) * perSample)
+    }
 }

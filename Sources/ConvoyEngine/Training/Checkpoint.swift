@@ -96,13 +96,29 @@ public struct Checkpoint: Sendable {
         }
     }
 
+    /// The largest checkpoint file read: the parameters and Adam's state of the largest
+    /// trainable model are a few MB; 1 GiB leaves room and keeps a hostile file from
+    /// exhausting memory.
+    static let maxFileBytes = 1 << 30
+
+    /// Reads the checkpoint at `path` and checks every claim it makes (`validate`).
+    public static func load(path: String) throws -> Checkpoint {
+        let bytes: [UInt8]
+        do { bytes = try Files.read(path, what: "checkpoint", maxBytes: maxFileBytes) } catch let error as FileError {
+            throw DataError(error.description)
+        }
+        let checkpoint = try Checkpoint(decoding: bytes, name: path)
+        try checkpoint.validate(name: path)
+        return checkpoint
+    }
+
     static func fileName(step: Int) -> String { String(format: "checkpoint-%010d.convoy-ckpt", step) }
 
     /// Writes this checkpoint into `directory` and deletes all but the newest `keep`.
     public func save(in directory: String, keep: Int) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try writeAtomically(
-            try encoded(), to: (directory as NSString).appendingPathComponent(Self.fileName(step: header.step)))
+            try encoded(), to: FilePaths.join(directory, Self.fileName(step: header.step)))
         for old in try Self.files(in: directory).dropFirst(max(keep, 1)) {
             try? FileManager.default.removeItem(atPath: old)
         }
@@ -112,7 +128,7 @@ public struct Checkpoint: Sendable {
     static func files(in directory: String) throws -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasPrefix("checkpoint-") && $0.hasSuffix(".convoy-ckpt") }.sorted(by: >)
-            .map { (directory as NSString).appendingPathComponent($0) }
+            .map { FilePaths.join(directory, $0) }
     }
 
     /// The newest checkpoint in `directory` that reads back intact; corrupt ones are skipped,
@@ -124,10 +140,7 @@ public struct Checkpoint: Sendable {
         }
         for path in try files(in: directory) {
             do {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw DataError("\(path): unreadable")
-                }
-                return try Checkpoint(decoding: Array(data), name: path)
+                return try load(path: path)
             } catch {
                 log("skipping \(error)")
             }
