@@ -47,8 +47,8 @@ public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .workers(n): "workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
         case let .minWorkers(n): "minimum workers must be in 1...workers (got \(n))"
-        case let .joinTimeout(s): "join timeout must be positive (got \(s))"
-        case let .stepTimeout(s): "step timeout must be positive (got \(s))"
+        case let .joinTimeout(s): "join timeout must be in \(ClusterOptions.secondsText) s (got \(s))"
+        case let .stepTimeout(s): "step timeout must be in \(ClusterOptions.secondsText) s (got \(s))"
         }
     }
 }

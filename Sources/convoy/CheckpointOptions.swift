@@ -16,12 +16,8 @@ struct CheckpointOptions: ParsableArguments {
     var resume: String?
 
     func validate() throws {
-        guard checkpointEvery >= 0 else {
-            throw ValidationError("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))")
-        }
-        guard keepCheckpoints >= 1 else {
-            throw ValidationError("--keep-checkpoints must be ≥ 1 (got \(keepCheckpoints))")
-        }
+        try checkFlag("checkpoint-every", checkpointEvery, in: FlagRange.everySteps)
+        try checkFlag("keep-checkpoints", keepCheckpoints, in: FlagRange.keptCheckpoints)
     }
 
     /// Where checkpoints go: --checkpoint-dir, else the --resume directory.

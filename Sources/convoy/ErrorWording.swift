@@ -34,8 +34,8 @@ enum ErrorWording {
             switch error {
             case let .workers(n): return "--workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
             case let .minWorkers(n): return "--min-workers must be in 1...--workers (got \(n))"
-            case let .joinTimeout(s): return "--join-timeout must be positive (got \(s))"
-            case let .stepTimeout(s): return "--step-timeout must be positive (got \(s))"
+            case let .joinTimeout(s): return "--join-timeout \(s): must be in \(ClusterOptions.secondsText) seconds"
+            case let .stepTimeout(s): return "--step-timeout \(s): must be in \(ClusterOptions.secondsText) seconds"
             }
         case let error as KernelChoiceError:
             return "--\(error)"

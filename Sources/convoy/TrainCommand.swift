@@ -18,8 +18,11 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
 
     func validate() throws {
-        guard (1...256).contains(threads) else {
-            throw ValidationError("--threads must be in 1...256 (got \(threads))")
+        try checkFlag("threads", threads, in: FlagRange.threads)
+        // The training network and state, before the data is read or anything allocated.
+        // An invalid training flag is TrainingOptions.validate's to report.
+        if let config = try? training.config() {
+            try MemoryBudget.check(try MemoryBudget.trainingBytes(config), for: "training \(config.model)")
         }
     }
 
@@ -85,8 +88,11 @@ struct Evaluate: ParsableCommand {
         }
     }
 
+    /// Test samples per forward pass.
+    static let batch = 500
+
     func validate() throws {
-        if let n = testSamples, n < 1 { throw ValidationError("--test-samples must be at least 1 (got \(n))") }
+        if let n = testSamples { try checkFlag("test-samples", n, in: 1...(1 << 40)) }
     }
 
     func run() throws {
@@ -94,7 +100,12 @@ struct Evaluate: ParsableCommand {
             BLAS.setThreads(1)
             let file = try ModelFile.load(path: modelFile)
             let test = try MNIST.load(directory: data, split: .test, limit: testSamples)
-            let network = Network(try Architecture(file.spec), maxBatch: 500, parameters: file.parameters)
+            let architecture = try Architecture(file.spec)
+            // The file chooses the sizes: checked before the network is allocated.
+            try MemoryBudget.check(
+                MemoryBudget.networkBytes(architecture, maxBatch: Self.batch) + MemoryBudget.mnistBytes,
+                for: "--model-file \(modelFile) (\(peerText(file.spec.name)))")
+            let network = Network(architecture, maxBatch: Self.batch, parameters: file.parameters)
             guard network.architecture.inputShape.count == test.sampleSize else {
                 throw FlagError(
                     "--model-file \(modelFile): the model takes \(network.architecture.inputShape.count) inputs, "
