@@ -2,7 +2,8 @@
 # Every test convoy has: the Swift test suite (engine, protocol, coordinator, end-to-end
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
-# mid-run and resumed from its checkpoint, and workers killed and joining mid-run.
+# mid-run and resumed from its checkpoint, workers killed and joining mid-run, and every
+# numeric flag of every command at its edges.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,6 +33,7 @@ export CONVOY="$PWD/.build/release/convoy"
 stage "style (format, file and line lengths, SPEC references)" scripts/lint.sh
 stage "swift test" swift test -c release -Xswiftc -enable-testing
 stage "local cluster (2 workers)" scripts/local-cluster.sh 2
+stage "every numeric flag at its edges (a line or a normal run, never a signal or a hang)" scripts/flag-edges-test.sh
 stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-cluster.sh 2
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
