@@ -35,11 +35,14 @@ EDGES=(inf -inf nan -1 0 9223372036854775807 2147483648 1e-300 1e300)
 
 # base_args CMD: flags that keep a normal run of CMD short, one per line, as --NAME=VALUE.
 base_args() {
-    local tiny=(--epochs=1 --train-samples=128 --test-samples=100 --out=m.convoy "--data=$ROOT/data/mnist")
+    # simplecnn: the cheapest trainable model, for the edges that ask for all 60,000 samples.
+    local tiny=(--model=simplecnn --epochs=1 --train-samples=128 --test-samples=100 --out=m.convoy
+        "--data=$ROOT/data/mnist" --target-accuracy=0.999)
     case $1 in
-        train) printf '%s\n' "${tiny[@]}" ;;
+        train) printf '%s\n' "${tiny[@]}" --checkpoint-dir=checkpoints ;;
         local) printf '%s\n' --workers=1 --slots=1 "${tiny[@]}" ;;
-        coordinator) printf '%s\n' --workers=1 '--bind=tcp://127.0.0.1:*' --join-timeout=1 "${tiny[@]}" ;;
+        coordinator) printf '%s\n' --workers=1 '--bind=tcp://127.0.0.1:*' --join-timeout=1 "${tiny[@]}" \
+            --checkpoint-dir=checkpoints ;;
         worker) printf '%s\n' --connect=tcp://127.0.0.1:1 --connect-timeout=1 --idle-timeout=1 ;;
         evaluate) printf '%s\n' "--model-file=$TMP/model.convoy" --test-samples=100 "--data=$ROOT/data/mnist" ;;
         bench) printf '%s\n' --steps=2 --infer-batch=64 ;;
