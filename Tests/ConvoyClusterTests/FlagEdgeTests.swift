@@ -34,6 +34,15 @@ import Testing
         (["train", "--eval-every=-1"], "--eval-every -1: must be in 0...281474976710656"),
         (["train", "--keep-checkpoints", "0"], "--keep-checkpoints 0: must be in 1...1000000"),
         (["evaluate", "--model-file", "x.convoy", "--test-samples", "0"], "--test-samples 0: must be in 1..."),
+        (
+            ["summary", "--input", "2147483648x2147483648x2147483648", "--layers", "relu"],
+            "--layers (on --input 2147483648x2147483648x2147483648): "
+        ),
+        (
+            ["summary", "--input", "1x28x28", "--layers", "dense(9223372036854775807)"],
+            "--layers (on --input 1x28x28): "
+        ),
+        (["summary", "--input", "0x28x28", "--layers", "relu"], "--input 0x28x28: "),
     ])
     func edgeValueIsOneLineNamingTheFlag(arguments: [String], message: String) throws {
         let started = Date()
