@@ -173,7 +173,9 @@ for entry in "${numeric[@]}" $(tr ' ' '@' <<<"$extra_flags"); do
     read -r cmd name <<<"${entry/@/ }"
     IFS=$'\t' read -r base_rc _ base_line <"$TMP/baseline/$cmd"
     values=("${EDGES[@]}")
-    [[ $entry == *@* ]] && mapfile -t values < <(awk -v c="$cmd" -v n="$name" '$1 == c && $2 == n { print $3 }' <<<"$EXTRA_CASES")
+    if [[ $entry == *@* ]]; then
+        mapfile -t values < <(awk -v c="$cmd" -v n="$name" '$1 == c && $2 == n { print $3 }' <<<"$EXTRA_CASES")
+    fi
     line_out=""
     for value in "${values[@]}"; do
         file="$TMP/results/$cmd.$name.$(printf '%s' "$value" | tr -c 'A-Za-z0-9' _)"

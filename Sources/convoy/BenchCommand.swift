@@ -59,14 +59,14 @@ struct Bench: ParsableCommand {
             memoryBytes(architecture), for: "bench \(model) at --batch \(batch) --infer-batch \(inferBatch)")
     }
 
-    /// What `run` allocates: the synthetic samples (and the inference copy of them), the
+    /// What `run` allocates: the synthetic samples (and the test and inference copies), the
     /// training network and state, the inference network and, with --layers, a network for
     /// the per-layer table.
     func memoryBytes(_ architecture: Architecture) -> Double {
         let samples = Double(Self.sampleCount * architecture.inputShape.count)
         let training = max(deterministic ? microBatch : batch, 256)
         let inference = min(inferBatch, Self.sampleCount)
-        return 2 * samples + MemoryBudget.trainingStateBytes(architecture)
+        return 3 * samples + MemoryBudget.trainingStateBytes(architecture)
             + MemoryBudget.networkBytes(architecture, maxBatch: training)
             + MemoryBudget.networkBytes(architecture, maxBatch: inference)
             + (layers ? MemoryBudget.networkBytes(architecture, maxBatch: batch) : 0)

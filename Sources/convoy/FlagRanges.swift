@@ -24,6 +24,9 @@ enum FlagRange {
     /// Largest `--cpu`: Linux's CPU numbers stop below 8192 (CONFIG_NR_CPUS), and `--cpu` +
     /// `--slots` stays far from overflow.
     static let maxCPU = 8191
+    /// `evaluate --test-samples`: the training records' bound, as for train's (more than the
+    /// data means all of it).
+    static let samples = 1...(1 << 40)
     /// Checkpoints kept on disk.
     static let keptCheckpoints = 1...1_000_000
     /// Steps between checkpoints or evaluations; 0 is "epoch ends only", and anything above

@@ -92,7 +92,7 @@ struct Evaluate: ParsableCommand {
     static let batch = 500
 
     func validate() throws {
-        if let n = testSamples { try checkFlag("test-samples", n, in: 1...(1 << 40)) }
+        if let n = testSamples { try checkFlag("test-samples", n, in: FlagRange.samples) }
     }
 
     func run() throws {
