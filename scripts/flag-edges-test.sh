@@ -92,7 +92,7 @@ run_one() {
         >"$dir/stdout" 2>"$dir/stderr" </dev/null
     rc=$?
     # The line to judge: a crash's "Fatal error" line, else the last line.
-    local last; last=$(grep -m 1 -E 'Fatal error|fatal error|terminate called' "$dir/stderr" \
+    local last; last=$(grep -m 1 -E 'Fatal error|fatal error|Program crashed|terminate called' "$dir/stderr" \
         || grep -v '^[[:space:]]*$' "$dir/stderr" | tail -n 1)
     last=$(printf '%s' "$last" | head -n 1 | cut -c1-300)
     printf '%s\t%s\t%s\n' "$rc" "$((SECONDS - started))" "$last" >"$out"
