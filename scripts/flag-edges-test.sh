@@ -16,7 +16,7 @@
 #
 # A case passes when the command
 #   - exits 0 (a normal run), or
-#   - exits 1..127 with a last stderr line that names the flag (refused), or
+#   - exits 1..127 with one stderr line, which names the flag (refused), or
 #   - exits like its baseline (the BASE flags alone: a coordinator nobody joins, a worker
 #     nobody answers) with the same last line up to digits (a normal run of a server).
 # It fails on a signal (exit >= 128), on still running after LIMIT s (timeout's 124/137),
@@ -79,7 +79,7 @@ EOF
 )
 
 # run_one CMD NAME VALUE OUTFILE: runs one case in its own directory; writes
-# "rc<TAB>seconds<TAB>last stderr line" to OUTFILE.
+# "rc<TAB>seconds<TAB>stderr lines<TAB>last stderr line" to OUTFILE.
 run_one() {
     local cmd=$1 name=$2 value=$3 out=$4 dir arg args=()
     dir=$(mktemp -d "$TMP/case.XXXXXX")
@@ -95,7 +95,8 @@ run_one() {
     local last; last=$(grep -m 1 -E 'Fatal error|fatal error|Program crashed|terminate called' "$dir/stderr" \
         || grep -v '^[[:space:]]*$' "$dir/stderr" | tail -n 1)
     last=$(printf '%s' "$last" | head -n 1 | cut -c1-300)
-    printf '%s\t%s\t%s\n' "$rc" "$((SECONDS - started))" "$last" >"$out"
+    local lines; lines=$(grep -c -v '^[[:space:]]*$' "$dir/stderr")
+    printf '%s\t%s\t%s\t%s\n' "$rc" "$((SECONDS - started))" "$lines" "$last" >"$out"
     rm -rf "$dir"
 }
 
@@ -132,12 +133,10 @@ for sub in root.get("subcommands", []):
 PY
 )
 [[ ${#options[@]} -gt 0 ]] || fail "no options discovered"
-numeric=()
-for entry in "${options[@]}"; do
-    read -r cmd name <<<"$entry"
-    probe=$("$CONVOY" "$cmd" "--$name=x" --no-such-flag-zz 2>&1 >/dev/null)
-    [[ $probe == *"invalid for '--$name"* ]] && numeric+=("$cmd $name")
-done
+# The probe never runs a command: the unknown flag stops a string option's case at parsing.
+probe() { "$CONVOY" "$1" "--$2=x" --no-such-flag-zz 2>&1 >/dev/null | grep -q "invalid for '--$2" && echo "$1 $2"; }
+export -f probe
+mapfile -t numeric < <(printf '%s\n' "${options[@]}" | xargs -P "$JOBS" -L 1 bash -c 'probe "$0" "$1"' | sort -s -k1,1)
 commands=$(printf '%s\n' "${numeric[@]}" | cut -d' ' -f1 | sort -u | tr '\n' ' ')
 echo "discovered ${#options[@]} options, ${#numeric[@]} numeric, in: $commands"
 for entry in "${numeric[@]}"; do echo "  ${entry/ / --}"; done
@@ -162,7 +161,7 @@ normalize() { sed -E 's/[0-9]+/N/g' <<<"$1"; }
 failures=() tried=0
 for cmd in $commands summary; do
     [[ -f $TMP/baseline/$cmd ]] || run_one "$cmd" "" "" "$TMP/baseline/$cmd"
-    IFS=$'\t' read -r rc _ last <"$TMP/baseline/$cmd"
+    IFS=$'\t' read -r rc _ _ last <"$TMP/baseline/$cmd"
     if [[ $SERVERS == *" $cmd "* ]]; then
         ((rc >= 1 && rc < 128)) || failures+=("$cmd|(base flags only)|exit $rc, expected a clean failure: $last")
     elif ((rc != 0)); then failures+=("$cmd|(base flags only)|exit $rc: $last")
@@ -171,7 +170,7 @@ done
 extra_flags=$(cut -d' ' -f1,2 <<<"$EXTRA_CASES" | sort -u)
 for entry in "${numeric[@]}" $(tr ' ' '@' <<<"$extra_flags"); do
     read -r cmd name <<<"${entry/@/ }"
-    IFS=$'\t' read -r base_rc _ base_line <"$TMP/baseline/$cmd"
+    IFS=$'\t' read -r base_rc _ _ base_line <"$TMP/baseline/$cmd"
     values=("${EDGES[@]}")
     if [[ $entry == *@* ]]; then
         mapfile -t values < <(awk -v c="$cmd" -v n="$name" '$1 == c && $2 == n { print $3 }' <<<"$EXTRA_CASES")
@@ -181,12 +180,13 @@ for entry in "${numeric[@]}" $(tr ' ' '@' <<<"$extra_flags"); do
         file="$TMP/results/$cmd.$name.$(printf '%s' "$value" | tr -c 'A-Za-z0-9' _)"
         tried=$((tried + 1))
         [[ -f $file ]] || { failures+=("$cmd|--$name=$value|no result"); continue; }
-        IFS=$'\t' read -r rc secs last <"$file"
+        IFS=$'\t' read -r rc secs lines last <"$file"
         verdict=""
         if ((rc == 124 || rc == 137)); then verdict="hang: still running after ${LIMIT}s"
         elif ((rc >= 128)); then verdict="signal $((rc - 128)) after ${secs}s: $last"
         elif ((rc == 0)); then line_out+=" $value:ran"
-        elif [[ $last == *"--$name"* ]]; then line_out+=" $value:refused"
+        elif [[ $last == *"--$name"* && $lines == 1 ]]; then line_out+=" $value:refused"
+        elif [[ $last == *"--$name"* ]]; then verdict="refused, but in $lines lines, not one: $last"
         elif [[ $rc == "$base_rc" && $(normalize "$last") == "$(normalize "$base_line")" ]]; then
             line_out+=" $value:as-baseline"
         else verdict="exit $rc, the error does not name --$name: $last"
