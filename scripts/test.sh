@@ -7,7 +7,7 @@
 # attacking `convoy local` (which skips itself where no second user can be made), the
 # exports checked by NumPy and onnxruntime, audit mode catching a worker that corrupts a
 # slice on purpose, crafted checkpoints and model files through the binary, and the
-# decoders' fuzzers (bounded).
+# decoders' fuzzers (bounded), and every numeric flag of every command at its edges.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,6 +37,7 @@ export CONVOY="$PWD/.build/release/convoy"
 stage "style (format, file and line lengths, SPEC references)" scripts/lint.sh
 stage "swift test" swift test -c release -Xswiftc -enable-testing
 stage "local cluster (2 workers)" scripts/local-cluster.sh 2
+stage "every numeric flag at its edges (a line or a normal run, never a signal or a hang)" scripts/flag-edges-test.sh
 stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-cluster.sh 2
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh

@@ -62,8 +62,8 @@ public enum ClusterSettingError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .workers(n): "workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
         case let .minWorkers(n): "minimum workers must be in 1...workers (got \(n))"
-        case let .joinTimeout(s): "join timeout must be positive (got \(s))"
-        case let .stepTimeout(s): "step timeout must be positive (got \(s))"
+        case let .joinTimeout(s): "join timeout must be in \(ClusterOptions.secondsText) s (got \(s))"
+        case let .stepTimeout(s): "step timeout must be in \(ClusterOptions.secondsText) s (got \(s))"
         case let .audit(f): "audit fraction must be in [0, 1] (got \(f))"
         case .auditNeedsDeterministic:
             "audit needs the deterministic mode: float sums are not bit-exact across workers, so a recomputed "

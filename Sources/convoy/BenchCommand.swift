@@ -45,10 +45,31 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// Synthetic samples the benchmark trains and infers on; --infer-batch above it is cut to it.
+    static let sampleCount = 4096
+
     func validate() throws {
-        guard batch >= 1, steps >= 1, inferBatch >= 1, threads >= 1 else {
-            throw ValidationError("--batch, --steps, --infer-batch and --threads must be at least 1")
-        }
+        try checkFlag("batch", batch, in: FlagRange.batch)
+        try checkFlag("threads", threads, in: FlagRange.threads)
+        try checkFlag("steps", steps, in: FlagRange.benchSteps)
+        try checkFlag("infer-batch", inferBatch, in: FlagRange.batch)
+        try checkFlag("micro-batch", microBatch, in: FlagRange.batch)
+        guard let architecture = try? Architecture(try ModelZoo.spec(named: model)) else { return }  // run() says why
+        try MemoryBudget.check(
+            memoryBytes(architecture), for: "bench \(model) at --batch \(batch) --infer-batch \(inferBatch)")
+    }
+
+    /// What `run` allocates: the synthetic samples (and the test and inference copies), the
+    /// training network and state, the inference network and, with --layers, a network for
+    /// the per-layer table.
+    func memoryBytes(_ architecture: Architecture) -> Double {
+        let samples = Double(Self.sampleCount * architecture.inputShape.count)
+        let training = max(deterministic ? microBatch : batch, 256)
+        let inference = min(inferBatch, Self.sampleCount)
+        return 3 * samples + MemoryBudget.trainingStateBytes(architecture)
+            + MemoryBudget.networkBytes(architecture, maxBatch: training)
+            + MemoryBudget.networkBytes(architecture, maxBatch: inference)
+            + (layers ? MemoryBudget.networkBytes(architecture, maxBatch: batch) : 0)
     }
 
     /// A session over synthetic MNIST-shaped data: speed does not depend on pixel values.
@@ -60,7 +81,7 @@ struct Bench: ParsableCommand {
         config.microBatch = microBatch
         try config.validate()
         var rng = SeededRandom(seed: 7)
-        let sampleCount = 4096
+        let sampleCount = Self.sampleCount
         let size = architecture.inputShape.count
         let data = Dataset(
             pixels: (0..<(sampleCount * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },

@@ -26,12 +26,8 @@ struct CheckpointOptions: ParsableArguments {
         guard resume == nil || resumeIfPresent == nil else {
             throw ValidationError("--resume and --resume-if-present exclude each other; give one")
         }
-        guard checkpointEvery >= 0 else {
-            throw ValidationError("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))")
-        }
-        guard keepCheckpoints >= 1 else {
-            throw ValidationError("--keep-checkpoints must be ≥ 1 (got \(keepCheckpoints))")
-        }
+        try checkFlag("checkpoint-every", checkpointEvery, in: FlagRange.everySteps)
+        try checkFlag("keep-checkpoints", keepCheckpoints, in: FlagRange.keptCheckpoints)
     }
 
     /// Where checkpoints go: --checkpoint-dir, else the --resume (or --resume-if-present) directory.

@@ -179,16 +179,14 @@ struct WorkerCommand: ParsableCommand {
     var maxMemory: String?
 
     func validate() throws {
-        guard (1...256).contains(threads) else {
-            throw ValidationError("--threads must be in 1...256 (got \(threads))")
-        }
-        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be in 1...1024 (got \(slots))") }
+        try checkFlag("threads", threads, in: FlagRange.threads)
+        try checkFlag("slots", slots, in: FlagRange.slots)
+        if let cpu { try checkFlag("cpu", cpu, in: 0...FlagRange.maxCPU) }
         guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
             throw ValidationError("--connect \(connect) is not a tcp:// or ipc:// endpoint")
         }
-        guard connectTimeout > 0, idleTimeout > 0 else {
-            throw ValidationError("--connect-timeout and --idle-timeout must be positive")
-        }
+        try checkSeconds("connect-timeout", connectTimeout)
+        try checkSeconds("idle-timeout", idleTimeout)
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }
         if key == nil && !insecure && !isLoopback(connect) {
             throw ValidationError(

@@ -32,17 +32,30 @@ struct CoordinatorBench: ParsableCommand {
     func counts() throws -> [Int] {
         if sweep { return [1, 2, 4, 8, 16, 32, 64] }
         let parts = workers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw FlagError("--workers \(workers): give a positive count or a comma-separated list of them")
+        let range = 1...ClusterOptions.maxWorkers
+        guard !parts.isEmpty, parts.allSatisfy({ range.contains($0 ?? 0) }) else {
+            throw FlagError("--workers \(workers): give a count in \(range) or a comma-separated list of them")
         }
         return parts.map { $0! }
     }
 
+    func validate() throws {
+        try checkFlag("steps", steps, in: FlagRange.benchSteps)
+        try checkFlag("warmup", warmup, in: FlagRange.warmupSteps)
+        try checkFlag("batch", batch, in: FlagRange.batch)
+        try checkFlag("micro-batch", microBatch, in: FlagRange.batch)
+        do {
+            // Checked before multiplying: K × N is the global batch, which has --batch's range.
+            for n in try counts() {
+                if let k = perWorkerBatch, !(1...(FlagRange.batch.upperBound / n)).contains(k) {
+                    throw FlagError("--per-worker-batch \(k): K × \(n) workers must be a batch in \(FlagRange.batch)")
+                }
+            }
+        } catch let error as FlagError { throw ValidationError(error.description) }
+    }
+
     func run() throws {
         reportingErrors {
-            guard steps >= 1, warmup >= 0, batch >= 1, (perWorkerBatch ?? 1) >= 1 else {
-                throw FlagError("--steps, --batch and --per-worker-batch must be at least 1, --warmup at least 0")
-            }
             for n in try counts() {
                 var settings = CoordinatorBenchSettings(workers: n)
                 settings.steps = steps

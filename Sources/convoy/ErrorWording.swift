@@ -34,8 +34,8 @@ enum ErrorWording {
             switch error {
             case let .workers(n): return "--workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
             case let .minWorkers(n): return "--min-workers must be in 1...--workers (got \(n))"
-            case let .joinTimeout(s): return "--join-timeout must be positive (got \(s))"
-            case let .stepTimeout(s): return "--step-timeout must be positive (got \(s))"
+            case let .joinTimeout(s): return "--join-timeout \(s): must be in \(ClusterOptions.secondsText) seconds"
+            case let .stepTimeout(s): return "--step-timeout \(s): must be in \(ClusterOptions.secondsText) seconds"
             case let .audit(f): return "--audit must be in [0, 1] (got \(f))"
             case .auditNeedsDeterministic:
                 return "--audit needs --deterministic (the default): float sums differ in their last bits between "

@@ -50,10 +50,18 @@ struct Local: ParsableCommand {
         if audit > 0 && !training.deterministic {
             throw ValidationError(ErrorWording.line(for: ClusterSettingError.auditNeedsDeterministic))
         }
-        guard (1...256).contains(threads) else {
-            throw ValidationError("--threads must be in 1...256 (got \(threads))")
+        try checkFlag("threads", threads, in: FlagRange.threads)
+        try checkFlag("slots", slots, in: FlagRange.slots)
+        // Every process of the run on this host: the coordinator's state and data, and one
+        // network per compute thread of each worker. An invalid training flag is
+        // TrainingOptions.validate's to report.
+        if let config = try? training.config() {
+            let compute = try MemoryBudget.computeBytes(config)
+            let workersBytes = Double(workers) * (Double(slots) * compute.network + compute.state)
+            try MemoryBudget.check(
+                compute.state + MemoryBudget.mnistBytes + workersBytes,
+                for: "--workers \(workers) × --slots \(slots) of \(config.model)")
         }
-        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be in 1...1024 (got \(slots))") }
     }
 
     func run() throws {

@@ -21,7 +21,11 @@ struct Summary: ParsableCommand {
         switch (model, layers, input) {
         case let (model?, nil, nil): return try ModelZoo.spec(named: model)
         case let (nil, layers?, input?):
-            return try NetworkSpec(name: "layers", inputShape: try Shape(notation: input), notation: layers)
+            let shape: Shape
+            do { shape = try Shape(notation: input) } catch { throw FlagError("--input \(input): \(error)") }
+            do { return try NetworkSpec(name: "layers", inputShape: shape, notation: layers) } catch {
+                throw FlagError("--layers (on --input \(input)): \(ErrorWording.line(for: error))")
+            }
         case (nil, _?, nil): throw FlagError("--layers needs --input (the input shape, e.g. 3x32x32)")
         case (nil, nil, _?): throw FlagError("--input needs --layers")
         case (nil, nil, nil):
@@ -32,7 +36,12 @@ struct Summary: ParsableCommand {
 
     func run() throws {
         reportingErrors {
-            let architecture = try Architecture(try spec())
+            let spec = try spec()
+            let architecture: Architecture
+            do { architecture = try Architecture(spec) } catch  where layers != nil {
+                // Sizes too large for memory or arithmetic (SizeLimits.swift) come from --layers or --input.
+                throw FlagError("--layers (on --input \(input ?? "")): \(ErrorWording.line(for: error))")
+            }
             let rows = architecture.summaryRows
             if json { return ProgressPrinter.line(ProgressPrinter.jsonLine(SummaryTable(architecture))) }
             ProgressPrinter.line("\(architecture.spec.name), input \(architecture.inputShape)")

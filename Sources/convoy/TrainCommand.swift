@@ -18,8 +18,11 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
 
     func validate() throws {
-        guard (1...256).contains(threads) else {
-            throw ValidationError("--threads must be in 1...256 (got \(threads))")
+        try checkFlag("threads", threads, in: FlagRange.threads)
+        // The training network and state, before the data is read or anything allocated.
+        // An invalid training flag is TrainingOptions.validate's to report.
+        if let config = try? training.config() {
+            try MemoryBudget.check(try MemoryBudget.trainingBytes(config), for: "training \(config.model)")
         }
     }
 
@@ -88,8 +91,11 @@ struct Evaluate: ParsableCommand {
         }
     }
 
+    /// Test samples per forward pass.
+    static let batch = 500
+
     func validate() throws {
-        if let n = testSamples, n < 1 { throw ValidationError("--test-samples must be at least 1 (got \(n))") }
+        if let n = testSamples { try checkFlag("test-samples", n, in: FlagRange.samples) }
     }
 
     func run() throws {

@@ -85,10 +85,11 @@ struct TrainingOptions: ParsableArguments {
     /// ArgumentParser calls this before `run`: impossible flags fail before any work.
     func validate() throws {
         do { _ = try config() } catch { throw ValidationError(ErrorWording.line(for: error)) }
+        // Written so that NaN fails too.
         if let target = targetAccuracy, !(target > 0 && target <= 1) {
             throw ValidationError("--target-accuracy \(target): must be in (0, 1]")
         }
-        guard evalEvery >= 0 else { throw ValidationError("--eval-every must be ≥ 0 (got \(evalEvery))") }
+        try checkFlag("eval-every", evalEvery, in: FlagRange.everySteps)
     }
 
     /// When to stop early, if --target-accuracy was given.

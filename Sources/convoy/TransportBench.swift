@@ -14,6 +14,14 @@ struct TransportBench: ParsableCommand {
     @Option(help: "Round trips to time.") var rounds = 500
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        try checkFlag("request", request, in: FlagRange.messageBytes)
+        try checkFlag("reply", reply, in: FlagRange.messageBytes)
+        try checkFlag("rounds", rounds, in: FlagRange.rounds)
+        // Each message exists a few times at once: the payload, libzmq's copy and the peer's.
+        try MemoryBudget.check(4 * Double(request + reply), for: "--request \(request) and --reply \(reply)")
+    }
+
     func run() throws {
         reportingErrors {
             let context = ZMQContext()

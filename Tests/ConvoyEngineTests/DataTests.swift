@@ -239,7 +239,7 @@ func idx(_ type: UInt8, _ dims: [UInt32], _ data: [UInt8]) -> [UInt8] {
     @Test func invalidConfigsAreRefusedNamingTheSetting() {
         var config = TrainingConfig()
         config.epochs = 0
-        #expect(throws: SettingError(setting: .epochs, value: "0", rule: "must be at least 1")) {
+        #expect(throws: SettingError(setting: .epochs, value: "0", rule: "must be in 1...1048576")) {
             try config.validate()
         }
         config = TrainingConfig()

@@ -22,12 +22,20 @@ public struct ClusterOptions: Sendable {
     /// Most workers one coordinator admits: the wire protocol's bound.
     public static let maxWorkers = Int(Wire.maxWorkers)
 
+    /// Seconds any timeout of a run may be (the coordinator's and the worker's): at least
+    /// 10 ms, so a deadline can be met at all, and at most a week, so every deadline is a
+    /// finite date and its milliseconds fit ZeroMQ's `int` poll timeout (6.05e8 < 2^31).
+    public static let secondsRange: ClosedRange<Double> = 0.01...604_800
+    /// `secondsRange` as the messages print it: "0.01...604800".
+    public static var secondsText: String { "\(secondsRange.lowerBound)...\(Int(secondsRange.upperBound))" }
+
     /// Why these options cannot run, or nil.
     public var problem: ClusterSettingError? {
         if !(1...Self.maxWorkers).contains(workers) { return .workers(workers) }
         if !(1...workers).contains(minWorkers) { return .minWorkers(minWorkers) }
-        if !(joinTimeout > 0) { return .joinTimeout(joinTimeout) }
-        if !(stepTimeout > 0) { return .stepTimeout(stepTimeout) }
+        // `contains` is false for NaN as well as for out-of-range values.
+        if !Self.secondsRange.contains(joinTimeout) { return .joinTimeout(joinTimeout) }
+        if !Self.secondsRange.contains(stepTimeout) { return .stepTimeout(stepTimeout) }
         if !(0...1).contains(audit) { return .audit(audit) }
         return nil
     }

@@ -26,6 +26,9 @@ public struct TrainingConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// The largest `--lr` a run accepts.
+    public static let maxLearningRate: Float = 1000
+
     /// Throws a `SettingError` for the first impossible value.
     public func validate() throws {
         func check(_ ok: Bool, _ setting: TrainingSetting, _ value: Any, _ rule: String) throws {
@@ -35,10 +38,16 @@ public struct TrainingConfig: Equatable, Sendable {
         try check(
             ModelZoo.trainable.contains(model.lowercased()), .model, model,
             "is for summaries only; trainable models: \(ModelZoo.trainable.joined(separator: ", "))")
-        try check(epochs >= 1, .epochs, epochs, "must be at least 1")
-        try check(batchSize >= 1 && batchSize <= 65536, .batchSize, batchSize, "must be in 1...65536")
-        try check(learningRate.isFinite && learningRate > 0, .learningRate, learningRate, "must be a positive number")
-        try check(microBatch >= 1 && microBatch <= 65536, .microBatch, microBatch, "must be in 1...65536")
+        // The ranges are what the training records can hold (docs/FORMATS.md §3.1): a run that
+        // could not be checkpointed or saved is refused before it starts.
+        try check(
+            (1...RecordBounds.maxEpochs).contains(epochs), .epochs, epochs, "must be in 1...\(RecordBounds.maxEpochs)")
+        try check((1...RecordBounds.maxBatch).contains(batchSize), .batchSize, batchSize, "must be in 1...65536")
+        // Above 1000 every model here diverges in its first step; Float32 takes nothing above ~3.4e38.
+        try check(
+            learningRate.isFinite && learningRate > 0 && learningRate <= Self.maxLearningRate, .learningRate,
+            learningRate, "must be a number in (0, \(Int(Self.maxLearningRate))]")
+        try check((1...RecordBounds.maxBatch).contains(microBatch), .microBatch, microBatch, "must be in 1...65536")
         try check(
             (batchSize + microBatch - 1) / microBatch <= FixedPoint.maxTerms, .microBatch, microBatch,
             "gives more than \(FixedPoint.maxTerms) micro-batches in a batch of \(batchSize)")
@@ -49,8 +58,13 @@ public struct TrainingConfig: Equatable, Sendable {
             weightDecay.isFinite && weightDecay >= 0 && weightDecay < 1, .weightDecay, weightDecay,
             "must be in [0, 1)")
         try check(augmentShift >= 0 && augmentShift <= 8, .augmentShift, augmentShift, "must be in 0...8")
-        if let n = trainSamples { try check(n >= 1, .trainSamples, n, "must be at least 1") }
-        if let n = testSamples { try check(n >= 1, .testSamples, n, "must be at least 1") }
+        let samples = 1...RecordBounds.maxSamples
+        if let n = trainSamples {
+            try check(samples.contains(n), .trainSamples, n, "must be in 1...\(samples.upperBound)")
+        }
+        if let n = testSamples {
+            try check(samples.contains(n), .testSamples, n, "must be in 1...\(samples.upperBound)")
+        }
     }
 }
 
