@@ -35,12 +35,16 @@ enum ErrorWording {
             case let .workers(n): return "--workers must be in 1...\(ClusterOptions.maxWorkers) (got \(n))"
             case let .minWorkers(n): return "--min-workers must be in 1...--workers (got \(n))"
             case let .joinTimeout(s): return "--join-timeout must be positive (got \(s))"
-            case let .stepTimeout(s): return "--step-timeout must be positive (got \(s))"
+            case let .stepTimeout(s):
+                let range = ClusterOptions.stepTimeoutRange
+                return "--step-timeout must be in \(range.lowerBound)...\(Int(range.upperBound)) s (got \(s))"
             }
         case let error as KernelChoiceError:
             return "--\(error)"
         case let error as FixedPoint.OverflowError:
             return "\(error); lower --lr"
+        case let error as NonFiniteWeightsError:
+            return error.after ? "\(error)" : "\(error) (--init, or the checkpoint of --resume)"
         case let error as ResumeError:
             if case .differentRun = error { return "\(error) (the same training flags)" }
             return "\(error)"

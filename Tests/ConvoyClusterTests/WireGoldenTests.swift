@@ -26,7 +26,7 @@ import Testing
         try check(
             Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown),
             """
-            434e5659 0200 0500 0807060504030201 0900000000000000 05000000 00000000 0000000000000000
+            434e5659 0300 0500 0807060504030201 0900000000000000 05000000 00000000 0000000000000000
             """)
     }
 
@@ -39,17 +39,43 @@ import Testing
         try check(
             Message(runID: 7, step: 2, workerID: 1, payload: .result(result)),
             """
-            434e5659 0200 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
+            434e5659 0300 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
             01000000 08000000 03000000 0000000000000040 000000000000e03f 04000000 03000000 06000000
             00 01 02 8001 ffffffff1f feffffffffffffffff01
             """)
+    }
+
+    /// A refusal: its scope (1 run, 2 worker) and the reason's UTF-8 bytes; an unknown scope
+    /// or an empty payload is refused.
+    @Test func refuse() throws {
+        try check(
+            Message(runID: 7, step: 2, workerID: 1, payload: .refuse(Refusal(.run, "nan"))),
+            """
+            434e5659 0300 0600 0700000000000000 0200000000000000 01000000 04000000 0000000000000000
+            01 6e616e
+            """)
+        try check(
+            Message(runID: 7, payload: .refuse(Refusal(.worker, "full"))),
+            """
+            434e5659 0300 0600 0700000000000000 0000000000000000 00000000 05000000 0000000000000000
+            02 66756c6c
+            """)
+        var unknown = Message(runID: 7, payload: .refuse(Refusal(.worker, "x"))).encoded()
+        unknown[40] = 3
+        #expect(throws: ProtocolError("unknown refusal scope 3")) { try Message(decoding: unknown) }
+        var empty = Message(runID: 7, payload: .refuse(Refusal(.worker, ""))).encoded()
+        empty.removeLast()
+        empty[28] = 0
+        #expect(throws: ProtocolError("refuse payload of 0 bytes is not 1...1048577")) {
+            try Message(decoding: empty)
+        }
     }
 
     @Test func hello() throws {
         try check(
             Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))),
             """
-            434e5659 0200 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000
+            434e5659 0300 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000
             0200 6831 2a000000 01000000
             """)
     }
@@ -60,7 +86,7 @@ import Testing
             Message(runID: 7, workerID: 3, payload: .welcome(welcome)),
             [
                 // header: welcome, run 7, step 0, worker 3, 115 bytes
-                "434e5659 0200 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
+                "434e5659 0300 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
                 // worker id 3, deterministic, micro-batch 8, sample size 36
                 "03000000 01 08000000 24000000",
                 // spec: "g", (1, 6, 6), gaussian 0.5, 8 layers

@@ -14,6 +14,10 @@ public struct ClusterOptions: Sendable {
     public var minWorkers = 1
     public init(workers: Int) { self.workers = workers }
 
+    /// Step deadlines that can work: below a millisecond no slice is ever on time (every
+    /// worker would be dropped at every step), above a day a dead worker is never noticed.
+    public static let stepTimeoutRange = 0.001...86_400.0
+
     /// Most workers one coordinator admits: the wire protocol's bound.
     public static let maxWorkers = Int(Wire.maxWorkers)
 
@@ -22,7 +26,7 @@ public struct ClusterOptions: Sendable {
         if !(1...Self.maxWorkers).contains(workers) { return .workers(workers) }
         if !(1...workers).contains(minWorkers) { return .minWorkers(minWorkers) }
         if !(joinTimeout > 0) { return .joinTimeout(joinTimeout) }
-        if !(stepTimeout > 0) { return .stepTimeout(stepTimeout) }
+        if !(Self.stepTimeoutRange ~= stepTimeout) { return .stepTimeout(stepTimeout) }
         return nil
     }
 }
@@ -70,7 +74,9 @@ public final class ClusterStepRunner: StepRunner {
         let pool = WorkerPool(
             transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
             welcome: welcome, log: log)
-        run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
+        let validator = ResultValidator(
+            architecture: description.architecture, mode: description.sumMode, microBatch: config.microBatch)
+        run = (description, pool, validator)
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
     }
 
@@ -104,7 +110,11 @@ public final class ClusterStepRunner: StepRunner {
         for buckets in results {
             totals.add(buckets[0].totals)
             sum.addSamples(buckets[0].count)
-            for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
+            for bucket in buckets {
+                guard sum.addChecked(bucket.gradient, at: bucket.gradientOffset) else {
+                    throw ClusterError.sumOverflow(step: UInt64(step))
+                }
+            }
         }
         stats.addStep(
             seconds: Date().timeIntervalSince(clock),
@@ -138,15 +148,22 @@ extension StepResult {
 }
 
 extension GradientSum {
-    /// Adds a worker's bucket, whose values start at parameter `offset`. The validator has
-    /// checked that its kind matches this sum's mode and its range the model's layout.
-    func add(_ gradient: StepResult.Gradient, at offset: Int) {
+    /// Adds a worker's bucket, whose values start at parameter `offset`; false when a
+    /// fixed-point element overflowed. The validator has checked that its kind matches this
+    /// sum's mode, its range the model's layout and its values their bounds (`SumBounds`):
+    /// fixed-point terms of at most `FixedPoint.maxTerms` micro-batches cannot reach 2^63, and
+    /// Float32 sums of at most 65,536 samples × 2^18 stay finite. The addition is checked all
+    /// the same.
+    func addChecked(_ gradient: StepResult.Gradient, at offset: Int) -> Bool {
         switch gradient {
-        case .none: break
+        case .none: return true
         case let .fixedPoint(values):
-            values.withUnsafeBufferPointer { add(fixed: $0.baseAddress!, range: offset..<(offset + values.count)) }
+            return values.withUnsafeBufferPointer {
+                addChecked(fixed: $0.baseAddress!, range: offset..<(offset + values.count))
+            }
         case let .float(values):
             values.withUnsafeBufferPointer { add(float: $0.baseAddress!, range: offset..<(offset + values.count)) }
+            return true
         }
     }
 }

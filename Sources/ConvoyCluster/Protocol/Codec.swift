@@ -28,7 +28,9 @@ extension Message {
             frame.append(bytes: work.labels)
         case let .result(result): ResultCoding.write(result, to: &frame)
         case .shutdown: break
-        case let .refuse(reason): frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
+        case let .refuse(refusal):
+            frame.append(refusal.scope.rawValue)
+            frame.append(bytes: Array(refusal.reason.utf8.prefix(Wire.maxControlBytes)))
         }
         frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
         return frame.bytes
@@ -92,8 +94,15 @@ extension Message {
                 return .welcome(try Welcome(reading: &reader))
             case .shutdown: return .shutdown
             case .refuse:
-                guard length <= Wire.maxControlBytes else { throw ProtocolError("refuse reason too long") }
-                return .refuse(String(decoding: try reader.readBytes(length, "reason"), as: UTF8.self))
+                guard length >= 1, length <= 1 + Wire.maxControlBytes else {
+                    throw ProtocolError("refuse payload of \(length) bytes is not 1...\(1 + Wire.maxControlBytes)")
+                }
+                let rawScope = try reader.read(UInt8.self, "scope")
+                guard let scope = Refusal.Scope(rawValue: rawScope) else {
+                    throw ProtocolError("unknown refusal scope \(rawScope)")
+                }
+                let reason = String(decoding: try reader.readBytes(length - 1, "reason"), as: UTF8.self)
+                return .refuse(Refusal(scope, reason))
             case .step:
                 let slice = try reader.read(UInt32.self, "slice")
                 guard slice < Wire.maxWorkers else { throw ProtocolError("slice \(slice) is out of range") }
@@ -121,7 +130,7 @@ extension Message {
                 }
                 let weights = hasWeights ? try reader.readFloats(weightCount, "weights") : nil
                 if let bad = weights?.firstIndex(where: { !$0.isFinite }) {
-                    throw ProtocolError("weight \(bad) is \(weights![bad])")
+                    throw ProtocolError("weight \(bad) is \(weights![bad])", runScope: true)
                 }
                 let pixels = try reader.readBytes(count * sampleSize, "pixels")
                 let labels = try reader.readBytes(count, "labels")

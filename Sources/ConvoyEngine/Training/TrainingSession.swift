@@ -217,6 +217,8 @@ public final class TrainingSession {
     @discardableResult
     public func trainStep(step: Int, samples: ArraySlice<Int32>) throws -> GradientComputer.Totals {
         try startRunner()
+        let weights = server.parameters
+        try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: false)
         sum.reset()
         let totals = try runner.train(
             step: step,
@@ -225,6 +227,7 @@ public final class TrainingSession {
                 augmentation: augmentation(step: step)),
             weights: server.parameters, into: sum)
         server.apply(sum)
+        try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: true)
         return totals
     }
 
