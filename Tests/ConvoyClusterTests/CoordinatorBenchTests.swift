@@ -90,7 +90,9 @@ import Testing
                     return
                 }
                 #expect(message.runID == 9 && message.step == 5 && result.slice == 2)
-                #expect(validator.problem(with: result, expected: 24, evaluate: false, earlier: earlier, maxSeconds: 10) == nil)
+                #expect(
+                    validator.problem(with: result, expected: 24, evaluate: false, earlier: earlier, maxSeconds: 10)
+                        == nil)
                 earlier.append(result)
             }
             #expect(validator.isComplete(earlier, evaluate: false))

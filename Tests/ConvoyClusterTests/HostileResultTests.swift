@@ -184,4 +184,64 @@ import Testing
         }
         #expect(cluster.stepMessages == 0)
     }
+    /// The bounds at their edges: exactly the bound passes, one past it fails.
+    @Test func theBoundsHoldAtTheirEdges() {
+        let bound = 2 * FixedPoint.termBound  // 16 samples in micro-batches of 8
+        for (value, fine) in [(bound, true), (-bound, true), (bound + 1, false), (-bound - 1, false), (.min, false)] {
+            let inside = [0, value].withUnsafeBufferPointer {
+                SumBounds.fixedPointIsPossible($0, samples: 16, microBatch: 8)
+            }
+            #expect(inside == fine, "\(value)")
+        }
+        let floatBound = 16 * SumBounds.maxFloatPerSample
+        for (value, fine) in [(floatBound, true), (floatBound.nextUp, false), (.nan, false), (-.infinity, false)] {
+            let inside = [value].withUnsafeBufferPointer { SumBounds.floatIsPossible($0, samples: 16) }
+            #expect(inside == fine, "\(value)")
+        }
+        let lossBound = 16 * SumBounds.maxSampleLoss
+        #expect(SumBounds.lossIsPossible(lossBound, samples: 16))
+        #expect(!SumBounds.lossIsPossible(lossBound.nextUp, samples: 16))
+        #expect(!SumBounds.lossIsPossible(-0.5, samples: 16))
+        #expect(!SumBounds.lossIsPossible(.nan, samples: 16))
+        var sums: [Int64] = [.max, 5]
+        let added = [1, -5].withUnsafeBufferPointer { other in
+            sums.withUnsafeMutableBufferPointer {
+                FixedPoint.addChecked(other.baseAddress!, into: $0.baseAddress!, count: 2)
+            }
+        }
+        #expect(!added, "Int64.max + 1 wraps: detected")
+    }
+
+    /// A worker that rejects the weights it was sent says so at once, for the whole run
+    /// (every worker got the same weights); one that holds no weights refuses for itself.
+    @Test func aWorkerRefusesBadWeightsOutLoud() throws {
+        func welcomed() -> WorkerCore {
+            let core = WorkerCore(hello: Hello(host: "h", pid: 1, threads: 1))
+            let welcome = Welcome(
+                workerID: 2, spec: ModelZoo.lenet5, deterministic: true, microBatch: 8, sampleSize: 784)
+            _ = core.handle(Message(runID: 1, payload: .welcome(welcome)).encoded())
+            return core
+        }
+        func step(_ number: UInt64, _ weights: [Float]?) -> [UInt8] {
+            let work = StepWork(
+                slice: 0, evaluate: false, weights: weights, sampleSize: 784,
+                pixels: [UInt8](repeating: 0, count: 784 * 8), labels: [UInt8](repeating: 0, count: 8))
+            return Message(runID: 1, step: number, workerID: 2, payload: .step(work)).encoded()
+        }
+        func refusal(_ number: UInt64, _ scope: Refusal.Scope, _ reason: String) -> [Message] {
+            [Message(runID: 1, step: number, workerID: 2, payload: .refuse(Refusal(scope, reason)))]
+        }
+        let count = try Architecture(ModelZoo.lenet5).parameterCount
+        var weights = [Float](repeating: 0, count: count)
+        weights[3] = .infinity
+        let core = welcomed()
+        #expect(core.handle(step(4, weights)).replies == refusal(4, .run, "step 4 does not decode: weight 3 is inf"))
+        #expect(
+            core.handle(step(5, [1, 2, 3])).replies
+                == refusal(5, .run, "step 5 carries 3 weights, the model has \(count)"))
+        #expect(
+            welcomed().handle(step(6, nil)).replies
+                == refusal(6, .worker, "step 6 carries no weights and this worker holds none"))
+        #expect(!core.isFinished, "a refused step does not end the worker")
+    }
 }

@@ -31,7 +31,8 @@ import Testing
         #expect(Self.validator.problem(with: first, expected: 8, evaluate: false, earlier: [], maxSeconds: 10) == nil)
         #expect(!Self.validator.isComplete([first], evaluate: false))
         let second = Self.bucket(Self.trunk)
-        #expect(Self.validator.problem(with: second, expected: 8, evaluate: false, earlier: [first], maxSeconds: 10) == nil)
+        #expect(
+            Self.validator.problem(with: second, expected: 8, evaluate: false, earlier: [first], maxSeconds: 10) == nil)
         #expect(Self.validator.isComplete([first, second], evaluate: false))
     }
 
@@ -50,7 +51,8 @@ import Testing
 
     @Test func impossibleTotalsAreRefused() {
         #expect(
-            Self.validator.problem(with: Self.bucket(Self.head, correct: 9), expected: 8, evaluate: false, earlier: [], maxSeconds: 10)
+            Self.validator.problem(
+                with: Self.bucket(Self.head, correct: 9), expected: 8, evaluate: false, earlier: [], maxSeconds: 10)
                 == "9 correct of 8 samples")
         #expect(
             Self.validator.problem(
@@ -66,7 +68,8 @@ import Testing
 
     @Test func bucketsOutOfLayoutOrderOrRepeatedAreRefused() {
         #expect(
-            Self.validator.problem(with: Self.bucket(Self.trunk), expected: 8, evaluate: false, earlier: [], maxSeconds: 10)
+            Self.validator.problem(
+                with: Self.bucket(Self.trunk), expected: 8, evaluate: false, earlier: [], maxSeconds: 10)
                 == "gradient bucket 0..<2572 where the model's layout has 2572..<61706")
         #expect(
             Self.validator.problem(
@@ -74,7 +77,8 @@ import Testing
                 earlier: [Self.bucket(Self.head)], maxSeconds: 10)
                 == "gradient bucket 2572..<61706 where the model's layout has 0..<2572")
         #expect(
-            Self.validator.problem(with: Self.bucket(0..<61706), expected: 8, evaluate: false, earlier: [], maxSeconds: 10)
+            Self.validator.problem(
+                with: Self.bucket(0..<61706), expected: 8, evaluate: false, earlier: [], maxSeconds: 10)
                 == "gradient bucket 0..<61706 where the model's layout has 2572..<61706")
         #expect(
             Self.validator.problem(

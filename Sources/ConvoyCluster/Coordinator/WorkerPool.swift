@@ -127,7 +127,8 @@ final class WorkerPool {
             return
         }
         guard workers.count < capacity else {
-            try transport.send(Message(runID: runID, payload: .refuse(Refusal(.worker, "the cluster is full"))), to: peer)
+            try transport.send(
+                Message(runID: runID, payload: .refuse(Refusal(.worker, "the cluster is full"))), to: peer)
             return
         }
         workers.append(Worker(peer: peer, id: UInt32(workers.count), hello: hello))

@@ -105,7 +105,10 @@ public final class WorkerCore {
         } catch {
             isFinished = true
             refusal = "cannot build the model: \(error)"
-            return ([Message(runID: runID, workerID: welcome.workerID, payload: .refuse(Refusal(.worker, refusal!)))], refusal)
+            return (
+                [Message(runID: runID, workerID: welcome.workerID, payload: .refuse(Refusal(.worker, refusal!)))],
+                refusal
+            )
         }
     }
 
