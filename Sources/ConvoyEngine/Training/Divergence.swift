@@ -9,6 +9,13 @@ public struct NonFiniteWeightsError: Error, CustomStringConvertible, Equatable {
     public let step: Int
     public let after: Bool
 
+    public init(index: Int, value: Float, step: Int, after: Bool) {
+        self.index = index
+        self.value = value
+        self.step = step
+        self.after = after
+    }
+
     public var description: String {
         after
             ? "weight \(index) is \(value) after step \(step): the training has diverged (a lower learning rate may "
