@@ -216,9 +216,11 @@ public final class TrainingSession {
     /// One optimizer step on the training samples at `samples` (indices into `train`).
     @discardableResult
     public func trainStep(step: Int, samples: ArraySlice<Int32>) throws -> GradientComputer.Totals {
-        try startRunner()
+        // Before the runner starts: a coordinator with non-finite weights stops without
+        // waiting for workers it could never use.
         let weights = server.parameters
         try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: false)
+        try startRunner()
         sum.reset()
         let totals = try runner.train(
             step: step,
