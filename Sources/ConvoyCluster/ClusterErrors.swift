@@ -5,8 +5,14 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     /// Fewer than `needed` workers were live after waiting `seconds`.
     case tooFewWorkers(live: Int, needed: Int, seconds: Int, joined: String)
     case noLiveWorkers
-    /// A worker refused a step it cannot compute; every worker would.
+    /// A worker refused a step for the whole run (a diverged gradient, non-finite weights),
+    /// confirmed by a second worker or by being the last one; every worker would.
     case workerRefused(worker: String, step: UInt64, reason: String)
+    /// Step `step`'s gradient total overflowed its fixed-point range: the training diverged.
+    case sumOverflow(step: UInt64)
+    /// `misses` step deadlines in a row passed with no result from any worker: the deadline is
+    /// too short for any slice, or no worker can compute; the run stops instead of cycling.
+    case stalled(step: UInt64, deadline: Double, misses: Int)
     /// No coordinator answered a worker within `seconds`; `curve` when CURVE was in use.
     case noCoordinator(endpoint: String, seconds: Int, curve: Bool)
     /// The coordinator went silent for `seconds` after the worker joined.
@@ -27,7 +33,13 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .noLiveWorkers:
             "no live workers"
         case let .workerRefused(worker, step, reason):
-            "\(worker) refused step \(step): \(reason)"
+            "\(worker) refused step \(step) for the whole run: \(peerText(reason))"
+        case let .sumOverflow(step):
+            "the gradient sum of step \(step) overflowed the fixed-point range: the training has diverged (a lower "
+                + "learning rate may help)"
+        case let .stalled(step, deadline, misses):
+            "no worker finished a slice of step \(step) within the \(deadline) s step deadline, \(misses) times in a "
+                + "row: the deadline is too short or no worker can compute this step"
         case let .noCoordinator(endpoint, seconds, curve):
             "no coordinator answered at \(endpoint) within \(seconds) s"
                 + (curve

@@ -45,6 +45,8 @@ enum ErrorWording {
             return "--\(error)"
         case let error as FixedPoint.OverflowError:
             return "\(error); lower --lr"
+        case let error as NonFiniteWeightsError:
+            return error.after ? "\(error)" : "\(error) (--init, or the checkpoint of --resume)"
         case let error as ResumeError:
             if case .differentRun = error { return "\(error) (the same training flags)" }
             return "\(error)"

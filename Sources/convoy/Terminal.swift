@@ -81,10 +81,17 @@ struct ProgressPrinter {
         }
     }
 
+    /// One JSON object on one line. Never traps: peers' numbers are bounded before they are
+    /// used, but a non-finite value that still got here is written as the string "inf",
+    /// "-inf" or "nan" (JSON has no such numbers) instead of killing the process.
     static func jsonLine<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(value), as: UTF8.self)
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { return String(decoding: try encoder.encode(value), as: UTF8.self) } catch {
+            return "{\"error\":\"cannot encode this line as JSON\"}"
+        }
     }
 }
 

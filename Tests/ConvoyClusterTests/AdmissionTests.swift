@@ -204,7 +204,7 @@ final class KeyedTransport: CoordinatorTransport {
         #expect(pool.liveIndex(of: [1]) != nil && pool.liveIndex(of: [3]) != nil)
         #expect(pool.liveIndex(of: [2]) == nil)
         let refusal = transport.inner.sent.last { $0.peer == [2] }?.message.payload
-        #expect(refusal == .refuse("key keyA has 1 live worker(s) already"))
+        #expect(refusal == .refuse(Refusal(.worker, "key keyA has 1 live worker(s) already")))
         pool.drop(try #require(pool.liveIndex(of: [1])), because: "test")
         try hello([2], pid: 2)
         #expect(pool.liveIndex(of: [2]) != nil)

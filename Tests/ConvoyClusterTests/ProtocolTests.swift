@@ -35,7 +35,8 @@ import Testing
             payload: .result(StepResult(slice: 0, count: 5, correct: 0, lossSum: 3, computeSeconds: 0, gradient: .none))
         ),
         Message(runID: 7, payload: .shutdown),
-        Message(runID: 7, payload: .refuse("wrong run")),
+        Message(runID: 7, payload: .refuse(Refusal(.worker, "wrong run"))),
+        Message(runID: 7, step: 3, workerID: 2, payload: .refuse(Refusal(.run, "diverged"))),
         Message(runID: 7, payload: .stop("preempted after step 3")),
     ]
 

@@ -55,6 +55,32 @@ import Testing
             """)
     }
 
+    /// A refusal: its scope (1 run, 2 worker) and the reason's UTF-8 bytes; an unknown scope
+    /// or an empty payload is refused.
+    @Test func refuse() throws {
+        try check(
+            Message(runID: 7, step: 2, workerID: 1, payload: .refuse(Refusal(.run, "nan"))),
+            """
+            434e5659 0300 0600 0700000000000000 0200000000000000 01000000 04000000 0000000000000000
+            01 6e616e
+            """)
+        try check(
+            Message(runID: 7, payload: .refuse(Refusal(.worker, "full"))),
+            """
+            434e5659 0300 0600 0700000000000000 0000000000000000 00000000 05000000 0000000000000000
+            02 66756c6c
+            """)
+        var unknown = Message(runID: 7, payload: .refuse(Refusal(.worker, "x"))).encoded()
+        unknown[40] = 3
+        #expect(throws: ProtocolError("unknown refusal scope 3")) { try Message(decoding: unknown) }
+        var empty = Message(runID: 7, payload: .refuse(Refusal(.worker, ""))).encoded()
+        empty.removeLast()
+        empty[28] = 0
+        #expect(throws: ProtocolError("refuse payload of 0 bytes is not 1...1048577")) {
+            try Message(decoding: empty)
+        }
+    }
+
     @Test func hello() throws {
         try check(
             Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))),

@@ -109,7 +109,9 @@ final class ScriptedWorkerTransport: WorkerTransport {
     /// A coordinator's refusal ends the worker with the reason.
     @Test func aRefusalEndsTheWorkerWithTheReason() throws {
         let transport = ScriptedWorkerTransport()
-        transport.script = { _, _ in Message(runID: 0, payload: .refuse("the cluster is full")).encoded() }
+        transport.script = { _, _ in
+            Message(runID: 0, payload: .refuse(Refusal(.worker, "the cluster is full"))).encoded()
+        }
         let core = WorkerCore(hello: Hello(host: "h", pid: 1, threads: 1))
         #expect(throws: ClusterError.runRefused(reason: "refused by the coordinator: the cluster is full")) {
             try Self.loop(transport).run(core, over: transport)

@@ -95,7 +95,9 @@ public final class ClusterStepRunner: StoppableRunner {
             welcome: welcome, log: log)
         pool.maxWorkersPerKey = options.maxWorkersPerKey
         pool.shouldStop = { [weak self] in self?.stopRequest?.isRequested ?? false }
-        run = (description, pool, ResultValidator(architecture: description.architecture, mode: description.sumMode))
+        let validator = ResultValidator(
+            architecture: description.architecture, mode: description.sumMode, microBatch: config.microBatch)
+        run = (description, pool, validator)
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
     }
 
@@ -130,7 +132,11 @@ public final class ClusterStepRunner: StoppableRunner {
         for buckets in results {
             totals.add(buckets[0].totals)
             sum.addSamples(buckets[0].count)
-            for bucket in buckets { sum.add(bucket.gradient, at: bucket.gradientOffset) }
+            for bucket in buckets {
+                guard sum.addChecked(bucket.gradient, at: bucket.gradientOffset) else {
+                    throw ClusterError.sumOverflow(step: UInt64(step))
+                }
+            }
         }
         stats.addStep(
             seconds: (ContinuousClock.now - started).inSeconds,
@@ -172,15 +178,22 @@ extension StepResult {
 }
 
 extension GradientSum {
-    /// Adds a worker's bucket, whose values start at parameter `offset`. The validator has
-    /// checked that its kind matches this sum's mode and its range the model's layout.
-    func add(_ gradient: StepResult.Gradient, at offset: Int) {
+    /// Adds a worker's bucket, whose values start at parameter `offset`; false when a
+    /// fixed-point element overflowed. The validator has checked that its kind matches this
+    /// sum's mode, its range the model's layout and its values their bounds (`SumBounds`):
+    /// fixed-point terms of at most `FixedPoint.maxTerms` micro-batches cannot reach 2^63, and
+    /// Float32 sums of at most 65,536 samples × 2^18 stay finite. The addition is checked all
+    /// the same.
+    func addChecked(_ gradient: StepResult.Gradient, at offset: Int) -> Bool {
         switch gradient {
-        case .none: break
+        case .none: return true
         case let .fixedPoint(values):
-            values.withUnsafeBufferPointer { add(fixed: $0.baseAddress!, range: offset..<(offset + values.count)) }
+            return values.withUnsafeBufferPointer {
+                addChecked(fixed: $0.baseAddress!, range: offset..<(offset + values.count))
+            }
         case let .float(values):
             values.withUnsafeBufferPointer { add(float: $0.baseAddress!, range: offset..<(offset + values.count)) }
+            return true
         }
     }
 }

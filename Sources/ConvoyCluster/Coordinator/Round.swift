@@ -33,6 +33,16 @@ final class Round {
     private var partial: [Int: [StepResult]] = [:]
     /// Seconds spent sending work, the coordinator's share of the round.
     private(set) var sendSeconds = 0.0
+    /// When the round began: no honest worker reports more compute time than has passed since.
+    private let started = ContinuousClock.now
+    /// Workers that refused this round for the whole run: a second one confirms it.
+    private var runRefusals: Set<UInt32> = []
+    /// Step deadlines in a row that passed with no result accepted in between.
+    private var barrenDeadlines = 0
+    private var acceptedSinceDeadline = false
+    /// Barren deadlines after which the round stops: a deadline no slice can meet would
+    /// otherwise cycle drop → re-admit → drop forever.
+    static let maxBarrenDeadlines = 3
 
     init(
         _ work: RoundWork, pool: WorkerPool, validator: ResultValidator, stats: ClusterStatsRecorder,
@@ -61,6 +71,11 @@ final class Round {
         while !owner.isEmpty {
             let left = (deadline - pool.now()).inSeconds
             if left <= 0 {
+                barrenDeadlines = acceptedSinceDeadline ? 0 : barrenDeadlines + 1
+                acceptedSinceDeadline = false
+                guard barrenDeadlines < Self.maxBarrenDeadlines else {
+                    throw ClusterError.stalled(step: work.step, deadline: options.stepTimeout, misses: barrenDeadlines)
+                }
                 for w in Set(owner.values) {
                     pool.drop(w, because: "missed the \(formatSeconds(options.stepTimeout)) s step deadline")
                 }
@@ -148,15 +163,36 @@ final class Round {
                 )
             }
             try accept(result, from: w)
-        case let .refuse(reason):
-            // Workers refuse only what they cannot compute (a diverged gradient, a model
-            // they cannot build): every other worker would fail the same way.
-            throw ClusterError.workerRefused(worker: name, step: work.step, reason: reason)
+        case let .refuse(refusal):
+            guard message.runID == pool.runID, message.step == work.step else {
+                return log("ignored a refusal of step \(message.step) from \(name) (now step \(work.step))")
+            }
+            try refused(refusal, by: w)
         case .hello:
             try pool.handleUnexpected(peer: pool.workers[w].peer, frame: frame)
         default:
             log("ignored a \(message.payload.type) message from \(name)")
         }
+    }
+
+    /// A worker-scope refusal drops that worker and training goes on. A run-scope one (every
+    /// worker would hit it) stops the run once a second worker refuses this round too, or
+    /// when no other worker is left to try: until then the refuser is dropped and its slice
+    /// recomputed elsewhere, so one broken or hostile worker cannot stop the run alone.
+    private func refused(_ refusal: Refusal, by w: Int) throws {
+        let worker = pool.workers[w]
+        let reason = peerText(refusal.reason)
+        switch refusal.scope {
+        case .worker:
+            pool.drop(w, because: "refused step \(work.step) (its own problem: \(reason))")
+        case .run:
+            runRefusals.insert(worker.id)
+            if runRefusals.count >= 2 || pool.liveCount <= 1 {
+                throw ClusterError.workerRefused(worker: worker.name, step: work.step, reason: refusal.reason)
+            }
+            pool.drop(w, because: "refused step \(work.step) for the whole run (\(reason)); another worker confirms")
+        }
+        try reassignOrphans()
     }
 
     private func accept(_ result: StepResult, from w: Int) throws {
@@ -165,14 +201,17 @@ final class Round {
             return log("ignored a result for slice \(slice) that \(pool.workers[w].name) does not hold")
         }
         var buckets = partial[slice] ?? []
+        // Clocks of two hosts may differ in rate by parts per million: 1% and 1 s of slack.
+        let elapsed = started.duration(to: .now) / .seconds(1)
         if let problem = validator.problem(
             with: result, expected: ranges[slice].count, evaluate: work.evaluate,
-            earlier: buckets)
+            earlier: buckets, maxSeconds: elapsed * 1.01 + 1)
         {
             pool.drop(w, because: "sent a bad result (\(problem))")
             return try reassignOrphans()
         }
         buckets.append(result)
+        acceptedSinceDeadline = true
         guard validator.isComplete(buckets, evaluate: work.evaluate) else {
             partial[slice] = buckets
             return

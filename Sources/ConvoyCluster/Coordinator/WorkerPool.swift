@@ -176,13 +176,13 @@ final class WorkerPool {
         if let key, let cap = maxWorkersPerKey, workers.count(where: { $0.alive && $0.key == key }) >= cap {
             logThrottled("key \(key)", "refused a worker with key \(key): it has \(cap) live worker(s) already")
             let reason = "key \(key) has \(cap) live worker(s) already"
-            return try sendToStranger(Message(runID: runID, payload: .refuse(reason)), to: peer)
+            return try sendToStranger(Message(runID: runID, payload: .refuse(Refusal(.worker, reason))), to: peer)
         }
         let free = workers.indices.filter { !workers[$0].alive }.min {
             (workers[$0].dropped ?? now()) < (workers[$1].dropped ?? now())
         }
         guard free != nil || workers.count < capacity else {
-            return try sendToStranger(Message(runID: runID, payload: .refuse("the cluster is full")), to: peer)
+            return try sendToStranger(Message(runID: runID, payload: .refuse(Refusal(.worker, "the cluster is full"))), to: peer)
         }
         let slot = free ?? workers.count
         let worker = Worker(peer: peer, id: UInt32(slot), hello: hello, key: key)

@@ -28,7 +28,10 @@ extension Message {
             frame.append(bytes: work.labels)
         case let .result(result): ResultCoding.write(result, to: &frame)
         case .shutdown: break
-        case let .refuse(reason), let .stop(reason):
+        case let .refuse(refusal):
+            frame.append(refusal.scope.rawValue)
+            frame.append(bytes: Array(refusal.reason.utf8.prefix(Wire.maxControlBytes)))
+        case let .stop(reason):
             frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
         }
         frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
@@ -93,8 +96,15 @@ extension Message {
                 return .welcome(try Welcome(reading: &reader))
             case .shutdown: return .shutdown
             case .refuse:
-                guard length <= Wire.maxControlBytes else { throw ProtocolError("refuse reason too long") }
-                return .refuse(String(decoding: try reader.readBytes(length, "reason"), as: UTF8.self))
+                guard length >= 1, length <= 1 + Wire.maxControlBytes else {
+                    throw ProtocolError("refuse payload of \(length) bytes is not 1...\(1 + Wire.maxControlBytes)")
+                }
+                let rawScope = try reader.read(UInt8.self, "scope")
+                guard let scope = Refusal.Scope(rawValue: rawScope) else {
+                    throw ProtocolError("unknown refusal scope \(rawScope)")
+                }
+                let reason = String(decoding: try reader.readBytes(length - 1, "reason"), as: UTF8.self)
+                return .refuse(Refusal(scope, reason))
             case .stop:
                 guard length <= Wire.maxControlBytes else { throw ProtocolError("stop reason too long") }
                 return .stop(String(decoding: try reader.readBytes(length, "reason"), as: UTF8.self))
@@ -125,7 +135,7 @@ extension Message {
                 }
                 let weights = hasWeights ? try reader.readFloats(weightCount, "weights") : nil
                 if let bad = weights?.firstIndex(where: { !$0.isFinite }) {
-                    throw ProtocolError("weight \(bad) is \(weights![bad])")
+                    throw ProtocolError("weight \(bad) is \(weights![bad])", runScope: true)
                 }
                 let pixels = try reader.readBytes(count * sampleSize, "pixels")
                 let labels = try reader.readBytes(count, "labels")

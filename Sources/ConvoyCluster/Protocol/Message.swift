@@ -41,7 +41,31 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
 /// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
 public struct ProtocolError: Error, CustomStringConvertible, Equatable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The frame is well formed but its content is one every worker would refuse (non-finite
+    /// weights): a worker answers it with a run-scope refusal instead of a worker-scope one.
+    public let runScope: Bool
+    public init(_ description: String, runScope: Bool = false) {
+        self.description = description
+        self.runScope = runScope
+    }
+}
+
+/// A `refuse`: why a peer will not (or cannot) go on, and whom the problem concerns.
+public struct Refusal: Equatable, Sendable {
+    public enum Scope: UInt8, Sendable, CaseIterable {
+        /// Every worker would hit it (a diverged gradient, non-finite weights): the run stops.
+        case run = 1
+        /// This worker's own problem (cannot allocate, cannot build the model, a different
+        /// kernel; or, from the coordinator, "you may not join"): that worker is dropped and
+        /// training goes on.
+        case worker = 2
+    }
+    public var scope: Scope
+    public var reason: String
+    public init(_ scope: Scope, _ reason: String) {
+        self.scope = scope
+        self.reason = reason
+    }
 }
 
 /// A worker introduces itself.
@@ -140,8 +164,8 @@ public enum Payload: Equatable, Sendable {
     case step(StepWork)
     case result(StepResult)
     case shutdown
-    /// The peer is refused, with the reason.
-    case refuse(String)
+    /// The peer refuses (or is refused), with the reason and its scope.
+    case refuse(Refusal)
     /// The coordinator stops the run before its end (preempted), with the reason: the worker
     /// acknowledges with a `shutdown` and exits with the requeue status.
     case stop(String)

@@ -70,9 +70,12 @@ public final class WorkerCore {
             guard header.type == .step, let runID, header.runID == runID else {
                 return ([], "refused a message: \(problem)")
             }
-            let reason = "step \(header.step): \(problem)"
+            // Run scope when every worker would refuse it (non-finite weights), else this worker's.
+            let scope: Refusal.Scope = (error as? ProtocolError)?.runScope == true ? .run : .worker
+            let reason = "step \(header.step) does not decode: \(problem)"
+            let refusal = Refusal(scope, reason)
             return (
-                [Message(runID: runID, step: header.step, workerID: workerID ?? 0, payload: .refuse(reason))], reason
+                [Message(runID: runID, step: header.step, workerID: workerID ?? 0, payload: .refuse(refusal))], reason
             )
         }
         switch message.payload {
@@ -100,9 +103,9 @@ public final class WorkerCore {
             isFinished = true
             stopReason = reason
             return ([Message(runID: message.runID, workerID: workerID ?? 0, payload: .shutdown)], nil)
-        case let .refuse(reason):
+        case let .refuse(refused):
             isFinished = true
-            refusal = "refused by the coordinator: \(peerText(reason))"
+            refusal = "refused by the coordinator: \(peerText(refused.reason))"
             return ([], refusal)
         case .hello, .result:
             return ([], "ignored a \(message.payload.type) message, which only workers send")
@@ -154,7 +157,7 @@ public final class WorkerCore {
         isFinished = true
         let reason = "cannot build the model: \(problem)"
         refusal = reason
-        return ([Message(runID: runID, workerID: workerID, payload: .refuse(reason))], reason)
+        return ([Message(runID: runID, workerID: workerID, payload: .refuse(Refusal(.worker, reason)))], reason)
     }
 
     /// A frame over `frameLimit`, never decoded: a step of this run is refused (the
@@ -166,26 +169,35 @@ public final class WorkerCore {
         guard let header = FrameHeader(frame), header.type == .step, let runID, header.runID == runID else {
             return ([], "refused \(problem)")
         }
+        // This worker's own limit (its --max-memory), so the worker's problem alone.
         let reason = "step \(header.step): \(problem)"
-        return ([Message(runID: runID, step: header.step, workerID: workerID ?? 0, payload: .refuse(reason))], reason)
+        let refusal = Refusal(.worker, reason)
+        return ([Message(runID: runID, step: header.step, workerID: workerID ?? 0, payload: .refuse(refusal))], reason)
     }
 
-    /// Loads a step's weights and checks its samples; the reason to refuse it, or nil.
-    private func accept(_ work: StepWork, step: UInt64, slots: ComputeSlots, welcome: Welcome) -> String? {
+    /// Loads a step's weights and checks its samples; the refusal to send, or nil. What the
+    /// coordinator sends to every worker alike (weights, sizes, labels) is refused for the
+    /// whole run; missing weights are this worker's own problem (it rejoined in mid-step).
+    private func accept(_ work: StepWork, step: UInt64, slots: ComputeSlots, welcome: Welcome) -> Refusal? {
         let network = slots.computers[0].network
         if let weights = work.weights {
             guard weights.count == network.parameters.count else {
-                return "step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)"
+                return Refusal(
+                    .run, "step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
+            }
+            if let bad = weights.firstIndex(where: { !$0.isFinite }) {
+                return Refusal(.run, "step \(step) weight \(bad) is \(weights[bad])")
             }
             weights.withUnsafeBufferPointer { slots.load(weights: $0) }
             hasWeights = true
         }
-        guard hasWeights else { return "step \(step) carries no weights and this worker holds none" }
+        guard hasWeights else { return Refusal(.worker, "step \(step) carries no weights and this worker holds none") }
         guard work.sampleSize == welcome.sampleSize else {
-            return "step \(step) samples have \(work.sampleSize) values, the run said \(welcome.sampleSize)"
+            return Refusal(
+                .run, "step \(step) samples have \(work.sampleSize) values, the run said \(welcome.sampleSize)")
         }
         if let bad = work.labels.firstIndex(where: { Int($0) >= network.classes }) {
-            return "step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)"
+            return Refusal(.run, "step \(step) label \(work.labels[bad]) at \(bad) is outside 0..<\(network.classes)")
         }
         return nil
     }
@@ -195,20 +207,25 @@ public final class WorkerCore {
         send: (Message) throws -> Void
     ) -> [Message] {
         let id = workerID ?? 0
-        func refuse(_ reason: String) -> [Message] {
-            [Message(runID: runID, step: step, workerID: id, payload: .refuse(reason))]
+        func refuse(_ refusal: Refusal) -> [Message] {
+            [Message(runID: runID, step: step, workerID: id, payload: .refuse(refusal))]
         }
         if let problem = accept(work, step: step, slots: slots, welcome: welcome) { return refuse(problem) }
+        // Monotonic: a wall-clock step must not make an honest worker report negative time.
         let started = ContinuousClock.now
-        /// One bucket of the slice's gradient sums, as a result message.
-        func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) -> Message {
-            Message(
+        /// One bucket of the slice's gradient sums, as a result message; throws when the
+        /// values show that the training diverged (the coordinator would drop this worker for
+        /// them, and every other worker would compute the same).
+        func result(_ totals: GradientComputer.Totals, _ parameters: Range<Int>) throws -> Message {
+            let gradient = StepResult.Gradient(slots.total, parameters)
+            try Self.checkDiverged(totals, gradient, samples: work.count)
+            return Message(
                 runID: runID, step: step, workerID: id,
                 payload: .result(
                     StepResult(
                         slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
-                        computeSeconds: started.duration(to: .now).seconds, gradientOffset: parameters.lowerBound,
-                        gradient: StepResult.Gradient(slots.total, parameters))))
+                        computeSeconds: started.duration(to: .now) / .seconds(1),
+                        gradientOffset: parameters.lowerBound, gradient: gradient)))
         }
         do {
             return try work.pixels.withUnsafeBufferPointer { pixels in
@@ -216,6 +233,7 @@ public final class WorkerCore {
                     if work.evaluate {
                         let totals = slots.evaluate(
                             pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count)
+                        try Self.checkDiverged(totals, .none, samples: work.count)
                         return [
                             Message(
                                 runID: runID, step: step, workerID: id,
@@ -223,7 +241,8 @@ public final class WorkerCore {
                                     StepResult(
                                         slice: work.slice, count: totals.count, correct: totals.correct,
                                         lossSum: totals.lossSum,
-                                        computeSeconds: started.duration(to: .now).seconds, gradient: .none)))
+                                        computeSeconds: started.duration(to: .now) / .seconds(1),
+                                        gradient: .none)))
                         ]
                     }
                     // Each bucket leaves as soon as it is final: the head's while the trunk
@@ -236,7 +255,31 @@ public final class WorkerCore {
                 }
             }
         } catch {
-            return refuse("step \(step): \(error)")
+            // A diverged gradient (fixed-point overflow, a non-finite loss or sum) is the
+            // run's problem; anything else (a send failed) is this worker's.
+            let scope: Refusal.Scope =
+                error is FixedPoint.OverflowError || error is DivergedResult ? .run : .worker
+            return refuse(Refusal(scope, "step \(step): \(error)"))
+        }
+    }
+
+    /// What an honest worker may not send: the same bounds the coordinator checks.
+    struct DivergedResult: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func checkDiverged(_ totals: GradientComputer.Totals, _ gradient: StepResult.Gradient, samples: Int)
+        throws
+    {
+        guard SumBounds.lossIsPossible(totals.lossSum, samples: totals.count) else {
+            throw DivergedResult(description: "the loss sum is \(totals.lossSum): the training has diverged")
+        }
+        if case let .float(values) = gradient,
+            !values.withUnsafeBufferPointer({ SumBounds.floatIsPossible($0, samples: samples) })
+        {
+            throw DivergedResult(
+                description: "a gradient sum is not finite or beyond \(samples) samples × 2^18: the training has "
+                    + "diverged")
         }
     }
 }

@@ -11,6 +11,10 @@ public enum FixedPoint {
     /// (checked here and in `TrainingConfig.validate`), not hoped away.
     static let limit = Double(1 << 18) * scale
     public static let maxTerms = 8192
+    /// The largest magnitude one micro-batch's term can have in fixed point: `|x·2^32| <
+    /// limit` rounds to at most 2^50. A sum of m terms is within m·2^50; a peer's sum past
+    /// that did not come from m honest micro-batches.
+    public static let termBound: Int64 = 1 << 50
     private static let roundingMagic = 0x1.8p52
 
     public struct OverflowError: Error, CustomStringConvertible {
@@ -48,6 +52,33 @@ public enum FixedPoint {
     /// `maxTerms` in all, so the result fits (see `limit`).
     public static func add(_ other: UnsafePointer<Int64>, into sums: UnsafeMutablePointer<Int64>, count: Int) {
         for i in 0..<count { sums[i] &+= other[i] }
+    }
+
+    /// `sums[i] += other[i]` with overflow detected: false when some element wrapped (`sums`
+    /// is then unusable). For sums a peer sent: their bounds are checked before they are
+    /// added (`termBound`), so this cannot fail for a step of at most `maxTerms`
+    /// micro-batches; it is checked all the same, as the last line of defence.
+    public static func addChecked(_ other: UnsafePointer<Int64>, into sums: UnsafeMutablePointer<Int64>, count: Int)
+        -> Bool
+    {
+        var overflow = false
+        for i in 0..<count {
+            let (sum, wrapped) = sums[i].addingReportingOverflow(other[i])
+            sums[i] = sum
+            overflow = overflow || wrapped
+        }
+        return !overflow
+    }
+
+    /// Whether every one of `values` lies within `terms` micro-batch terms (|v| ≤ terms·2^50).
+    public static func withinBound(_ values: UnsafeBufferPointer<Int64>, terms: Int) -> Bool {
+        // terms ≤ maxTerms (2^13), so terms·2^50 ≤ 2^63 − 1 is computed with a checked multiply.
+        let (bound, wrapped) = termBound.multipliedReportingOverflow(by: Int64(max(terms, 0)))
+        let limit = wrapped ? Int64.max : bound
+        var inside = true
+        // `magnitude` of Int64.min is 2^63: larger than any limit, never a trap.
+        for value in values { inside = inside && value.magnitude <= UInt64(limit) }
+        return inside
     }
 
     /// `out[i] = sums[i] / 2^32 / divisor`, the mean gradient.

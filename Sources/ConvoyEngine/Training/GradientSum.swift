@@ -70,6 +70,13 @@ public final class GradientSum {
         FixedPoint.add(values, into: fixed + range.lowerBound, count: range.count)
     }
 
+    /// Adds fixed-point partial sums over `range` with overflow detected; false when an
+    /// element wrapped (the sum is then unusable). For sums that came from a peer.
+    public func addChecked(fixed values: UnsafePointer<Int64>, range: Range<Int>) -> Bool {
+        precondition(mode == .fixedPoint && range.lowerBound >= 0 && range.upperBound <= count)
+        return FixedPoint.addChecked(values, into: fixed + range.lowerBound, count: range.count)
+    }
+
     /// Adds Float partial sums over `range`; float mode only. The order of calls matters.
     public func add(float values: UnsafePointer<Float>, range: Range<Int>) {
         precondition(mode == .float && range.lowerBound >= 0 && range.upperBound <= count)
@@ -102,5 +109,49 @@ public final class GradientSum {
             let scale = 1 / Float(divisor)
             for i in 0..<count { out[i] = float[i] * scale }
         }
+    }
+}
+
+/// What an honest slice's totals and sums can hold, so that a peer's can be checked before
+/// they are used (docs/SECURITY.md, "Worker results and refusals").
+public enum SumBounds {
+    /// The largest loss one sample can have. SoftmaxCrossEntropy computes, in Float32,
+    /// `L_n = log Σ_j e^(z_j − z_max) − (z_ℓ − z_max)` (docs/SPEC.md §5). The first term is in
+    /// [0, log C] (the sum holds e^0 = 1 and C terms ≤ 1), the second is ≥ 0; their Float32
+    /// result, when finite, is at most Float.greatestFiniteMagnitude (≈ 3.4e38), and a worker
+    /// refuses a non-finite loss instead of sending it. The Double sum of n such values is at
+    /// most n·that: n·(2^24 − 1)·2^104 is exact in a Double for n ≤ 2^29 and rounding is
+    /// monotone, so no order of additions exceeds it. (A finite Float32 logit pair can still
+    /// give L_n up to that bound, so nothing tighter is honest.)
+    public static let maxSampleLoss = Double(Float.greatestFiniteMagnitude)
+
+    /// The largest magnitude of a Float32 gradient-sum element per sample: the fixed-point
+    /// mode's divergence limit (2^18 per micro-batch, `FixedPoint.limit`) applied per sample.
+    /// A slice of n samples beyond n·2^18 has diverged; a whole step (≤ 65,536 samples) stays
+    /// below 2^34, so the coordinator's Float32 total cannot overflow.
+    public static let maxFloatPerSample: Float = 262_144
+
+    /// Whether `lossSum` can be the loss sum of `samples` samples.
+    public static func lossIsPossible(_ lossSum: Double, samples: Int) -> Bool {
+        lossSum.isFinite && lossSum >= 0 && lossSum <= Double(max(samples, 0)) * maxSampleLoss
+    }
+
+    /// Whether every value of a Float32 gradient sum over `samples` samples is finite and
+    /// within `samples`·2^18.
+    public static func floatIsPossible(_ values: UnsafeBufferPointer<Float>, samples: Int) -> Bool {
+        let bound = Float(max(samples, 0)) * maxFloatPerSample
+        var inside = true
+        // `abs(NaN) <= bound` is false, so NaN and ±Inf both fail.
+        for value in values { inside = inside && Swift.abs(value) <= bound }
+        return inside
+    }
+
+    /// Whether every value of a fixed-point sum of `samples` samples cut into micro-batches
+    /// of `microBatch` is within its micro-batches × 2^50.
+    public static func fixedPointIsPossible(_ values: UnsafeBufferPointer<Int64>, samples: Int, microBatch: Int)
+        -> Bool
+    {
+        let terms = (max(samples, 0) + max(microBatch, 1) - 1) / max(microBatch, 1)
+        return FixedPoint.withinBound(values, terms: terms)
     }
 }

@@ -225,6 +225,10 @@ public final class TrainingSession {
     /// One optimizer step on the training samples at `samples` (indices into `train`).
     @discardableResult
     public func trainStep(step: Int, samples: ArraySlice<Int32>) throws -> GradientComputer.Totals {
+        // Before the runner starts: a coordinator with non-finite weights stops without
+        // waiting for workers it could never use.
+        let weights = server.parameters
+        try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: false)
         try startRunner()
         sum.reset()
         let totals = try runner.train(
@@ -234,6 +238,7 @@ public final class TrainingSession {
                 augmentation: augmentation(step: step)),
             weights: server.parameters, into: sum)
         server.apply(sum)
+        try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: true)
         return totals
     }
 
