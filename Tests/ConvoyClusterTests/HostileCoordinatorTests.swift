@@ -164,7 +164,7 @@ import Testing
                 // Later hellos (sent before the welcome arrived) are skipped.
                 while let (_, reply) = try Self.receive(router, timeout: 30_000) {
                     if case let .refuse(reason) = reply.payload {
-                        refusal = reason
+                        refusal = reason.reason
                         break
                     }
                 }
@@ -216,7 +216,7 @@ import Testing
         var reason: String?
         while let (_, reply) = try Self.receive(router, timeout: 30_000) {
             if case let .refuse(text) = reply.payload {
-                reason = text
+                reason = text.reason
                 break
             }
         }

@@ -34,7 +34,7 @@ private let zmqRcvhwm: Int32 = 24
         }
         try peer.send([hello()])
         let (id, _) = try #require(try transport.receive(timeoutMs: 10_000))
-        let big = Message(runID: 1, payload: .refuse(String(repeating: "x", count: (1 << 20) - 1)))
+        let big = Message(runID: 1, payload: .refuse(Refusal(.worker, String(repeating: "x", count: (1 << 20) - 2))))
         let started = ContinuousClock.now
         var failure: (any Error)?
         var sent = 0

@@ -32,10 +32,11 @@ import Testing
         let (replies, line) = core.handle(frame)
         #expect(core.isFinished, sourceLocation: sourceLocation)
         #expect(core.footprint == nil && core.runID == nil, sourceLocation: sourceLocation)
-        guard replies.count == 1, case let .refuse(reason) = replies[0].payload else {
+        guard replies.count == 1, case let .refuse(refused) = replies[0].payload else {
             Issue.record("expected one refuse, got \(replies.map(\.payload.type))", sourceLocation: sourceLocation)
             return
         }
+        let reason = refused.reason
         #expect(reason.contains(words), "\(reason)", sourceLocation: sourceLocation)
         #expect(line == reason && core.refusal == reason, sourceLocation: sourceLocation)
         #expect(!reason.contains("\n"), sourceLocation: sourceLocation)
@@ -128,10 +129,11 @@ import Testing
                     labels: [UInt8](repeating: 0, count: footprint.stepSamples + 1)))
         ).encoded()
         let refused = core.handle(oversized)
-        guard refused.replies.count == 1, case let .refuse(reason) = refused.replies[0].payload else {
+        guard refused.replies.count == 1, case let .refuse(refusal) = refused.replies[0].payload else {
             Issue.record("expected a refuse, got \(refused.replies.map(\.payload.type))")
             return
         }
+        let reason = refusal.reason
         #expect(refused.replies[0].step == 4 && reason.contains("\(footprint.stepSamples) samples"), "\(reason)")
         #expect(!core.isFinished)
     }
@@ -163,10 +165,11 @@ import Testing
         ]
         for (name, frame, words) in hostile {
             let (replies, _) = core.handle(frame)
-            guard replies.count == 1, case let .refuse(reason) = replies[0].payload else {
+            guard replies.count == 1, case let .refuse(refused) = replies[0].payload else {
                 Issue.record("\(name): expected a refuse, got \(replies.map(\.payload.type))")
                 continue
             }
+            let reason = refused.reason
             #expect(reason.contains(words) && replies[0].step == 2, "\(name): \(reason)")
             #expect(!core.isFinished, "\(name)")
         }
@@ -176,7 +179,7 @@ import Testing
     @Test func aRefusalReasonIsPrintedEscaped() {
         let core = Self.core()
         let reason = "full\ncoordinator: run finished\u{1B}[2J" + String(repeating: "x", count: 100_000)
-        let (_, line) = core.handle(Message(runID: 0, payload: .refuse(reason)).encoded())
+        let (_, line) = core.handle(Message(runID: 0, payload: .refuse(Refusal(.worker, reason))).encoded())
         let text = line ?? ""
         #expect(!text.contains("\n") && !text.contains("\u{1B}") && text.utf8.count < 8192, "\(text.prefix(200))")
         #expect(text.contains("\\u{a}coordinator: run finished"))
