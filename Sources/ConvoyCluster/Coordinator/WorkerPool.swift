@@ -182,7 +182,8 @@ final class WorkerPool {
             (workers[$0].dropped ?? now()) < (workers[$1].dropped ?? now())
         }
         guard free != nil || workers.count < capacity else {
-            return try sendToStranger(Message(runID: runID, payload: .refuse(Refusal(.worker, "the cluster is full"))), to: peer)
+            let full = Message(runID: runID, payload: .refuse(Refusal(.worker, "the cluster is full")))
+            return try sendToStranger(full, to: peer)
         }
         let slot = free ?? workers.count
         let worker = Worker(peer: peer, id: UInt32(slot), hello: hello, key: key)
