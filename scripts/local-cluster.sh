@@ -65,6 +65,8 @@ TRAIN_FLAGS=(--epochs 1 --train-samples 20000 --test-samples 1000 "$@")
 MODEL="$TMP/model.convoy"
 
 echo "local-cluster: $N worker(s), flags: ${TRAIN_FLAGS[*]}" >&2
+# Made before the child opens it: the loop below may read it before the fork's redirection.
+: > "$TMP/coordinator.log"
 "$CONVOY" coordinator --bind 'tcp://127.0.0.1:*' --workers "$N" --json --out "$MODEL" \
     "${TRAIN_FLAGS[@]}" >"$TMP/coordinator.json" 2>"$TMP/coordinator.log" &
 COORD=$!

@@ -124,6 +124,8 @@ public final class ZMQSocket {
         try setOption(ZMQ_RECONNECT_IVL, int32: ms)
         try setOption(ZMQ_RECONNECT_IVL_MAX, int32: max)
     }
+    /// How long a blocking send may wait; past it the send fails as a full queue would.
+    public func setSendTimeout(milliseconds: Int32) throws { try setOption(ZMQ_SNDTIMEO, int32: milliseconds) }
     /// Messages go only to completed connections: a send with no peer fails at once
     /// instead of queueing, so a worker's hello is not replayed to a stale connection.
     public func setImmediate() throws { try setOption(ZMQ_IMMEDIATE, int32: 1) }

@@ -112,6 +112,15 @@ struct CoordinatorCommand: ParsableCommand {
                 "coordinator: run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, "
                     + "batch \(config.batchSize), waiting for \(workers) worker(s)"
             )
+            // A failed run's refusals to the workers are queued: the context's linger sends them.
+            var closed = false
+            defer {
+                if !closed {
+                    transport.close()
+                    authenticator?.stop()
+                    context.terminate()
+                }
+            }
             var printer = ProgressPrinter(json: json)
             let outcome = try session.run(
                 progress: { progress in
@@ -133,6 +142,7 @@ struct CoordinatorCommand: ParsableCommand {
             transport.close()
             authenticator?.stop()
             context.terminate()
+            closed = true
             try exitIfStopped(outcome, checkpoints: checkpoints, log: log)
             if !json {
                 ProgressPrinter.line(

@@ -196,8 +196,14 @@ final class TamperingTransport: WorkerTransport, @unchecked Sendable {
             try RunningConvoy(["worker", "--connect", endpoint, "--idle-timeout", "30"])
         }
         let ended = coordinator.wait(timeout: 120)
-        // The coordinator stopped with an error: its workers would wait out their idle timeout.
-        for worker in workers { worker.stop() }
+        // The coordinator stopped with an error and told its workers why: they end at once
+        // with its reason, well before their 30 s idle timeout.
+        for worker in workers {
+            let exit = worker.wait(timeout: 15)
+            worker.stop()
+            #expect(exit?.status == 1 && exit?.signalled == false, "\(worker.stderr)")
+            #expect(worker.stderr.contains("the run failed: no worker finished a slice"), "\(worker.stderr)")
+        }
         let status = try #require(ended, "the coordinator cycled past 120 s: \(coordinator.stderr)")
         #expect(status.status == 1 && !status.signalled, "\(coordinator.stderr)")
         #expect(

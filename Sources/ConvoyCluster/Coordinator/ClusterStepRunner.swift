@@ -164,6 +164,26 @@ public final class ClusterStepRunner: StoppableRunner {
         try run?.pool.shutDown()
     }
 
+    /// The run failed: every worker gets a run-scope refusal with the reason, sent once
+    /// and not waited on, so a worker started by hand or by a supervisor exits at once with
+    /// the coordinator's reason instead of waiting out its idle timeout.
+    public func abandon(because reason: String) {
+        // Dropped workers too: a run that failed at its step deadlines has dropped them all,
+        // and they are still waiting to be let back in.
+        guard let pool = run?.pool, !pool.workers.isEmpty else { return }
+        log("telling \(pool.workers.count) worker(s) the run failed")
+        let refusal = Refusal(.run, "the run failed: \(reason)")
+        for w in pool.workers.indices { _ = try? pool.send(Message(runID: runID, payload: .refuse(refusal)), to: w) }
+        // The connections stay open a second: a worker's libzmq (ZMQ_IMMEDIATE) discards what
+        // it received but was not yet read when its connection drops, so closing at once lost
+        // the refusal. Frames arriving meanwhile are read and dropped.
+        let until = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < until {
+            let left = ContinuousClock.now.duration(to: until)
+            _ = try? transport.receive(timeoutMs: Int(left.inSeconds * 1000) + 1)
+        }
+    }
+
     /// Tells every live worker why the run ends early, so each exits at once with a line
     /// saying so (and a status its supervisor restarts it on) instead of waiting out its
     /// idle timeout.

@@ -31,6 +31,11 @@ public final class ZMQWorkerTransport: WorkerTransport {
         try socket.setMaxMessageSize(Int64(maxMessageBytes))
         try socket.setReconnectInterval(100, max: 5000)
         try socket.setImmediate()
+        // With ZMQ_IMMEDIATE a send waits while there is no connection: a result for a
+        // coordinator that has gone would block the worker forever (its idle timeout and any
+        // queued refusal never seen). Past 2 s the result is dropped; the coordinator has
+        // reassigned that slice long before.
+        try socket.setSendTimeout(milliseconds: 2000)
         try socket.setHeartbeat(intervalMs: 1000, timeoutMs: 5000)
         if Endpoint.isIPv6(endpoint) { try socket.enableIPv6() }
         if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }

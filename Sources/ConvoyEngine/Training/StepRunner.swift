@@ -25,6 +25,12 @@ public protocol StepRunner: AnyObject {
     func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals
     /// Called once after the last step; a cluster tells its workers the run is over.
     func finish() throws
+    /// The run failed: whoever computes its steps is told why, without waiting for anyone.
+    func abandon(because reason: String)
+}
+
+extension StepRunner {
+    public func abandon(because reason: String) {}
 }
 
 /// Steps computed in this process by one `GradientComputer`: what `convoy train` runs.

@@ -135,6 +135,9 @@ public final class TrainingSession {
     ) throws -> RunOutcome {
         do { try startRunner() } catch is StopRequested {  // while workers joined: where it started
             return try stopEarly(at: StoppedAt(epoch: start.epoch, stepInEpoch: start.step, totals: resumedTotals))
+        } catch {
+            runner.abandon(because: String(describing: error))
+            throw error
         }
         do {
             runStarted = Date()
@@ -152,6 +155,9 @@ public final class TrainingSession {
             return try stopEarly(at: position)
         } catch is StopRequested {
             return try stopEarly(at: nil)
+        } catch {
+            runner.abandon(because: String(describing: error))
+            throw error
         }
         try runner.finish()
         return .finished
