@@ -38,7 +38,8 @@ struct TrainingOptions: ParsableArguments {
         inversion: .prefixedNo,
         help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
     var deterministic = true
-    @Option(help: "Write TensorBoard scalars (loss, accuracy, samples/s, learning rate) per epoch to an event file in DIR.")
+    @Option(
+        help: "Write TensorBoard scalars (loss, accuracy, samples/s, learning rate) per epoch to an event file in DIR.")
     var tensorboard: String?
 
     func config() throws -> TrainingConfig {

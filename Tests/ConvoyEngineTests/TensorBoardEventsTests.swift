@@ -39,7 +39,8 @@ import Testing
         #expect(
             TensorBoardEvents.versionEvent(wallTime: 1.5)
                 == hexBytes("09 000000000000f83f 1a 0d 627261696e2e4576656e743a32"))
-        #expect(TensorBoardEvents.scalarEvent(wallTime: 1.5, step: 0, scalars: []) == hexBytes("09 000000000000f83f 2a 00"))
+        #expect(
+            TensorBoardEvents.scalarEvent(wallTime: 1.5, step: 0, scalars: []) == hexBytes("09 000000000000f83f 2a 00"))
     }
 
     @Test func writerCreatesDirectoryAndAppendsEpochs() throws {

@@ -68,7 +68,9 @@ public final class TensorBoardWriter {
     static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(cString: buffer).map { $0.isASCII && ($0.isLetter || $0.isNumber || "-.".contains($0)) ? $0 : "_" }
+        let name = String(cString: buffer).map {
+            $0.isASCII && ($0.isLetter || $0.isNumber || "-.".contains($0)) ? $0 : "_"
+        }
         return name.isEmpty ? "localhost" : String(name)
     }
 }
