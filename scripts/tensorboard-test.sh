@@ -16,7 +16,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 VENV="$ROOT/.build/test-venv"
 if ! "$VENV/bin/python" -c 'import tensorboard' 2>/dev/null; then
     echo "tensorboard-test: adding tensorboard to the test venv ($VENV)" >&2
-    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV" >&2 || { echo "SKIP: python3 -m venv is not available"; exit 0; }
+    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV" >&2 \
+        || { echo "SKIP: python3 -m venv is not available"; exit 0; }
     "$VENV/bin/pip" install -q tensorboard >&2 || { echo "SKIP: could not install tensorboard from PyPI"; exit 0; }
 fi
 PY="$VENV/bin/python"
