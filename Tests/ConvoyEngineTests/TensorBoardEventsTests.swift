@@ -73,7 +73,7 @@ import Testing
         let root = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         FileManager.default.createFile(atPath: root + "/f", contents: Data([1]))
-        #expect(throws: FileError.self) { try TensorBoardWriter(directory: root + "/f") }
-        #expect(throws: FileError.self) { try TensorBoardWriter(directory: "") }
+        #expect(throws: FileError.self) { _ = try TensorBoardWriter(directory: root + "/f") }
+        #expect(throws: FileError.self) { _ = try TensorBoardWriter(directory: "") }
     }
 }

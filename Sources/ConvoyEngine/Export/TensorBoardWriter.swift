@@ -20,10 +20,8 @@ public final class TensorBoardWriter {
         path = FilePaths.join(directory, name)
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError("\(path): cannot create: \(String(cString: strerror(errno)))") }
-        do { try append(TensorBoardEvents.versionEvent(wallTime: now)) } catch {
-            close(fd)
-            throw error
-        }
+        // A failure from here on closes the file in deinit (self is fully initialized).
+        try append(TensorBoardEvents.versionEvent(wallTime: now))
     }
 
     deinit { close(fd) }
