@@ -5,9 +5,10 @@
 # mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
 # joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
-# exports checked by NumPy and onnxruntime, audit mode catching a worker that corrupts a
-# slice on purpose, crafted checkpoints and model files through the binary, and the
-# decoders' fuzzers (bounded), and every numeric flag of every command at its edges.
+# exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard,
+# audit mode catching a worker that corrupts a slice on purpose, crafted checkpoints and
+# model files through the binary, and the decoders' fuzzers (bounded), and every numeric
+# flag of every command at its edges.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,6 +46,7 @@ stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
 stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
+stage "--tensorboard event files, read back by the tensorboard package" scripts/tensorboard-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 stage "crafted checkpoints and model files through the binary" env BUDGET=300 scripts/file-mutation-test.sh 40

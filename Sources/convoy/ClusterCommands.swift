@@ -85,6 +85,7 @@ struct CoordinatorCommand: ParsableCommand {
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
+            let board = try training.tensorBoardWriter()
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
             let authenticator = try authorized.map { keys in
@@ -134,6 +135,7 @@ struct CoordinatorCommand: ParsableCommand {
                     printer.epoch(
                         report, epochs: config.epochs, cluster: runner.takeEpochStats(),
                         timeToTarget: session.timeToTarget)
+                    try board?.add(report, step: session.server.step)
                     try session.modelFile.save(to: out)
                 })
             // Also when a resumed run had no epoch left to train (a stopped one keeps the last epoch's).

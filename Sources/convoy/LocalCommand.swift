@@ -139,6 +139,7 @@ extension TrainingOptions {
             "--warmup-epochs", String(warmupEpochs), "--weight-decay", String(weightDecay),
         ]
         if let augment { list += ["--augment", String(augment)] }
+        if let tensorboard { list += ["--tensorboard", tensorboard] }
         if let targetAccuracy {
             list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)]
         }

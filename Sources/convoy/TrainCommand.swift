@@ -34,6 +34,7 @@ struct Train: ParsableCommand {
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
+            let board = try training.tensorBoardWriter()
             let (train, test) = try training.loadData(config)
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: LocalStepRunner(),
@@ -54,6 +55,7 @@ struct Train: ParsableCommand {
                 progress: { printer.step($0, epochs: config.epochs) },
                 epochDone: { report in
                     printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
+                    try board?.add(report, step: session.server.step)
                     // Saved after every epoch so an interrupted run still leaves a usable model.
                     try session.modelFile.save(to: out)
                 })

@@ -38,6 +38,11 @@ struct TrainingOptions: ParsableArguments {
         inversion: .prefixedNo,
         help: "Exact fixed-point gradient sums: bit-identical weights for any number of workers.")
     var deterministic = true
+    @Option(
+        help: ArgumentHelp(
+            "Write TensorBoard scalars (loss, accuracy, samples/s, learning rate) per epoch to an event file in DIR.",
+            valueName: "dir"))
+    var tensorboard: String?
 
     func config() throws -> TrainingConfig {
         var config = TrainingConfig()

@@ -1,8 +1,9 @@
-/// The protobuf wire format, write side only, for the ONNX export: varints, length-delimited
-/// fields and nested messages. ONNX needs six message types and about twenty fields, all
-/// written once; swift-protobuf would need its code generator built here (measured 9.5 min
-/// for a first build) and a 300 KB generated file for the whole onnx.proto, for what these
-/// forty lines do. The output is checked by onnxruntime and `onnx.checker` in the tests.
+/// The protobuf wire format, write side only, for the ONNX export and TensorBoard's event
+/// files: varints, fixed-width numbers, length-delimited fields and nested messages. ONNX
+/// needs six message types and about twenty fields, all written once; swift-protobuf would
+/// need its code generator built here (measured 9.5 min for a first build) and a 300 KB
+/// generated file for the whole onnx.proto, for what these lines do. The output is checked
+/// by onnxruntime and `onnx.checker`, and by TensorBoard's own reader, in the tests.
 struct ProtobufWriter {
     private(set) var bytes: [UInt8] = []
 
@@ -33,6 +34,12 @@ struct ProtobufWriter {
 
     mutating func float(_ field: Int, _ value: Float) {
         tag(field, wireType: 5)
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// A double field (wire type 1, fixed64, little-endian IEEE 754), for TensorBoard's wall time.
+    mutating func double(_ field: Int, _ value: Double) {
+        tag(field, wireType: 1)
         withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
