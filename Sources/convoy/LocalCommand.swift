@@ -39,7 +39,9 @@ struct Local: ParsableCommand {
     @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
     var audit = 0.0
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
-    @Option(name: .customLong("report"), help: "Passed to the coordinator: write a self-contained HTML run report to this file.")
+    @Option(
+        name: .customLong("report"),
+        help: "Passed to the coordinator: write a self-contained HTML run report to this file.")
     var reportFile: String?
     @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin =
         true

@@ -119,7 +119,8 @@ struct Evaluate: ParsableCommand {
                     + "loss \(format(result.loss, 4))"
             )
             ProgressPrinter.line("confusion matrix (rows: true label, columns: predicted)")
-            ProgressPrinter.line("     " + (0..<(result.confusion.first?.count ?? 0)).map { pad(String($0), 6) }.joined())
+            ProgressPrinter.line(
+                "     " + (0..<(result.confusion.first?.count ?? 0)).map { pad(String($0), 6) }.joined())
             for (label, row) in result.confusion.enumerated() {
                 ProgressPrinter.line(pad(String(label), 3) + "  " + row.map { pad(String($0), 6) }.joined())
             }

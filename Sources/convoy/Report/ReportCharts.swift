@@ -26,9 +26,10 @@ extension SVGChart {
                 body += "<rect class=\"cell\" x=\"\(coordinate(x))\" y=\"\(coordinate(y))\" "
                 body += "width=\"\(coordinate(cell))\" height=\"\(coordinate(cell))\" fill=\"\(fill)\" stroke=\"#fff\">"
                 body += "<title>true \(r), predicted \(c): \(count)</title></rect>"
-                body += text(
-                    x + cell / 2, y + cell * 0.62, String(count), anchor: "middle",
-                    fill: shade > 0.5 ? "#fff" : "#222") + "\n"
+                body +=
+                    text(
+                        x + cell / 2, y + cell * 0.62, String(count), anchor: "middle",
+                        fill: shade > 0.5 ? "#fff" : "#222") + "\n"
             }
         }
         for c in 0..<columns {
@@ -52,15 +53,18 @@ extension SVGChart {
             let t = x.domain.lowerBound + Double(k) / 4 * (x.domain.upperBound - x.domain.lowerBound)
             body += text(x(t), plot.bottom + 16, short(t), anchor: "middle")
         }
-        body += text((plot.left + plot.right) / 2, plot.bottom + 36, "seconds since the coordinator started", anchor: "middle")
+        body += text(
+            (plot.left + plot.right) / 2, plot.bottom + 36, "seconds since the coordinator started", anchor: "middle")
         for w in 0..<workers { body += text(plot.left - 6, y(Double(w)) + 4, "w\(w)", anchor: "end") }
         for event in events {
             let cx = coordinate(x(event.t))
             let cy = coordinate(y(Double(event.worker)))
-            let tip = "\(short(event.t)) s: worker \(event.worker) \(event.event)"
+            let tip =
+                "\(short(event.t)) s: worker \(event.worker) \(event.event)"
                 + (event.reason.map { ": \(peerText($0))" } ?? "")
             if event.event == "dropped" {
-                body += "<rect class=\"drop\" x=\"\(coordinate(x(event.t) - 5))\" y=\"\(coordinate(y(Double(event.worker)) - 5))\" "
+                let corner = (x: x(event.t) - 5, y: y(Double(event.worker)) - 5)
+                body += "<rect class=\"drop\" x=\"\(coordinate(corner.x))\" y=\"\(coordinate(corner.y))\" "
                 body += "width=\"10\" height=\"10\" fill=\"#d62728\"><title>\(html(tip))</title></rect>\n"
             } else {
                 body += "<circle class=\"join\" cx=\"\(cx)\" cy=\"\(cy)\" r=\"5\" fill=\"#2ca02c\">"

@@ -12,7 +12,7 @@ struct ReportCommand: ParsableCommand {
             + "--model-file the confusion matrix on the test set. No scripts, fonts or network: inline SVG only."
     )
 
-    @Argument(help: "JSON lines printed by train, local or coordinator with --json.") var run: String
+    @Argument(help: "JSON lines printed by train, local or coordinator with --json.") var runFile: String
     @Option(name: .customLong("model-file"), help: "A saved model: adds its confusion matrix on the test set.")
     var modelFile: String?
     @Option(help: "Directory with the MNIST IDX files (with --model-file).") var data = defaultDataDirectory()
@@ -27,7 +27,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         reportingErrors {
             try checkOutputPath(output, flag: "output")
-            let epochs = try RunRecords.load(path: run)
+            let epochs = try RunRecords.load(path: runFile)
             var evaluation: Evaluate.Result?
             if let modelFile {
                 BLAS.setThreads(1)
@@ -35,7 +35,7 @@ struct ReportCommand: ParsableCommand {
                 let test = try MNIST.load(directory: data, split: .test, limit: testSamples)
                 evaluation = try Evaluate.Result(evaluating: file, on: test, name: modelFile)
             }
-            let report = RunReport(title: "convoy run: \(peerText(run))", epochs: epochs, evaluation: evaluation)
+            let report = RunReport(title: "convoy run: \(peerText(runFile))", epochs: epochs, evaluation: evaluation)
             try RunReportWriter.write(report, to: output)
             ProgressPrinter.error("report: wrote \(output)")
         }

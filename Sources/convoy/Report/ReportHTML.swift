@@ -41,7 +41,7 @@ struct RunReport {
     /// One series over the epochs.
     private func series(_ name: String, _ color: Int, _ value: (EpochRecord) -> Double) -> ChartSeries {
         ChartSeries(
-            name: name, points: epochs.map { (Double($0.epoch), value($0)) }, color: SVGChart.color(color))
+            name: name, points: epochs.map { (x: Double($0.epoch), y: value($0)) }, color: SVGChart.color(color))
     }
 
     /// Slice time per worker across epochs (a straggler's line sits apart) and joins and drops;
@@ -55,7 +55,7 @@ struct RunReport {
                 name: "worker \(w)",
                 points: epochs.compactMap { record in
                     guard let ms = record.workerStepMs, w < ms.count, ms[w] > 0 else { return nil }
-                    return (Double(record.epoch), ms[w])
+                    return (x: Double(record.epoch), y: ms[w])
                 }, color: SVGChart.color(w))
         }
         var out = [
@@ -72,7 +72,7 @@ struct RunReport {
     /// Names the worker whose mean slice time is furthest above the median of all workers.
     func straggler(_ lines: [ChartSeries]) -> String {
         let means = lines.filter { !$0.points.isEmpty }.map {
-            (name: $0.name, ms: $0.points.map(\.y).reduce(0, +) / Double($0.points.count))
+            (name: $0.name, ms: $0.points.map { $0.y }.reduce(0, +) / Double($0.points.count))
         }
         guard means.count > 1, let slowest = means.max(by: { $0.ms < $1.ms }) else { return "" }
         let sorted = means.map(\.ms).sorted()
@@ -95,7 +95,8 @@ struct RunReport {
         let last = epochs.last
         let summary =
             last.map {
-                "\(epochs.count) epoch(s); last: loss \(format($0.loss, 4)), test accuracy \(percent($0.testAccuracy)), "
+                "\(epochs.count) epoch(s); last: loss \(format($0.loss, 4)), test accuracy "
+                    + "\(percent($0.testAccuracy)), "
                     + "\(Int($0.samplesPerSec.rounded())) samples/s"
             } ?? ""
         return """

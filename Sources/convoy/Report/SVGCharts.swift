@@ -61,9 +61,9 @@ enum SVGChart {
         id: String, title: String, xLabel: String, yLabel: String, series: [ChartSeries], yFromZero: Bool = false
     ) -> String {
         let points = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
-        let x = LinearScale(domain: LinearScale.extent(points.map(\.x)), range: (plot.left, plot.right))
+        let x = LinearScale(domain: LinearScale.extent(points.map { $0.x }), range: (plot.left, plot.right))
         let y = LinearScale(
-            domain: LinearScale.extent(points.map(\.y), fromZero: yFromZero), range: (plot.bottom, plot.top))
+            domain: LinearScale.extent(points.map { $0.y }, fromZero: yFromZero), range: (plot.bottom, plot.top))
         var body = axes(x: x, y: y, title: title, xLabel: xLabel, yLabel: yLabel)
         for (i, line) in series.enumerated() {
             let kept = line.points.filter { $0.x.isFinite && $0.y.isFinite }
