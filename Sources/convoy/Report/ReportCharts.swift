@@ -8,12 +8,12 @@ extension SVGChart {
     static func heatmap(id: String, title: String, matrix: [[Int]]) -> String {
         let rows = matrix.count
         let columns = matrix.map(\.count).max() ?? 0
-        let cell = min(30.0, (height - 80) / Double(max(rows, 1)), 400 / Double(max(columns, 1)))
+        let cell = min(32.0, 320 / Double(max(rows, 1)), 400 / Double(max(columns, 1)))
         let left = 80.0
-        let top = 44.0
+        let top = 64.0
         let largest = Double(max(matrix.flatMap { $0 }.max() ?? 1, 1))
         var body = text(width / 2, 18, title, anchor: "middle", weight: "bold")
-        body += text(left + cell * Double(columns) / 2, top - 22, "predicted", anchor: "middle")
+        body += text(left + cell * Double(columns) / 2, top - 26, "predicted", anchor: "middle")
         body += text(left - 40, top + cell * Double(rows) / 2, "true", anchor: "middle")
         for (r, row) in matrix.enumerated() {
             body += text(left - 8, top + cell * (Double(r) + 0.65), String(r), anchor: "end")
@@ -35,7 +35,7 @@ extension SVGChart {
         for c in 0..<columns {
             body += text(left + cell * (Double(c) + 0.5), top - 6, String(c), anchor: "middle")
         }
-        return svg(id: id, title: title, body: body)
+        return svg(id: id, title: title, body: body, height: top + cell * Double(rows) + 16)
     }
 
     /// Workers joining (green circle) and dropped (red square) on the time axis, one row per

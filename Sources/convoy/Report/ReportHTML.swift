@@ -13,15 +13,15 @@ struct RunReport {
         var sections = [
             SVGChart.lineChart(
                 id: "chart-loss", title: "Training loss per epoch", xLabel: "epoch", yLabel: "loss",
-                series: [series("train loss", 0) { $0.loss }], yFromZero: true),
+                series: [series("train loss", 0) { $0.loss }], yFromZero: true, integerX: true),
             SVGChart.lineChart(
                 id: "chart-accuracy", title: "Accuracy per epoch", xLabel: "epoch", yLabel: "accuracy (%)",
                 series: [
                     series("train", 0) { $0.trainAccuracy * 100 }, series("test", 1) { $0.testAccuracy * 100 },
-                ]),
+                ], integerX: true),
             SVGChart.lineChart(
                 id: "chart-throughput", title: "Throughput per epoch", xLabel: "epoch", yLabel: "samples/s",
-                series: [series("samples/s", 2) { $0.samplesPerSec }], yFromZero: true),
+                series: [series("samples/s", 2) { $0.samplesPerSec }], yFromZero: true, integerX: true),
         ]
         sections += workerSections()
         if let evaluation {
@@ -61,7 +61,7 @@ struct RunReport {
         var out = [
             SVGChart.lineChart(
                 id: "chart-workers", title: "Mean slice time per worker", xLabel: "epoch", yLabel: "ms per slice",
-                series: lines, yFromZero: true) + straggler(lines)
+                series: lines, yFromZero: true, integerX: true) + straggler(lines)
         ]
         let events = epochs.flatMap { $0.events ?? [] }
         out.append(SVGChart.eventChart(id: "chart-events", title: "Workers joining and dropped", events: events))
@@ -69,16 +69,22 @@ struct RunReport {
         return out
     }
 
-    /// Names the worker whose mean slice time is furthest above the median of all workers.
+    /// Names the worker whose mean slice time is furthest above the median of the others'.
     func straggler(_ lines: [ChartSeries]) -> String {
         let means = lines.filter { !$0.points.isEmpty }.map {
             (name: $0.name, ms: $0.points.map { $0.y }.reduce(0, +) / Double($0.points.count))
         }
-        guard means.count > 1, let slowest = means.max(by: { $0.ms < $1.ms }) else { return "" }
-        let sorted = means.map(\.ms).sorted()
-        let median = sorted[sorted.count / 2]
-        return "<p class=\"straggler\">Slowest: \(html(slowest.name)), \(html(SVGChart.short(slowest.ms))) ms "
-            + "per slice (median of workers \(html(SVGChart.short(median))) ms).</p>\n"
+        guard means.count > 1, let slowest = means.indices.max(by: { means[$0].ms < means[$1].ms }) else {
+            return ""
+        }
+        let others = means.indices.filter { $0 != slowest }.map { means[$0].ms }.sorted()
+        let median =
+            others.count % 2 == 1
+            ? others[others.count / 2] : (others[others.count / 2 - 1] + others[others.count / 2]) / 2
+        let ratio = median > 0 ? " (\(format(means[slowest].ms / median, 2))× the others' median)" : ""
+        return "<p class=\"straggler\">Slowest: \(html(means[slowest].name)), "
+            + "\(html(SVGChart.short(means[slowest].ms))) ms per slice against a median of "
+            + "\(html(SVGChart.short(median))) ms for the others\(html(ratio)).</p>\n"
     }
 
     func eventTable(_ events: [EpochRecord.WorkerEvent]) -> String {

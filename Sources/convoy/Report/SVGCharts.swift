@@ -58,13 +58,14 @@ enum SVGChart {
     /// A line chart with axes, five ticks on each, a dot per point (its value as a tooltip)
     /// and a legend. Points that are not finite are left out.
     static func lineChart(
-        id: String, title: String, xLabel: String, yLabel: String, series: [ChartSeries], yFromZero: Bool = false
+        id: String, title: String, xLabel: String, yLabel: String, series: [ChartSeries], yFromZero: Bool = false,
+        integerX: Bool = false
     ) -> String {
         let points = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         let x = LinearScale(domain: LinearScale.extent(points.map { $0.x }), range: (plot.left, plot.right))
         let y = LinearScale(
             domain: LinearScale.extent(points.map { $0.y }, fromZero: yFromZero), range: (plot.bottom, plot.top))
-        var body = axes(x: x, y: y, title: title, xLabel: xLabel, yLabel: yLabel)
+        var body = axes(x: x, y: y, title: title, xLabel: xLabel, yLabel: yLabel, integerX: integerX)
         for (i, line) in series.enumerated() {
             let kept = line.points.filter { $0.x.isFinite && $0.y.isFinite }
             let path = kept.map { "\(coordinate(x($0.x))),\(coordinate(y($0.y)))" }.joined(separator: " ")
@@ -84,15 +85,26 @@ enum SVGChart {
     }
 
     /// The frame, ticks and labels shared by the charts.
-    static func axes(x: LinearScale, y: LinearScale, title: String, xLabel: String, yLabel: String) -> String {
+    /// With `integerX` (epochs) the x ticks are the whole numbers of the domain (at most 25).
+    static func axes(
+        x: LinearScale, y: LinearScale, title: String, xLabel: String, yLabel: String, integerX: Bool = false
+    ) -> String {
         var out = text(width / 2, 18, title, anchor: "middle", weight: "bold")
+        if integerX {
+            let first = Int(x.domain.lowerBound.rounded(.up))
+            let last = Int(x.domain.upperBound.rounded(.down))
+            let every = max(1, (last - first) / 25 + 1)
+            for tick in stride(from: first, through: last, by: every) {
+                out += text(x(Double(tick)), plot.bottom + 16, String(tick), anchor: "middle")
+            }
+        }
         out += "<rect class=\"plot\" x=\"\(plot.left)\" y=\"\(plot.top)\" width=\"\(plot.right - plot.left)\" "
         out += "height=\"\(plot.bottom - plot.top)\" fill=\"none\" stroke=\"#999\"/>\n"
         for k in 0...4 {
             let fraction = Double(k) / 4
             let xv = x.domain.lowerBound + fraction * (x.domain.upperBound - x.domain.lowerBound)
             let yv = y.domain.lowerBound + fraction * (y.domain.upperBound - y.domain.lowerBound)
-            out += text(x(xv), plot.bottom + 16, short(xv), anchor: "middle")
+            if !integerX { out += text(x(xv), plot.bottom + 16, short(xv), anchor: "middle") }
             out += text(plot.left - 6, y(yv) + 4, short(yv), anchor: "end")
             out += "<line x1=\"\(plot.left)\" x2=\"\(plot.right)\" y1=\"\(coordinate(y(yv)))\" "
             out += "y2=\"\(coordinate(y(yv)))\" stroke=\"#eee\"/>\n"
@@ -110,7 +122,7 @@ enum SVGChart {
             + "fill=\"\(fill)\">\(html(content))</text>"
     }
 
-    static func svg(id: String, title: String, body: String) -> String {
+    static func svg(id: String, title: String, body: String, height: Double = height) -> String {
         "<svg id=\"\(html(id))\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" "
             + "height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" "
             + "aria-label=\"\(html(title))\" font-family=\"sans-serif\" font-size=\"11\">\n\(body)</svg>\n"
