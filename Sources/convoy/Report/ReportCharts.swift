@@ -55,6 +55,10 @@ extension SVGChart {
         }
         body += text(
             (plot.left + plot.right) / 2, plot.bottom + 36, "seconds since the coordinator started", anchor: "middle")
+        body += "<circle cx=\"\(plot.right + 21)\" cy=\"\(plot.top - 4)\" r=\"5\" fill=\"#2ca02c\"/>"
+        body += text(plot.right + 30, plot.top, "joined", anchor: "start")
+        body += "<rect x=\"\(plot.right + 16)\" y=\"\(plot.top + 7)\" width=\"10\" height=\"10\" fill=\"#d62728\"/>"
+        body += text(plot.right + 30, plot.top + 16, "dropped", anchor: "start") + "\n"
         for w in 0..<workers { body += text(plot.left - 6, y(Double(w)) + 4, "w\(w)", anchor: "end") }
         for event in events {
             let cx = coordinate(x(event.t))
