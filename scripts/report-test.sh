@@ -28,6 +28,10 @@ grep -q '"event":"joined"' "$TMP/run.jsonl" || fail "the epoch objects do not re
 "$CONVOY" report "$TMP/run.jsonl" --model-file "$TMP/model.convoy" --test-samples 2000 -o "$TMP/cli.html" \
     2> "$TMP/report.log" || fail "convoy report"
 
+# One process: no worker charts, the rest as a cluster's (and the report without --json).
+"$CONVOY" train --epochs 1 --train-samples 1000 --test-samples 1000 --out "$TMP/train.convoy" \
+    --report "$TMP/train.html" > "$TMP/train.log" 2>&1 || fail "convoy train --report"
+
 # Bad input: one line on stderr and exit 1, never a crash.
 echo 'not json' > "$TMP/bad.jsonl"
 for bad in "$TMP/missing.jsonl" "$TMP/bad.jsonl"; do
@@ -67,6 +71,11 @@ for page in run cli; do
     [[ $cells -eq 100 ]] || fail "$page.html: $cells confusion cells, expected 100"
     echo "report-test: $page.html: 6 charts, 100 confusion cells, no console output"
 done
+load train
+for id in chart-loss chart-accuracy chart-throughput chart-confusion; do
+    grep -q "<svg id=\"$id\"" "$TMP/train.dom" || fail "train.html: no $id in the DOM"
+done
+[[ $(grep -o '<svg ' "$TMP/train.dom" | wc -l) -eq 4 ]] || fail "train.html: expected 4 charts (no worker charts)"
 load hostile
 grep -q '&lt;script&gt;console.error' "$TMP/hostile.dom" || fail "hostile.html: the reason is not shown escaped"
 
