@@ -45,6 +45,8 @@ base_args() {
             --checkpoint-dir=checkpoints ;;
         worker) printf '%s\n' --connect=tcp://127.0.0.1:1 --connect-timeout=1 --idle-timeout=1 ;;
         evaluate) printf '%s\n' "--model-file=$TMP/model.convoy" --test-samples=100 "--data=$ROOT/data/mnist" ;;
+        report) printf '%s\n' "$TMP/run.jsonl" "--model-file=$TMP/model.convoy" --test-samples=100 \
+            "--data=$ROOT/data/mnist" --output=report.html ;;
         bench) printf '%s\n' --steps=2 --infer-batch=64 ;;
         bench-transport) printf '%s\n' --rounds=5 --request=1000 --reply=1000 ;;
         bench-coordinator) printf '%s\n' --steps=2 --warmup=0 ;;
@@ -114,9 +116,9 @@ trap cleanup EXIT
 export TMP CONVOY LIMIT VMEM_KB
 mkdir -p "$TMP/results" "$TMP/baseline"
 
-# A model for evaluate.
-"$CONVOY" train --epochs 1 --train-samples 128 --test-samples 100 --out "$TMP/model.convoy" \
-    >/dev/null 2>"$TMP/train.log" || fail "could not train the model evaluate needs"
+# A model for evaluate and report, and its epoch line for report.
+"$CONVOY" train --epochs 1 --train-samples 128 --test-samples 100 --out "$TMP/model.convoy" --json \
+    >"$TMP/run.jsonl" 2>"$TMP/train.log" || fail "could not train the model evaluate and report need"
 
 # Discovery: every option of every subcommand, then the numeric ones.
 "$CONVOY" --experimental-dump-help >"$TMP/help.json" || fail "convoy --experimental-dump-help failed"

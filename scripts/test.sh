@@ -47,6 +47,7 @@ stage "chaos: workers killed, stopped and joining, an intruder, the coordinator 
 stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
 stage "--tensorboard event files, read back by the tensorboard package" scripts/tensorboard-test.sh
+stage "run report: HTML from a local run loads in headless Chromium with its charts, no console output" scripts/report-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 stage "crafted checkpoints and model files through the binary" env BUDGET=300 scripts/file-mutation-test.sh 40

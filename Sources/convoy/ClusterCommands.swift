@@ -42,6 +42,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Allow binding a non-loopback address without CURVE: anyone who reaches the port can join.")
     var insecure = false
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
+    @Option(name: .customLong("report"), help: "Write a self-contained HTML run report to this file.")
+    var reportFile: String?
 
     var options: ClusterOptions {
         var options = ClusterOptions(workers: workers)
@@ -80,6 +82,8 @@ struct CoordinatorCommand: ParsableCommand {
         reportingErrors {
             let config = try training.config()
             try checkOutputPath(out)
+            try reportFile.map { try checkOutputPath($0, flag: "report") }
+            let runReport = RunReportWriter(path: reportFile, title: "convoy coordinator: \(config.model)")
             let secretKey = try curveKey.map { try CurveKeyPair.readSecretKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
@@ -132,9 +136,9 @@ struct CoordinatorCommand: ParsableCommand {
                     printer.step(progress, epochs: config.epochs, extra: extra)
                 },
                 epochDone: { report in
-                    printer.epoch(
-                        report, epochs: config.epochs, cluster: runner.takeEpochStats(),
-                        timeToTarget: session.timeToTarget)
+                    let stats = runner.takeEpochStats()
+                    printer.epoch(report, epochs: config.epochs, cluster: stats, timeToTarget: session.timeToTarget)
+                    try runReport?.epoch(EpochLine(report: report, cluster: stats, timeToTarget: session.timeToTarget))
                     try board?.add(report, step: session.server.step)
                     try session.modelFile.save(to: out)
                 })
@@ -145,6 +149,7 @@ struct CoordinatorCommand: ParsableCommand {
             authenticator?.stop()
             context.terminate()
             closed = true
+            try runReport?.finish(model: session.modelFile, test: test, name: out)
             try exitIfStopped(outcome, checkpoints: checkpoints, log: log)
             if !json {
                 ProgressPrinter.line(

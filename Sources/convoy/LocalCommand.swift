@@ -39,6 +39,10 @@ struct Local: ParsableCommand {
     @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
     var audit = 0.0
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
+    @Option(
+        name: .customLong("report"),
+        help: "Passed to the coordinator: write a self-contained HTML run report to this file.")
+    var reportFile: String?
     @Flag(inversion: .prefixedNo, help: "Pin each compute thread to its own CPU when they fit the cores.") var pin =
         true
 
@@ -67,6 +71,7 @@ struct Local: ParsableCommand {
     func run() throws {
         reportingErrors {
             try checkOutputPath(out)
+            try reportFile.map { try checkOutputPath($0, flag: "report") }
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
             // A socket in a fresh 0700 directory: no other user can join, no TCP port is
             // open, and no secret is on a command line (docs/DESIGN.md, "Local runs").
@@ -80,6 +85,7 @@ struct Local: ParsableCommand {
             arguments += ["--out", out]
             arguments += training.arguments + checkpoints.arguments
             if json { arguments.append("--json") }
+            if let reportFile { arguments += ["--report", reportFile] }
             if audit > 0 { arguments += ["--audit", String(audit)] }
             let coordinator = Process()
             coordinator.executableURL = URL(fileURLWithPath: binary)

@@ -16,6 +16,8 @@ struct Train: ParsableCommand {
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads for this process.") var threads = 1
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
+    @Option(name: .customLong("report"), help: "Write a self-contained HTML run report to this file.")
+    var reportFile: String?
 
     func validate() throws {
         try checkFlag("threads", threads, in: FlagRange.threads)
@@ -30,6 +32,8 @@ struct Train: ParsableCommand {
         reportingErrors {
             let config = try training.config()
             try checkOutputPath(out)
+            try reportFile.map { try checkOutputPath($0, flag: "report") }
+            let runReport = RunReportWriter(path: reportFile, title: "convoy train: \(config.model)")
             BLAS.setThreads(threads)
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
             let signals = StopOnSignals(log: log)
@@ -56,9 +60,11 @@ struct Train: ParsableCommand {
                 epochDone: { report in
                     printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
                     try board?.add(report, step: session.server.step)
+                    try runReport?.epoch(EpochLine(report: report, cluster: nil, timeToTarget: session.timeToTarget))
                     // Saved after every epoch so an interrupted run still leaves a usable model.
                     try session.modelFile.save(to: out)
                 })
+            try runReport?.finish(model: session.modelFile, test: test, name: out)
             try exitIfStopped(outcome, checkpoints: checkpoints, log: log)
             // Also when a resumed run had no epoch left to train.
             try session.modelFile.save(to: out)
@@ -105,38 +111,7 @@ struct Evaluate: ParsableCommand {
             BLAS.setThreads(1)
             let file = try ModelFile.load(path: modelFile)
             let test = try MNIST.load(directory: data, split: .test, limit: testSamples)
-            let architecture = try Architecture(file.spec)
-            guard architecture.inputShape.count == test.sampleSize else {
-                throw FlagError(
-                    "--model-file \(modelFile): the model takes \(architecture.inputShape.count) inputs, "
-                        + "MNIST has \(test.sampleSize)"
-                )
-            }
-            // A crafted file can describe huge activations with few parameters: bounded here.
-            let batch = try file.evaluationBatch(
-                preferred: 500, memoryBytes: ModelFile.evaluationMemory, name: modelFile)
-            let network = Network(architecture, maxBatch: batch, parameters: file.parameters)
-            var confusion = [[Int]](repeating: [Int](repeating: 0, count: network.classes), count: test.classes)
-            var lossSum = 0.0
-            var start = 0
-            test.pixels.withUnsafeBufferPointer { pixels in
-                test.labels.withUnsafeBufferPointer { labels in
-                    while start < test.count {
-                        let n = min(network.maxBatch, test.count - start)
-                        network.loadPixels(pixels.baseAddress! + start * test.sampleSize, batch: n)
-                        lossSum += network.evaluate(labels: labels.baseAddress! + start, batch: n).lossSum
-                        for (k, predicted) in network.predictions(batch: n).enumerated() {
-                            confusion[Int(labels[start + k])][predicted] += 1
-                        }
-                        start += n
-                    }
-                }
-            }
-            let correct = (0..<min(confusion.count, network.classes)).reduce(0) { $0 + confusion[$1][$1] }
-            let result = Result(
-                model: file.spec.name, samples: test.count, accuracy: Double(correct) / Double(test.count),
-                loss: lossSum / Double(test.count),
-                parameterChecksum: String(format: "%08x", file.parameterChecksum), confusion: confusion)
+            let result = try Result(evaluating: file, on: test, name: modelFile)
             if json {
                 ProgressPrinter.line(ProgressPrinter.jsonLine(result))
                 return
@@ -146,8 +121,9 @@ struct Evaluate: ParsableCommand {
                     + "loss \(format(result.loss, 4))"
             )
             ProgressPrinter.line("confusion matrix (rows: true label, columns: predicted)")
-            ProgressPrinter.line("     " + (0..<network.classes).map { pad(String($0), 6) }.joined())
-            for (label, row) in confusion.enumerated() {
+            ProgressPrinter.line(
+                "     " + (0..<(result.confusion.first?.count ?? 0)).map { pad(String($0), 6) }.joined())
+            for (label, row) in result.confusion.enumerated() {
                 ProgressPrinter.line(pad(String(label), 3) + "  " + row.map { pad(String($0), 6) }.joined())
             }
         }

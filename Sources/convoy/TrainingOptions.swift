@@ -109,22 +109,22 @@ struct TrainingOptions: ParsableArguments {
 }
 
 /// Fails before any training if the model could not be saved to `path` later.
-func checkOutputPath(_ path: String) throws {
+func checkOutputPath(_ path: String, flag: String = "out") throws {
     // FilePaths, not NSString: deletingLastPathComponent traps on a one-letter path on Linux.
     let dir = FilePaths.directory(of: path)
     var isDirectory: ObjCBool = false
-    guard !path.isEmpty else { throw FlagError("--out: the path is empty") }
+    guard !path.isEmpty else { throw FlagError("--\(flag): the path is empty") }
     if path.hasSuffix("/")
         || FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
             && isDirectory.boolValue
     {
-        throw FlagError("--out \(path): names a directory, not a file")
+        throw FlagError("--\(flag) \(path): names a directory, not a file")
     }
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw FlagError("--out \(path): directory \(dir) does not exist")
+        throw FlagError("--\(flag) \(path): directory \(dir) does not exist")
     }
     guard FileManager.default.isWritableFile(atPath: dir) else {
-        throw FlagError("--out \(path): directory \(dir) is not writable")
+        throw FlagError("--\(flag) \(path): directory \(dir) is not writable")
     }
 }
 

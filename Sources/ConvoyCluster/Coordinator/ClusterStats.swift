@@ -14,6 +14,8 @@ public struct ClusterStats: Codable, Equatable, Sendable {
     public var bytesPerStep: Double
     /// Fraction of step time workers spent not computing (waiting for the step's weights).
     public var workerWaitFraction: Double
+    /// Workers that joined or were dropped since the previous epoch's figures, in order.
+    public var events: [WorkerEvent] = []
 
     enum CodingKeys: String, CodingKey {
         case workers
@@ -22,6 +24,25 @@ public struct ClusterStats: Codable, Equatable, Sendable {
         case coordinatorMs = "coordinator_ms"
         case bytesPerStep = "bytes_per_step"
         case workerWaitFraction = "worker_wait_fraction"
+        case events
+    }
+}
+
+/// A worker joining (or coming back) or being dropped, for the run report's time axis.
+public struct WorkerEvent: Codable, Equatable, Sendable {
+    /// Seconds since the coordinator started.
+    public var t: Double
+    /// "joined" or "dropped".
+    public var event: String
+    public var worker: UInt32
+    /// Why it was dropped (nil for a join).
+    public var reason: String?
+
+    public init(t: Double, event: String, worker: UInt32, reason: String? = nil) {
+        self.t = t
+        self.event = event
+        self.worker = worker
+        self.reason = reason
     }
 }
 
@@ -36,6 +57,17 @@ final class ClusterStatsRecorder {
     private var slices: [Int] = []
     /// Bytes of training rounds only: evaluation traffic is not a step's cost.
     var counting = true
+    private var events: [WorkerEvent] = []
+    /// The time axis of `events`: the coordinator's start.
+    private let start = ContinuousClock.now
+    /// A run that flaps for days keeps a bounded record: later events of the epoch are counted out.
+    static let maxEventsPerEpoch = 1000
+
+    func addEvent(_ event: String, worker: UInt32, reason: String? = nil) {
+        guard events.count < Self.maxEventsPerEpoch else { return }
+        let t = (ContinuousClock.now - start).inSeconds
+        events.append(WorkerEvent(t: t, event: event, worker: worker, reason: reason))
+    }
 
     func countBytes(_ n: Int) { if counting { bytes += n } }
 
@@ -67,13 +99,14 @@ final class ClusterStatsRecorder {
         let stats = ClusterStats(
             workers: liveWorkers, workerStepMs: workerStepMs, stepMs: stepSeconds / n * 1000,
             coordinatorMs: coordinatorSeconds / n * 1000, bytesPerStep: Double(bytes) / n,
-            workerWaitFraction: stepSeconds > 0 ? max(0, 1 - meanCompute / stepSeconds) : 0)
+            workerWaitFraction: stepSeconds > 0 ? max(0, 1 - meanCompute / stepSeconds) : 0, events: events)
         coordinatorSeconds = 0
         stepSeconds = 0
         bytes = 0
         steps = 0
         computeSeconds = []
         slices = []
+        events = []
         return stats
     }
 }

@@ -66,6 +66,7 @@ final class WorkerPool {
         workers[w].alive = false
         workers[w].dropped = now()
         let delay = admission.recordDrop(of: workers[w].hello, now: now())
+        stats.addEvent("dropped", worker: workers[w].id, reason: reason)
         log(
             "dropped \(workers[w].name): it \(reason); its work goes to the \(liveCount) remaining; it may rejoin in "
                 + "\(formatSeconds(delay.inSeconds)) s")
@@ -170,6 +171,7 @@ final class WorkerPool {
                 workers[known].alive = true
                 workers[known].peer = peer
                 log("\(workers[known].name) is back")
+                stats.addEvent("joined", worker: workers[known].id)
             }
             return try greet(known)
         }
@@ -188,6 +190,7 @@ final class WorkerPool {
         let slot = free ?? workers.count
         let worker = Worker(peer: peer, id: UInt32(slot), hello: hello, key: key)
         if slot == workers.count { workers.append(worker) } else { workers[slot] = worker }
+        stats.addEvent("joined", worker: worker.id)
         log("\(worker.name) joined (\(liveCount) live)\(key.map { ", key \($0)" } ?? "")")
         try greet(slot)
     }
