@@ -16,8 +16,9 @@ struct CoordinatorCommand: ParsableCommand {
     // Optional so that --from-env can fill them (FromEnvOptions.swift has `bind` and `workers`).
     @Option(
         name: .customLong("bind"),
-        help: "Endpoint to bind, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:* (any free port); default "
-            + "tcp://127.0.0.1:5555.") var bindFlag: String?
+        help: ArgumentHelp(
+            "Endpoint to bind, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:* (any free port); default "
+                + "tcp://127.0.0.1:5555.")) var bindFlag: String?
     @Option(name: .customLong("workers"), help: "Workers to wait for before training.") var workersFlag: Int?
     @OptionGroup var fromEnv: FromEnvOptions
     @OptionGroup var training: TrainingOptions

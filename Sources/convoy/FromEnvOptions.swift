@@ -7,10 +7,10 @@ import Foundation
 struct FromEnvOptions: ParsableArguments {
     @Flag(
         name: .customLong("from-env"),
-        help:
+        help: ArgumentHelp(
             "Take --bind/--connect and --workers from the scheduler's environment: Slurm (SLURM_PROCID, "
-            + "SLURM_NTASKS, SLURM_STEP_NODELIST, SLURM_JOB_ID) or Kubernetes (JOB_COMPLETION_INDEX, "
-            + "CONVOY_COORDINATOR, CONVOY_WORKERS); CONVOY_PORT sets the port. Explicit flags win.")
+                + "SLURM_NTASKS, SLURM_STEP_NODELIST, SLURM_JOB_ID) or Kubernetes (JOB_COMPLETION_INDEX, "
+                + "CONVOY_COORDINATOR, CONVOY_WORKERS); CONVOY_PORT sets the port. Explicit flags win."))
     var fromEnv = false
 
     /// The placement when `--from-env` is given; nil otherwise.
