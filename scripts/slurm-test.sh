@@ -77,10 +77,6 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
 ReturnToService=2
-MpiDefault=none
-JobCompType=jobcomp/none
-AccountingStorageType=accounting/none
-JobAcctGatherType=jobacct_gather/none
 NodeName=$node CPUs=4 State=UNKNOWN
 PartitionName=convoy Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
@@ -98,7 +94,7 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 [[ -n $ready ]] || skip "slurmctld/slurmd did not bring node $node up (state '${state:-none}'): \
-$(tail -n 3 "$work/slurmctld.log" "$work/slurmd.log" "$work/slurmctld.stderr" "$work/slurmd.stderr" 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
+$(tail -n 3 "$work/slurmctld.log" "$work/slurmd.log" "$work/slurmctld.stderr" "$work/slurmd.stderr" 2>/dev/null | tr '\n' ' ' | cut -c1-600)"
 echo "slurm: node $node up (slurmctld pid ${pids[1]}, slurmd pid ${pids[2]})" >&2
 
 # The job's shared directory is $work/out (every "node" is this host); the binary and data
@@ -125,6 +121,7 @@ workers=$(grep -c "joined" "$out" || true)
 python3 -c "import sys; sys.exit(0 if float('$accuracy') >= 0.95 else 1)" \
     || { tail -n 30 "$out"; fail "test accuracy $accuracy < 0.95 after 1 epoch"; }
 grep -q "exit status 0" "$out" || { tail -n 30 "$out"; fail "the job did not end with status 0"; }
+grep -E '^convoy:|listening on|joined|waiting for' "$out" | head -n 12 | sed 's/^/  job: /'
 echo "slurm: job $job_done trained LeNet-5 through sbatch (3 tasks: coordinator + 2 workers, CURVE keys per job):"
 echo "  test accuracy $accuracy after 1 epoch (>= 0.95); worker join lines: $workers"
 echo "PASS"
