@@ -3,7 +3,9 @@
 # and slurmd in the foreground under a temporary directory, a generated slurm.conf), then
 # `sbatch --wait deploy/slurm/convoy.sbatch` with 3 tasks (the coordinator and 2 workers,
 # `--from-env`, CURVE keys made per job) trains LeNet-5 on the bundled MNIST for one epoch,
-# and the job's output must show a test accuracy of at least 95%. Installs slurm-wlm and
+# and the job's output must show a test accuracy of at least 95%. Then a second job is sent
+# SIGTERM mid-run (as --signal=B:TERM@120 does): it checkpoints, exits 75, requeues itself
+# and continues to the same accuracy. Installs slurm-wlm and
 # munge with apt-get when missing (test-only tools: never scripts/setup.sh). Prints SKIP and
 # exits 0 where the daemons cannot start (no apt, no root, a sandbox that forbids them).
 #   scripts/slurm-test.sh
@@ -97,31 +99,72 @@ done
 $(tail -n 3 "$work/slurmctld.log" "$work/slurmd.log" "$work/slurmctld.stderr" "$work/slurmd.stderr" 2>/dev/null | tr '\n' ' ' | cut -c1-600)"
 echo "slurm: node $node up (slurmctld pid ${pids[1]}, slurmd pid ${pids[2]})" >&2
 
-# The job's shared directory is $work/out (every "node" is this host); the binary and data
-# come from the checkout. Trailing arguments go to the coordinator.
-export CONVOY CONVOY_JOB_DIR="$work/out"
-budget=$((DEADLINE - SECONDS - 10))
-job=$(sbatch --parsable --chdir="$work/out" --output="$work/out/job-%j.out" --time=10 \
-    "$ROOT/deploy/slurm/convoy.sbatch" --data "$ROOT/data/mnist" --epochs 1 --json) \
-    || fail "sbatch refused the job"
-echo "slurm: submitted job $job; waiting at most ${budget}s" >&2
-while (( SECONDS < DEADLINE - 10 )); do
-    state=$(squeue -h -j "$job" -o %T 2>/dev/null || true)
-    [[ -z $state ]] && break
-    sleep 1
+# Jobs run in $work/out, the "shared storage" every node (this host) sees; each keeps its keys
+# and checkpoints in its default convoy-job-ID directory there. Trailing arguments go to
+# the coordinator.
+export CONVOY
+# submit ARGS...: sets job and out.
+submit() {
+    # From $work/out: SLURM_SUBMIT_DIR, where the job's directory goes by default.
+    job=$(cd "$work/out" && sbatch --parsable --chdir="$work/out" --output="$work/out/job-%j.out" --time=10 \
+        "$ROOT/deploy/slurm/convoy.sbatch" --data "$ROOT/data/mnist" --json "$@") || fail "sbatch refused the job"
+    out="$work/out/job-$job.out"
+    echo "slurm: $(date +%T) submitted job $job ($*)" >&2
+}
+# wait_job: until the job has left the queue (a requeued job comes back as PENDING).
+wait_job() {
+    while (( SECONDS < DEADLINE )); do
+        state=$(squeue -h -j "$job" -o %T 2>/dev/null || true)
+        [[ -z $state ]] && break
+        sleep 0.5
+    done
+    [[ -z ${state:-} ]] || { tail -n 20 "$out" 2>/dev/null; fail "job $job still $state after ${TIMEOUT}s"; }
+    [[ -f $out ]] || fail "job $job wrote no output file"
+}
+# check_trained WHAT: the job's last epoch reached 95% and the job ended with status 0.
+check_trained() {
+    accuracy=$(grep -oE '"test_accuracy": ?[0-9.]+' "$out" | tail -n 1 | cut -d: -f2 | tr -d ' ')
+    [[ -n $accuracy ]] || { tail -n 30 "$out"; fail "$1: job $job reported no test accuracy"; }
+    python3 -c "import sys; sys.exit(0 if float('$accuracy') >= 0.95 else 1)" \
+        || { tail -n 30 "$out"; fail "$1: test accuracy $accuracy < 0.95"; }
+    grep -q "job step ended with exit status 0" "$out" || { tail -n 30 "$out"; fail "$1: job $job did not end with status 0"; }
+}
+
+# 1. One epoch through sbatch: the bar.
+submit --epochs 1
+wait_job
+grep -q "listening on tcp://0.0.0.0:" "$out" || { tail -n 30 "$out"; fail "no coordinator bound in job $job's output"; }
+[[ $(grep -c "joined (" "$out") -eq 2 ]] || { tail -n 30 "$out"; fail "job $job: not 2 workers joined"; }
+check_trained "1 epoch"
+grep -E '^convoy:|listening on|joined \(|waiting for' "$out" | head -n 8 | sed 's/^/  job: /'
+echo "slurm: job $job trained LeNet-5 through sbatch (coordinator + 2 workers, --from-env, CURVE keys per job):"
+echo "  test accuracy $accuracy after 1 epoch (>= 0.95)"
+first_accuracy=$accuracy
+[[ ! -e $work/out/convoy-job-$job/keys/worker.key ]] || fail "job $job left its secret keys behind"
+
+# 2. Preemption: SIGTERM to the batch shell (what --signal=B:TERM@120 sends before the time
+# limit) mid-run: the coordinator checkpoints and exits 75, the script requeues the job, and
+# the requeued job continues from the checkpoint to a trained model.
+submit --epochs 1 --checkpoint-every 100
+checkpoints=$work/out/convoy-job-$job/checkpoints
+for _ in $(seq 300); do compgen -G "$checkpoints/*" >/dev/null && break; sleep 0.2; done
+compgen -G "$checkpoints/*" >/dev/null || { tail -n 20 "$out"; fail "job $job wrote no checkpoint"; }
+scancel --signal=TERM --batch "$job" || fail "scancel --signal=TERM --batch $job failed"
+# Slurm holds a requeued job back for a while (its begin time); the test need not wait for it.
+for _ in $(seq 300); do grep -q "requeueing job" "$out" && break; sleep 0.2; done
+for _ in $(seq 50); do
+    [[ $(squeue -h -j "$job" -o %T 2>/dev/null) == PENDING ]] && { scontrol update JobId="$job" StartTime=now; break; }
+    sleep 0.2
 done
-out="$work/out/job-$job.out"
-[[ -z ${state:-} ]] || { cat "$out" 2>/dev/null | tail -n 20; fail "job $job still $state after ${TIMEOUT}s"; }
-job_done=$job; job=""
-[[ -f $out ]] || fail "job $job_done wrote no output file"
-grep -q "SLURM_PROCID\|listening on tcp://0.0.0.0" "$out" || { tail -n 30 "$out"; fail "no coordinator in job $job_done's output"; }
-accuracy=$(grep -oE '"test_accuracy": ?[0-9.]+' "$out" | tail -n 1 | cut -d: -f2 | tr -d ' ')
-[[ -n $accuracy ]] || { tail -n 30 "$out"; fail "job $job_done reported no test accuracy"; }
-workers=$(grep -c "joined" "$out" || true)
-python3 -c "import sys; sys.exit(0 if float('$accuracy') >= 0.95 else 1)" \
-    || { tail -n 30 "$out"; fail "test accuracy $accuracy < 0.95 after 1 epoch"; }
-grep -q "exit status 0" "$out" || { tail -n 30 "$out"; fail "the job did not end with status 0"; }
-grep -E '^convoy:|listening on|joined|waiting for' "$out" | head -n 12 | sed 's/^/  job: /'
-echo "slurm: job $job_done trained LeNet-5 through sbatch (3 tasks: coordinator + 2 workers, CURVE keys per job):"
-echo "  test accuracy $accuracy after 1 epoch (>= 0.95); worker join lines: $workers"
+echo "slurm: $(date +%T) job $job requeued" >&2
+wait_job
+grep -q "requeueing job $job" "$out" || { tail -n 30 "$out"; fail "job $job was not requeued after SIGTERM"; }
+grep -q "job $job (restart 1)" "$out" || { tail -n 30 "$out"; fail "requeued job $job did not run again"; }
+grep -q "resuming at epoch" "$out" || { tail -n 30 "$out"; fail "requeued job $job did not resume from its checkpoint"; }
+check_trained "preempted and requeued"
+# Deterministic sums: the continued run is the uninterrupted one, to the last digit.
+[[ $accuracy == "$first_accuracy" ]] || fail "the requeued run reached $accuracy, the uninterrupted one $first_accuracy"
+grep -E 'SIGTERM|requeueing|restart 1|resuming at|exit status' "$out" | head -n 8 | sed 's/^/  job: /'
+echo "slurm: job $job preempted (SIGTERM, exit 75), requeued and continued: test accuracy $accuracy, as uninterrupted"
+job=""
 echo "PASS"

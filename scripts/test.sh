@@ -43,6 +43,8 @@ stage "convoy train killed and resumed from its checkpoint" scripts/train-resume
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
+stage "Slurm: sbatch trains LeNet-5 on a one-node Slurm (coordinator + 2 workers, --from-env); preempted and requeued" scripts/slurm-test.sh
+stage "Kubernetes manifests: endpoint, keys, ports, resources and flags wired together" scripts/k8s-manifest-test.sh
 stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
