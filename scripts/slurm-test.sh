@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Slurm bar of issue 11 ("Schedulers"): a one-node Slurm started here (munged, slurmctld
 # and slurmd in the foreground under a temporary directory, a generated slurm.conf), then
-# `sbatch --wait deploy/slurm/convoy.sbatch` with 3 tasks (the coordinator and 2 workers,
+# `sbatch deploy/slurm/convoy.sbatch` (waited on with squeue) with 3 tasks (the coordinator and 2 workers,
 # `--from-env`, CURVE keys made per job) trains LeNet-5 on the bundled MNIST for one epoch,
 # and the job's output must show a test accuracy of at least 95%. Then a second job is sent
 # SIGTERM mid-run (as --signal=B:TERM@120 does): it checkpoints, exits 75, requeues itself

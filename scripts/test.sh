@@ -7,7 +7,9 @@
 # attacking `convoy local` (which skips itself where no second user can be made), the
 # exports checked by NumPy and onnxruntime, audit mode catching a worker that corrupts a
 # slice on purpose, crafted checkpoints and model files through the binary, and the
-# decoders' fuzzers (bounded), and every numeric flag of every command at its edges.
+# decoders' fuzzers (bounded), every numeric flag of every command at its edges, training
+# through sbatch on a one-node Slurm (which skips itself where the daemons cannot start), and
+# the Kubernetes manifests' wiring.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
