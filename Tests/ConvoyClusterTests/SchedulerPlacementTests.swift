@@ -75,6 +75,7 @@ import Testing
         ("n[]", .badRange("")), ("n[1-2-3]", .badRange("1-2-3")), ("n[1,,2]", .badRange("1,,2")),
         ("n[-5]", .badRange("-5")), ("n[0-999999999]", .tooMany(limit: Hostlist.maxHosts)),
         ("a[0-300]b[0-300]", .tooMany(limit: Hostlist.maxHosts)),
+        ("a[1-2]b[0-99999999]", .tooMany(limit: Hostlist.maxHosts)),
     ])
     func badHostlistsAreRefused(list: String, problem: Hostlist.Problem) {
         #expect(throws: problem) { try Hostlist.expand(list) }

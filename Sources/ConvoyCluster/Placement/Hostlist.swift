@@ -68,7 +68,8 @@ public enum Hostlist {
         }
         guard let close = item[open...].firstIndex(of: "]") else { throw .unbalancedBracket }
         let prefix = item[..<open]
-        let suffixes = try expandItem(item[item.index(after: close)...], limit: Int.max)
+        // Bounded too: `a[1-2]b[0-99999999]` must not build 10^8 suffixes before the product is refused.
+        let suffixes = try expandItem(item[item.index(after: close)...], limit: limit)
         let numbers = try rangeValues(item[item.index(after: open)..<close], limit: limit)
         var hosts: [String] = []
         for number in numbers {
