@@ -5,10 +5,12 @@
 # mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
 # joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
-# exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard,
-# audit mode catching a worker that corrupts a slice on purpose, crafted checkpoints and
-# model files through the binary, and the decoders' fuzzers (bounded), and every numeric
-# flag of every command at its edges.
+# exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard, the
+# HTML run report in headless Chromium, audit mode catching a worker that corrupts a slice on
+# purpose, crafted checkpoints and model files through the binary, the decoders' fuzzers
+# (bounded), every numeric flag of every command at its edges, training through sbatch on a
+# one-node Slurm (which skips itself where the daemons cannot start), and the Kubernetes
+# manifests' wiring.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +46,8 @@ stage "convoy train killed and resumed from its checkpoint" scripts/train-resume
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
+stage "Slurm: sbatch trains LeNet-5 on a one-node Slurm (coordinator + 2 workers, --from-env); preempted and requeued" scripts/slurm-test.sh
+stage "Kubernetes manifests: endpoint, keys, ports, resources and flags wired together" scripts/k8s-manifest-test.sh
 stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
 stage "--tensorboard event files, read back by the tensorboard package" scripts/tensorboard-test.sh

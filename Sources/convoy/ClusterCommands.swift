@@ -13,9 +13,14 @@ struct CoordinatorCommand: ParsableCommand {
             + "stderr once bound."
     )
 
-    @Option(help: "Endpoint to bind, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:* (any free port).") var bind =
-        "tcp://127.0.0.1:5555"
-    @Option(help: "Workers to wait for before training.") var workers: Int
+    // Optional so that --from-env can fill them (FromEnvOptions.swift has `bind` and `workers`).
+    @Option(
+        name: .customLong("bind"),
+        help: ArgumentHelp(
+            "Endpoint to bind, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:* (any free port); default "
+                + "tcp://127.0.0.1:5555.")) var bindFlag: String?
+    @Option(name: .customLong("workers"), help: "Workers to wait for before training.") var workersFlag: Int?
+    @OptionGroup var fromEnv: FromEnvOptions
     @OptionGroup var training: TrainingOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(name: .customLong("join-timeout"), help: "Seconds to wait for the workers.") var joinTimeout: Double = 120
@@ -56,6 +61,7 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     func validate() throws {
+        try validatePlacement()
         if let problem = options.problem { throw ValidationError(ErrorWording.line(for: problem)) }
         if audit > 0 && !training.deterministic {
             throw ValidationError(ErrorWording.line(for: ClusterSettingError.auditNeedsDeterministic))
@@ -165,7 +171,9 @@ struct WorkerCommand: ParsableCommand {
         abstract: "Compute gradients for a coordinator; needs no dataset.",
         discussion: "Keeps trying to reach the coordinator (with backoff), so it may start before it.")
 
-    @Option(help: "The coordinator's endpoint, e.g. tcp://10.0.0.1:5555.") var connect: String
+    @Option(name: .customLong("connect"), help: "The coordinator's endpoint, e.g. tcp://10.0.0.1:5555.")
+    var connectFlag: String?
+    @OptionGroup var fromEnv: FromEnvOptions
     @Option(help: "OpenBLAS threads (one per worker process keeps N workers on N cores).") var threads = 1
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach a coordinator.")
     var connectTimeout: Double = 300
@@ -196,6 +204,7 @@ struct WorkerCommand: ParsableCommand {
     var maxMemory: String?
 
     func validate() throws {
+        try validatePlacement()
         try checkFlag("threads", threads, in: FlagRange.threads)
         try checkFlag("slots", slots, in: FlagRange.slots)
         if let cpu { try checkFlag("cpu", cpu, in: 0...FlagRange.maxCPU) }
