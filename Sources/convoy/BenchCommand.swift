@@ -106,9 +106,9 @@ struct Bench: ParsableCommand {
                 }
             }
             try trainSteps(20)
-            let started = Date()
+            let started = ContinuousClock.now
             try trainSteps(steps)
-            let trainSeconds = Date().timeIntervalSince(started)
+            let trainSeconds = secondsSince(started)
             // One batch's samples for the per-layer table.
             var pixels = [UInt8](repeating: 0, count: batch * size)
             var labels = [UInt8](repeating: 0, count: batch)

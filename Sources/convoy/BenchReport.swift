@@ -23,9 +23,9 @@ enum BenchReport {
         BLAS.gemmNanoseconds = 0
         BLAS.timing = true
         defer { BLAS.timing = false }
-        let started = Date()
+        let started = ContinuousClock.now
         try body()
-        return Double(BLAS.gemmNanoseconds) / 1e9 / Date().timeIntervalSince(started)
+        return Double(BLAS.gemmNanoseconds) / 1e9 / secondsSince(started)
     }
 
     /// Inference samples/s on `data` in one batch (2 warm-up rounds, 10 timed).
@@ -42,10 +42,10 @@ enum BenchReport {
             }
         }
         infer(2)
-        let started = Date()
+        let started = ContinuousClock.now
         let rounds = 10
         infer(rounds)
-        return Double(rounds * data.count) / Date().timeIntervalSince(started)
+        return Double(rounds * data.count) / secondsSince(started)
     }
 
     struct LayerTime: Encodable {

@@ -176,8 +176,8 @@ final class ChildProcesses: @unchecked Sendable {
     func endAll(grace: Double) {
         let running = lock.withLock { processes.filter(\.isRunning) }
         for process in running { kill(process.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(grace)
-        while Date() < deadline && running.contains(where: \.isRunning) { usleep(20_000) }
+        let deadline = ContinuousClock.now + .seconds(grace)
+        while ContinuousClock.now < deadline && running.contains(where: \.isRunning) { usleep(20_000) }
         for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 

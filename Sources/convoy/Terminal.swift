@@ -21,7 +21,7 @@ extension Process {
 struct ProgressPrinter {
     let json: Bool
     let isTerminal = isatty(STDOUT_FILENO) == 1
-    private var lastBarUpdate = Date.distantPast
+    private var lastBarUpdate: ContinuousClock.Instant?
 
     init(json: Bool) { self.json = json }
 
@@ -42,8 +42,8 @@ struct ProgressPrinter {
 
     mutating func step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, extra: String = "") {
         guard isTerminal, !json else { return }
-        let now = Date()
-        guard step == steps || now.timeIntervalSince(lastBarUpdate) > 0.1 else { return }
+        let now = ContinuousClock.now
+        guard step == steps || lastBarUpdate.map({ $0.duration(to: now) > .milliseconds(100) }) ?? true else { return }
         lastBarUpdate = now
         let width = 30
         let filled = steps > 0 ? width * step / steps : width

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvoyEngine
 import ConvoyInterop
 import Foundation
 
@@ -46,10 +47,10 @@ struct TransportBench: ParsableCommand {
             let payload = [UInt8](repeating: 3, count: request)
             var times: [Double] = []
             for round in 0..<total {
-                let started = Date()
+                let started = ContinuousClock.now
                 try router.send([peer, payload])
                 _ = try router.receive(timeoutMs: -1)
-                if round >= 20 { times.append(Date().timeIntervalSince(started) * 1000) }
+                if round >= 20 { times.append(secondsSince(started) * 1000) }
             }
             times.sort()
             let median = times[times.count / 2]

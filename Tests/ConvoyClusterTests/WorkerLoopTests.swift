@@ -13,7 +13,7 @@ final class ScriptedWorkerTransport: WorkerTransport {
     /// Called at each receive with the virtual seconds since the start; a frame to deliver, or nil.
     var script: (ScriptedWorkerTransport, Double) -> [UInt8]? = { _, _ in nil }
 
-    var seconds: Double { start.duration(to: time).seconds }
+    var seconds: Double { start.duration(to: time).inSeconds }
     var hellos: [Double] { sent.filter { if case .hello = $0.message.payload { true } else { false } }.map(\.time) }
 
     func send(_ frame: [UInt8], dontWait: Bool) throws -> Bool {

@@ -78,10 +78,4 @@ extension Duration {
     static func seconds(clamping seconds: Double) -> Duration {
         .seconds(seconds.isNaN ? 0 : min(max(seconds, 0), 1e9))
     }
-
-    /// Seconds as a Double (for logs and `formatSeconds`).
-    var inSeconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
 }

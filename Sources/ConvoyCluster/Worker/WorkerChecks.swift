@@ -33,8 +33,3 @@ struct FrameHeader {
         step = field(16, 8)
     }
 }
-
-extension Duration {
-    /// Seconds as a Double, for reports and for comparing with timeouts given in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

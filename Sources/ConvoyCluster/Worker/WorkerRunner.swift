@@ -41,7 +41,7 @@ public struct WorkerLoop {
     public func run(_ core: WorkerCore, over transport: WorkerTransport) throws {
         // Timeouts stay Doubles, compared with elapsed seconds: a Duration made from an
         // infinite or NaN flag value would trap.
-        func seconds(since instant: ContinuousClock.Instant) -> Double { instant.duration(to: now()).seconds }
+        func seconds(since instant: ContinuousClock.Instant) -> Double { instant.duration(to: now()).inSeconds }
         var interval = timing.firstHelloInterval
         var lastHello: ContinuousClock.Instant?
         var helloGap = 0.0

@@ -44,7 +44,7 @@ public final class TrainingSession {
     /// Seconds from this process's first step until the test accuracy reached the stop rule's
     /// target, evaluations included; nil until then.
     public private(set) var timeToTarget: Double?
-    private var runStarted = Date()
+    private var runStarted = ContinuousClock.now
     /// The reports of the epochs finished so far, including those before a resume.
     public private(set) var reports: [EpochReport] = []
     private let sum: GradientSum
@@ -140,7 +140,7 @@ public final class TrainingSession {
             throw error
         }
         do {
-            runStarted = Date()
+            runStarted = ContinuousClock.now
             for epoch in start.epoch..<config.epochs {
                 let report = try runEpoch(epoch, progress: progress)
                 reports.append(report)
@@ -164,7 +164,7 @@ public final class TrainingSession {
     }
 
     private func runEpoch(_ epoch: Int, progress: (StepProgress) -> Void) throws -> EpochReport {
-        let clock = Date()
+        let clock = ContinuousClock.now
         let order = plan.order(epoch: epoch)
         let rate = server.rate(at: epoch * plan.stepsPerEpoch)
         let first = epoch == start.epoch ? start.step : 0
@@ -173,7 +173,7 @@ public final class TrainingSession {
         var evaluationSeconds = 0.0
         /// The epoch's report, at its end or where the stop rule's target was reached.
         func report(_ evaluation: GradientComputer.Totals) -> EpochReport {
-            let seconds = Date().timeIntervalSince(clock) - evaluationSeconds
+            let seconds = secondsSince(clock) - evaluationSeconds
             return EpochReport(
                 epoch: epoch + 1, loss: totals.lossSum / Double(max(totals.count, 1)),
                 trainAccuracy: Double(totals.correct) / Double(max(totals.count, 1)),
@@ -201,9 +201,9 @@ public final class TrainingSession {
             }
             if let every = stopRule?.evaluateEvery, every > 0, server.step % every == 0, index + 1 < plan.stepsPerEpoch
             {
-                let evaluationClock = Date()
+                let evaluationClock = ContinuousClock.now
                 let evaluation = try evaluate(test)
-                evaluationSeconds += Date().timeIntervalSince(evaluationClock)
+                evaluationSeconds += secondsSince(evaluationClock)
                 if reachedTarget(evaluation) {
                     try saveCheckpoint(epoch: epoch, stepInEpoch: index + 1, totals: totals)
                     return report(evaluation)
@@ -220,7 +220,7 @@ public final class TrainingSession {
         guard let target = stopRule?.targetAccuracy, timeToTarget == nil else { return false }
         let accuracy = Double(evaluation.correct) / Double(max(evaluation.count, 1))
         guard accuracy >= target else { return false }
-        timeToTarget = Date().timeIntervalSince(runStarted)
+        timeToTarget = secondsSince(runStarted)
         log(
             "test accuracy \(accuracy) reached the target \(target) after step \(server.step), \(timeToTarget!) s "
                 + "from the first step"
