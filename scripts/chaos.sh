@@ -38,8 +38,9 @@ trap 'exit 143' TERM
 START=$EPOCHREALTIME
 say() { echo "chaos: [$(awk -v a="$EPOCHREALTIME" -v b="$START" 'BEGIN { printf "%6.1f", a - b }')s] $*"; }
 
-# 6 epochs of 100 steps: long enough for every fault to land mid-run on a fast machine.
-FLAGS=(--epochs 6 --train-samples 6400 --test-samples 500 --seed 13)
+# 20 epochs of 100 steps: long enough for every fault to land mid-run on a fast, idle machine
+# (with 6, a cut-off worker's return, seconds after its link comes back, came after the end).
+FLAGS=(--epochs 20 --train-samples 6400 --test-samples 500 --seed 13)
 "$CONVOY" train "${FLAGS[@]}" --out "$TMP/reference.convoy" --json >/dev/null 2>"$TMP/reference.log" \
     || fail "chaos: reference training failed"
 reference=$(model_checksum "$TMP/reference.convoy")
@@ -118,6 +119,17 @@ wait_log() {
     done
 }
 
+# wait_back LOG PID WHAT: waits until worker process PID, dropped, is in the run again: with
+# its own record ("is back") or, when a newcomer took that record meanwhile (records of
+# dropped workers are reused, so the table stays bounded by the live workers), a new one
+# ("joined" a second time).
+wait_back() {
+    until (( $(grep -cE -- "pid $2\) (is back|joined)" "$1" 2>/dev/null || true) >= 2 )); do
+        (( SECONDS < DEADLINE )) || fail "chaos: timed out after ${TIMEOUT}s waiting for $3"
+        sleep 0.05
+    done
+}
+
 # ---- 1. workers come and go, an intruder knocks --------------------------------------------
 start_coordinator
 w=(); for where in C C W; do start_worker $where; w+=("$WORKER"); done
@@ -139,7 +151,7 @@ wait_log "$LOG" "pid $late) joined" "the late worker to join"
 say "new worker joined mid-run"
 wait_log "$LOG" "refused a connection" "the intruder to be refused"
 say "intruder refused: $(grep -o 'refused a connection[^;]*' "$LOG" | head -n 1)"
-wait_log "$LOG" "pid ${w[1]}) is back" "the SIGCONTed worker to come back"
+wait_back "$LOG" "${w[1]}" "the SIGCONTed worker to come back"
 say "SIGCONTed worker is back"
 if [[ -z $NETNS ]]; then
     "${LINK[@]}" down
@@ -147,7 +159,7 @@ if [[ -z $NETNS ]]; then
     wait_log "$LOG" "dropped worker [0-9]* ([^)]*pid ${w[2]})" "the cut-off worker to be dropped"
     "${LINK[@]}" up
     say "cut-off worker dropped: $(grep -o "dropped worker [0-9]* ([^)]*pid ${w[2]})[^;]*" "$LOG" | head -n 1); link up"
-    wait_log "$LOG" "pid ${w[2]}) is back" "the cut-off worker to come back"
+    wait_back "$LOG" "${w[2]}" "the cut-off worker to come back"
     say "cut-off worker is back"
 fi
 
