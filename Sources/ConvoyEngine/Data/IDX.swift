@@ -59,8 +59,7 @@ public struct IDXArray: Sendable {
         var dims: [Int] = []
         var total = 1
         for d in 0..<rank {
-            let o = 4 + 4 * d
-            let value = Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3])
+            let value = bigEndianUInt32(data, at: 4 + 4 * d)
             guard value >= 1, value <= 1 << 28 else {
                 throw DataError("\(name): dimension \(d) is \(value), outside 1...\(1 << 28)")
             }

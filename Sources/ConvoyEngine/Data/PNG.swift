@@ -19,12 +19,9 @@ enum PNG {
         var header: Header?
         var palette: [UInt8] = []
         var compressed: [UInt8] = []
-        func u32(_ at: Int) -> Int {
-            Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
-        }
         while true {
             guard bytes.count - position >= 12 else { throw DataError("\(name): truncated PNG (no IEND)") }
-            let length = u32(position)
+            let length = bigEndianUInt32(bytes, at: position)
             let type = String(decoding: bytes[(position + 4)..<(position + 8)], as: UTF8.self)
             guard length <= bytes.count - position - 12 else { throw DataError("\(name): truncated PNG chunk") }
             let data = Array(bytes[(position + 8)..<(position + 8 + length)])
@@ -46,8 +43,8 @@ enum PNG {
     }
 
     private static func checkedHeader(_ d: [UInt8], name: String) throws -> Header {
-        func u32(_ at: Int) -> Int { Int(d[at]) << 24 | Int(d[at + 1]) << 16 | Int(d[at + 2]) << 8 | Int(d[at + 3]) }
-        let header = Header(width: u32(0), height: u32(4), depth: Int(d[8]), colorType: Int(d[9]))
+        let header = Header(
+            width: bigEndianUInt32(d, at: 0), height: bigEndianUInt32(d, at: 4), depth: Int(d[8]), colorType: Int(d[9]))
         _ = try ImageFile.pixelCount(width: header.width, height: header.height, name: name)
         let supported = header.channels > 0 && (header.depth == 8 || (header.depth == 16 && header.colorType != 3))
         guard supported else {

@@ -143,3 +143,10 @@ public struct ByteReader {
         }
     }
 }
+
+/// The big-endian 32-bit integer at `offset` (IDX headers, PNG chunks: the formats convoy
+/// reads that are not its own little-endian ones). The caller has checked the four bytes exist.
+func bigEndianUInt32<Bytes: RandomAccessCollection>(_ bytes: Bytes, at offset: Bytes.Index) -> Int
+where Bytes.Element == UInt8, Bytes.Index == Int {
+    Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+}
