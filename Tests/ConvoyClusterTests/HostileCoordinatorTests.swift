@@ -145,7 +145,9 @@ import Testing
         ("a truncated welcome", Array(welcomeFrame([.flatten, .dense(outputs: 10)]).dropLast(3)), "payload length"),
     ]
 
-    @Test func aWorkerRefusesEveryAbsurdWelcomeWithoutDyingOrGrowing() throws {
+    /// A temporary directory for the workers' logs and a ROUTER bound on loopback, both gone
+    /// after `body`.
+    static func withRouter(_ body: (String, ZMQSocket) throws -> Void) throws {
         let dir = NSTemporaryDirectory() + "convoy-hostile-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -156,18 +158,29 @@ import Testing
             context.terminate()
         }
         try router.bind("tcp://127.0.0.1:*")
+        try body(dir, router)
+    }
+
+    /// The reason of the next `refuse` the worker sends; other messages (later hellos, sent
+    /// before the welcome arrived) are skipped. Nil after 30 s without one.
+    static func nextRefusal(_ router: ZMQSocket) throws -> String? {
+        while let (_, reply) = try receive(router, timeout: 30_000) {
+            if case let .refuse(refusal) = reply.payload { return refusal.reason }
+        }
+        return nil
+    }
+
+    @Test func aWorkerRefusesEveryAbsurdWelcomeWithoutDyingOrGrowing() throws {
+        try Self.withRouter { dir, router in try refuseEveryAbsurdWelcome(dir: dir, router: router) }
+    }
+
+    private func refuseEveryAbsurdWelcome(dir: String, router: ZMQSocket) throws {
         for (index, (name, frame, words)) in Self.hostileWelcomes.enumerated() {
             let child = try Self.spawnWorker(endpoint: router.lastEndpoint, logPath: "\(dir)/\(index).log")
             var refusal: String?
             if let (peer, hello) = try Self.receive(router), case .hello = hello.payload {
                 try router.send([peer, frame])
-                // Later hellos (sent before the welcome arrived) are skipped.
-                while let (_, reply) = try Self.receive(router, timeout: 30_000) {
-                    if case let .refuse(reason) = reply.payload {
-                        refusal = reason.reason
-                        break
-                    }
-                }
+                refusal = try Self.nextRefusal(router)
             } else {
                 Issue.record("\(name): no hello from the worker")
             }
@@ -184,16 +197,10 @@ import Testing
     /// A real run's welcome, then a step larger than that run can legitimately send: refused
     /// unread, the worker goes on and leaves cleanly at shutdown, still under 512 MiB.
     @Test func anOversizedStepIsRefusedAndTheWorkerStays() throws {
-        let dir = NSTemporaryDirectory() + "convoy-hostile-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let context = ZMQContext()
-        let router = try ZMQSocket(context: context, kind: .router)
-        defer {
-            router.close()
-            context.terminate()
-        }
-        try router.bind("tcp://127.0.0.1:*")
+        try Self.withRouter { dir, router in try refuseAnOversizedStep(dir: dir, router: router) }
+    }
+
+    private func refuseAnOversizedStep(dir: String, router: ZMQSocket) throws {
         let child = try Self.spawnWorker(endpoint: router.lastEndpoint, logPath: "\(dir)/worker.log")
         let lenet = Welcome(workerID: 0, spec: ModelZoo.lenet5, deterministic: true, microBatch: 8, sampleSize: 784)
         guard let (peer, _) = try Self.receive(router) else {
@@ -213,13 +220,7 @@ import Testing
         oversized.append(bytes: [UInt8](repeating: 0, count: 4 * 61_706 + samples * 785))
         oversized.patch(UInt32(oversized.bytes.count - 40), at: 28)
         try router.send([peer, oversized.bytes])
-        var reason: String?
-        while let (_, reply) = try Self.receive(router, timeout: 30_000) {
-            if case let .refuse(text) = reply.payload {
-                reason = text.reason
-                break
-            }
-        }
+        let reason = try Self.nextRefusal(router)
         #expect(reason?.contains("larger than") == true, "\(String(describing: reason))")
         // Past the refusal, the peak is behind us: read it while the worker still waits.
         let peak = child.sampler.peakKiB
