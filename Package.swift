@@ -16,6 +16,14 @@ let package = Package(
         // Zip archives for NumPy's .npz (export and datasets): a well-kept reader and writer
         // (stored and deflated entries, zip64) instead of a hand-rolled one.
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        // Operators' tooling (issue "Operators see everything"): structured logs through the
+        // server ecosystem's logging API, metrics through swift-metrics with the Prometheus
+        // backend, a small HTTP server on SwiftNIO for /metrics, and YAML run configurations.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries: each one is a modulemap + shim header; nothing else imports them
@@ -38,12 +46,25 @@ let package = Package(
             name: "ConvoyEngine",
             dependencies: ["ConvoyInterop", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Wire protocol, ZeroMQ transport, coordinator and worker.
-        .target(name: "ConvoyCluster", dependencies: ["ConvoyEngine", "ConvoyInterop"]),
+        .target(
+            name: "ConvoyCluster",
+            dependencies: [
+                "ConvoyEngine", "ConvoyInterop",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]),
         .executableTarget(
             name: "convoy",
             dependencies: [
                 "ConvoyEngine", "ConvoyCluster", "ConvoyInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         // The wire decoder and the file readers as libFuzzer targets (scripts/fuzz.sh); a replay
         // and file-mutation tool otherwise.
