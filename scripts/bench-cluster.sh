@@ -11,6 +11,9 @@
 #    "bytes_per_step":..,"worker_wait_fraction":..,"worker_step_ms":[..],
 #    "test_accuracy":..,"seconds":..}
 # taken from the (last) epoch's JSON, then {"speedup_2_over_1":..} when both 1 and 2 ran.
+# An argument NxK runs N workers of K compute threads each (`--slots K`, per-host
+# aggregation); with 1 and 2 given, 1x2 runs too (the layout `convoy local` picks on 2 cores)
+# and {"speedup_1x2_over_1":..} follows.
 # Progress and the children's logs go to stderr only.
 #
 # When a PyTorch is available (TORCH_PYTHON, default /work/torch-venv/bin/python), the same
@@ -31,8 +34,11 @@ read -r -a EXTRA <<<"${BENCH_FLAGS:-}"
 COUNTS=("$@")
 (( ${#COUNTS[@]} )) || COUNTS=(1 2)
 for n in "${COUNTS[@]}"; do
-    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [N...] (worker counts, got '$n')" >&2; exit 2; }
+    [[ $n =~ ^[1-9][0-9]*(x[1-9][0-9]*)?$ ]] || { echo "usage: $0 [N|NxK...] (worker counts, got '$n')" >&2; exit 2; }
 done
+if [[ " ${COUNTS[*]} " == *" 1 "* && " ${COUNTS[*]} " == *" 2 "* && " ${COUNTS[*]} " != *" 1x2 "* ]]; then
+    COUNTS+=(1x2)
+fi
 
 if [[ -z ${CONVOY:-} ]]; then
     echo "bench-cluster: building convoy (swift build -c release)..." >&2
@@ -60,7 +66,10 @@ trap 'exit 143' TERM
 
 for n in "${COUNTS[@]}"; do
     echo "bench-cluster: $n worker(s), $TRAIN_SAMPLES samples..." >&2
-    timeout "$BENCH_TIMEOUT" "$CONVOY" local --workers "$n" --epochs 1 --train-samples "$TRAIN_SAMPLES" \
+    workers=${n%x*}
+    slots=1
+    [[ $n == *x* ]] && slots=${n#*x}
+    timeout "$BENCH_TIMEOUT" "$CONVOY" local --workers "$workers" --slots "$slots" --epochs 1 --train-samples "$TRAIN_SAMPLES" \
         --test-samples 1000 --batch 64 --json --out "$TMP/model-$n.convoy" "${EXTRA[@]}" \
         >"$TMP/run-$n.json" 2>"$TMP/run-$n.log" &
     RUN_PID=$!
@@ -87,6 +96,8 @@ python3 - "$TMP" "${COUNTS[@]}" <<'EOF'
 import json, os, sys
 tmp, counts = sys.argv[1], sys.argv[2:]
 rate = {}
+def key(n):
+    return int(n) if "x" not in n else n
 for n in counts:
     last = None
     for line in open(f"{tmp}/run-{n}.json"):
@@ -101,7 +112,8 @@ for n in counts:
     if last is None:
         sys.exit(f"bench-cluster: no epoch JSON from the {n}-worker run")
     row = {
-        "workers": int(n),
+        "workers": int(n.split("x")[0]),
+        "slots": int(n.split("x")[1]) if "x" in n else 1,
         "train_samples_per_sec": last["samples_per_sec"],
         "step_ms": last.get("step_ms"),
         "coordinator_ms": last.get("coordinator_ms"),
@@ -111,12 +123,14 @@ for n in counts:
         "test_accuracy": last.get("test_accuracy"),
         "seconds": last.get("seconds"),
     }
-    if int(last.get("workers", n)) != int(n):
+    if int(last.get("workers", row["workers"])) != row["workers"]:
         print(f"bench-cluster: warning: {n}-worker run reports workers={last.get('workers')}", file=sys.stderr)
-    rate[int(n)] = float(last["samples_per_sec"])
+    rate[key(n)] = float(last["samples_per_sec"])
     print(json.dumps(row), flush=True)
 if 1 in rate and 2 in rate and rate[1] > 0:
     print(json.dumps({"speedup_2_over_1": round(rate[2] / rate[1], 4)}))
+if 1 in rate and "1x2" in rate and rate[1] > 0:
+    print(json.dumps({"speedup_1x2_over_1": round(rate["1x2"] / rate[1], 4)}))
 def last_json(path):
     if not os.path.exists(path):
         return None
@@ -132,5 +146,9 @@ if 2 in rate and (torch or ddp):
         ratios["convoy_2_workers_over_pytorch_2_threads"] = round(rate[2] / torch["train_samples_per_sec"], 3)
     if ddp and ddp.get("train_samples_per_sec"):
         ratios["convoy_2_workers_over_ddp_2_ranks"] = round(rate[2] / ddp["train_samples_per_sec"], 3)
+    if "1x2" in rate and torch and torch.get("train_samples_per_sec"):
+        ratios["convoy_1x2_over_pytorch_2_threads"] = round(rate["1x2"] / torch["train_samples_per_sec"], 3)
+    if "1x2" in rate and ddp and ddp.get("train_samples_per_sec"):
+        ratios["convoy_1x2_over_ddp_2_ranks"] = round(rate["1x2"] / ddp["train_samples_per_sec"], 3)
     print(json.dumps(ratios))
 EOF

@@ -49,6 +49,10 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
     @Option(name: .customLong("report"), help: "Write a self-contained HTML run report to this file.")
     var reportFile: String?
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Update the head once its gradient is in and send it while workers compute the trunk (deterministic).")
+    var headAhead = true
 
     var options: ClusterOptions {
         var options = ClusterOptions(workers: workers)
@@ -57,6 +61,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.minWorkers = minWorkers
         options.maxWorkersPerKey = maxWorkersPerKey
         options.audit = audit
+        options.headAhead = headAhead
         return options
     }
 
@@ -202,6 +207,7 @@ struct WorkerCommand: ParsableCommand {
         help: "Most memory a run may take, e.g. 512M or 4G (default: half of this host's RAM); a larger run is refused."
     )
     var maxMemory: String?
+    @OptionGroup var gradientEncoding: GradientEncodingOption
 
     func validate() throws {
         try validatePlacement()
@@ -261,6 +267,7 @@ struct WorkerCommand: ParsableCommand {
             runner.slots = slots
             runner.fault = injectFault.flatMap { FaultInjection(spec: $0) }
             runner.memory = try memoryBound()
+            runner.gradientEncoding = gradientEncoding.resolved(for: connect)
             if let serverKey, let key {
                 runner.curve = (
                     try CurveKeyPair.readKey(path: serverKey, what: "--server-key"),

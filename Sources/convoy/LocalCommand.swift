@@ -30,6 +30,7 @@ struct Local: ParsableCommand {
                 + "cores when --workers is not given, else 1).")
     )
     var slotCount: Int?
+    @OptionGroup var gradientEncoding: GradientEncodingOption
 
     /// The layout: one worker process whose compute threads fill the cores (per-host
     /// aggregation measured fastest here: 20.4–21.5k samples/s against 17.0–17.7k for two
@@ -114,6 +115,7 @@ struct Local: ParsableCommand {
                 worker.arguments = [
                     "worker", "--connect", endpoint, "--threads", String(threads), "--slots", String(slots),
                     "--connect-timeout", "60", "--idle-timeout", "120",
+                    "--gradient-encoding", gradientEncoding.choice.rawValue,
                 ]
                 // One compute thread per core, pinned, when they fit (see CPUAffinity).
                 let perWorker = threads * slots

@@ -261,8 +261,11 @@ import Testing
         let core = welcomed()
         #expect(core.handle(step(4, weights)).replies == refusal(4, .run, "step 4 does not decode: weight 3 is inf"))
         #expect(
+            core.handle(step(5, [Float](repeating: 0, count: count + 1))).replies
+                == refusal(5, .run, "step 5 carries weights 0..<\(count + 1), the model has \(count)"))
+        #expect(
             core.handle(step(5, [1, 2, 3])).replies
-                == refusal(5, .run, "step 5 carries 3 weights, the model has \(count)"))
+                == refusal(5, .worker, "step 5 carries weights 0..<3 and this worker holds no others for it"))
         #expect(
             welcomed().handle(step(6, nil)).replies
                 == refusal(6, .worker, "step 6 carries no weights and this worker holds none"))

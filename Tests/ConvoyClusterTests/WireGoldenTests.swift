@@ -26,7 +26,7 @@ import Testing
         try check(
             Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown),
             """
-            434e5659 0300 0500 0807060504030201 0900000000000000 05000000 00000000 0000000000000000
+            434e5659 0400 0500 0807060504030201 0900000000000000 05000000 00000000 0000000000000000
             """)
     }
 
@@ -39,10 +39,57 @@ import Testing
         try check(
             Message(runID: 7, step: 2, workerID: 1, payload: .result(result)),
             """
-            434e5659 0300 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
+            434e5659 0400 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
             01000000 08000000 03000000 0000000000000040 000000000000e03f 04000000 03000000 06000000
             00 01 02 8001 ffffffff1f feffffffffffffffff01
             """)
+    }
+
+    /// The same bucket as raw little-endian Int64 (kind 2), what workers on this host send.
+    @Test func rawFixedPointResult() throws {
+        let result = StepResult(
+            slice: 0, count: 8, correct: 8, lossSum: 0, computeSeconds: 0, gradientOffset: 1,
+            gradient: .fixedPoint([-1, 1 << 40]))
+        let message = Message(runID: 7, step: 2, payload: .result(result))
+        let golden = """
+            434e5659 0400 0400 0700000000000000 0200000000000000 00000000 38000000 0000000000000000
+            00000000 08000000 08000000 0000000000000000 0000000000000000 01000000 02000000 02000000
+            ffffffffffffffff 0000000000010000
+            """
+        #expect(hexString(message.encoded(gradients: .raw)) == hexString(hexBytes(golden)))
+        #expect(try Message(decoding: hexBytes(golden)) == message)
+    }
+
+    /// A step (type 3) carrying only the weights from parameter 2 on: slice, flags (2: has
+    /// weights), samples, sample size, weight count, weight offset, weights, pixels, labels.
+    @Test func stepWithPartialWeights() throws {
+        let work = StepWork(
+            slice: 1, evaluate: false, weights: [1, -2], weightsOffset: 2, sampleSize: 2, pixels: [9, 8],
+            labels: [7])
+        try check(
+            Message(runID: 7, step: 5, workerID: 1, payload: .step(work)),
+            """
+            434e5659 0400 0300 0700000000000000 0500000000000000 01000000 23000000 0000000000000000
+            01000000 02000000 01000000 02000000 02000000 02000000 0000803f 000000c0 0908 07
+            """)
+    }
+
+    /// Weights sent ahead (type 8): offset, count, Float32 values; all finite, or the run's
+    /// problem.
+    @Test func weightsAhead() throws {
+        let update = WeightsUpdate(offset: 3, values: [0.5, 2])
+        try check(
+            Message(runID: 7, step: 6, payload: .weights(update)),
+            """
+            434e5659 0400 0800 0700000000000000 0600000000000000 00000000 10000000 0000000000000000
+            03000000 02000000 0000003f 00000040
+            """)
+        var infinite = Message(runID: 7, step: 6, payload: .weights(update)).encoded()
+        infinite.replaceSubrange(52..<56, with: [0, 0, 0x80, 0x7f])
+        #expect(throws: ProtocolError("weight 4 is inf", runScope: true)) { try Message(decoding: infinite) }
+        var empty = Message(runID: 7, payload: .weights(WeightsUpdate(offset: 0, values: []))).encoded()
+        empty[28] = 8
+        #expect(throws: ProtocolError("weights 0+0 are out of range")) { try Message(decoding: empty) }
     }
 
     /// A stop (type 7): the reason's UTF-8 bytes, nothing else.
@@ -50,7 +97,7 @@ import Testing
         try check(
             Message(runID: 7, step: 3, payload: .stop("go")),
             """
-            434e5659 0300 0700 0700000000000000 0300000000000000 00000000 02000000 0000000000000000
+            434e5659 0400 0700 0700000000000000 0300000000000000 00000000 02000000 0000000000000000
             676f
             """)
     }
@@ -61,13 +108,13 @@ import Testing
         try check(
             Message(runID: 7, step: 2, workerID: 1, payload: .refuse(Refusal(.run, "nan"))),
             """
-            434e5659 0300 0600 0700000000000000 0200000000000000 01000000 04000000 0000000000000000
+            434e5659 0400 0600 0700000000000000 0200000000000000 01000000 04000000 0000000000000000
             01 6e616e
             """)
         try check(
             Message(runID: 7, payload: .refuse(Refusal(.worker, "full"))),
             """
-            434e5659 0300 0600 0700000000000000 0000000000000000 00000000 05000000 0000000000000000
+            434e5659 0400 0600 0700000000000000 0000000000000000 00000000 05000000 0000000000000000
             02 66756c6c
             """)
         var unknown = Message(runID: 7, payload: .refuse(Refusal(.worker, "x"))).encoded()
@@ -85,7 +132,7 @@ import Testing
         try check(
             Message(runID: 0, payload: .hello(Hello(host: "h1", pid: 42, threads: 1))),
             """
-            434e5659 0300 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000
+            434e5659 0400 0100 0000000000000000 0000000000000000 00000000 0c000000 0000000000000000
             0200 6831 2a000000 01000000
             """)
     }
@@ -96,7 +143,7 @@ import Testing
             Message(runID: 7, workerID: 3, payload: .welcome(welcome)),
             [
                 // header: welcome, run 7, step 0, worker 3, 115 bytes
-                "434e5659 0300 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
+                "434e5659 0400 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
                 // worker id 3, deterministic, micro-batch 8, sample size 36
                 "03000000 01 08000000 24000000",
                 // spec: "g", (1, 6, 6), gaussian 0.5, 8 layers

@@ -158,7 +158,8 @@ import Testing
         let hostile: [(String, [UInt8], String)] = [
             ("no samples", step(weights, count: 0), "sample count 0"),
             ("a non-finite weight", step([.nan] + weights.dropFirst()), "weight 0 is nan"),
-            ("too few weights", step([Float](repeating: 0, count: 10)), "carries 10 weights"),
+            ("too few weights", step([Float](repeating: 0, count: 10)), "carries weights 0..<10"),
+            ("too many weights", step(weights + [0]), "the model has 61706"),
             ("no weights ever sent", step(nil), "holds none"),
             ("another sample size", step(weights, sampleSize: 100), "100 values"),
             ("a label past the classes", step(weights, label: 200), "label 200"),

@@ -58,7 +58,7 @@ import Testing
             welcome, architecture: architecture, slots: 1, maxBatch: 256, bound: bound,
             messageLimit: bound.connectionMessageLimit)
         #expect(plan.stepSamples == Wire.maxSamples && plan.totalBytes <= bound.bytes)
-        #expect(plan.stepFrameBytes == 40 + 20 + 4 * 61_706 + Wire.maxSamples * 785)
+        #expect(plan.stepFrameBytes == 40 + 24 + 4 * 61_706 + Wire.maxSamples * 785)
         let tight = MemoryBound(bytes: 140 << 20, source: "--max-memory")
         let smaller = try WorkerFootprint.plan(
             welcome, architecture: architecture, slots: 1, maxBatch: 256, bound: tight,

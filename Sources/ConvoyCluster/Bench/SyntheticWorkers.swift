@@ -120,6 +120,10 @@ final class SyntheticWorker {
 
     /// Welcome, shutdown and refuse are rare: decoded in full.
     private func handleControl(_ frame: [UInt8]) throws {
+        // Weights sent ahead need no answer and are not read: the replies are precomputed.
+        if frame.count >= Wire.headerSize && StepPeek.read(UInt16.self, frame, 6) == MessageType.weights.rawValue {
+            return
+        }
         guard let message = try? Message(decoding: frame) else { return }
         switch message.payload {
         case let .welcome(welcome):
@@ -149,7 +153,7 @@ struct StepPeek: Equatable {
     let count: Int
 
     init?(_ frame: [UInt8]) {
-        guard frame.count >= Wire.headerSize + 20,
+        guard frame.count >= Wire.headerSize + 24,
             Self.read(UInt16.self, frame, 6) == MessageType.step.rawValue
         else { return nil }
         runID = Self.read(UInt64.self, frame, 8)

@@ -17,6 +17,10 @@ public struct ClusterOptions: Sendable {
     /// Share of training slices also computed by a second worker and compared bit for bit
     /// (audit mode, Audit.swift); needs the deterministic mode.
     public var audit = 0.0
+    /// Deterministic runs without audit: update the head as soon as every slice's head
+    /// gradient is in and send it to the workers while they compute the trunk
+    /// (HeadAhead.swift).
+    public var headAhead = true
     public init(workers: Int) { self.workers = workers }
 
     /// Most workers one coordinator admits: the wire protocol's bound.
@@ -59,6 +63,8 @@ public final class ClusterStepRunner: StoppableRunner {
     /// `joinTimeout` before it stops.
     public var stopRequest: StopRequest?
     private var auditor: Auditor?
+    /// The head weights last sent ahead, and the step they are for (HeadAhead.swift).
+    var sentAhead: (step: Int, range: Range<Int>)?
 
     public init(
         transport: CoordinatorTransport, options: ClusterOptions,
@@ -119,24 +125,44 @@ public final class ClusterStepRunner: StoppableRunner {
         step: Int, samples: StepSamples, weights: FloatBuffer,
         into sum: GradientSum
     ) throws -> GradientComputer.Totals {
+        try train(step: step, samples: samples, weights: weights, into: sum, early: nil)
+    }
+
+    public func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum, early: EarlyUpdate
+    ) throws -> GradientComputer.Totals {
+        try train(step: step, samples: samples, weights: weights, into: sum, early: Optional(early))
+    }
+
+    private func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum, early: EarlyUpdate?
+    ) throws -> GradientComputer.Totals {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
         let started = ContinuousClock.now
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
-        let (results, sendSeconds) = try round(
-            RoundWork(
-                step: UInt64(step), samples: samples, unit: unit,
-                weights: weights.array, evaluate: false))
+        var work = RoundWork(
+            step: UInt64(step), samples: samples, unit: unit, weights: weights.array, evaluate: false)
+        var counted: Range<Int>?
+        if let early, let head = headAheadRange(run) {
+            work.sentAhead = sentAhead?.step == step ? sentAhead?.range : nil
+            work.headsReady = { [unowned self] heads in
+                try self.add(heads, into: sum, step: step)
+                counted = head
+                try early.update(head)
+                self.sendAhead(weights, range: head, step: step + 1, pool: run.pool, slices: heads.count)
+            }
+        }
+        let (results, sendSeconds) = try round(work)
         let combining = ContinuousClock.now
         var totals = GradientComputer.Totals()
         // Slice order: fixed in float mode too, so a run repeats with the same workers.
         for buckets in results {
             totals.add(buckets[0].totals)
-            sum.addSamples(buckets[0].count)
-            for bucket in buckets {
-                guard sum.addChecked(bucket.gradient, at: bucket.gradientOffset) else {
-                    throw ClusterError.sumOverflow(step: UInt64(step))
-                }
-            }
+            // Heads already counted (HeadAhead.swift) are not added twice.
+            if counted == nil { sum.addSamples(buckets[0].count) }
+            try add(buckets.filter { $0.gradientOffset != counted?.lowerBound }, into: sum, step: step, samples: false)
         }
         stats.addStep(
             seconds: (ContinuousClock.now - started).inSeconds,

@@ -10,6 +10,13 @@ struct RoundWork {
     let unit: Int
     let weights: [Float]
     let evaluate: Bool
+    /// Deterministic training rounds without audit: once every slice's head bucket is in, the
+    /// head's sum is final; `headsReady` gets those buckets (in slice order) and may update
+    /// the head and send it ahead of the next step (ClusterStepRunner).
+    var headsReady: (([StepResult]) throws -> Void)? = nil
+    /// The weights sent ahead for this step (`Payload.weights`) to the workers whose
+    /// `aheadStep` is this step: their step messages carry only the rest.
+    var sentAhead: Range<Int>? = nil
 }
 
 /// Runs one round: cuts the samples into contiguous slices, one per live worker, sends them,
@@ -31,6 +38,9 @@ final class Round {
     private var owner: [Int: Int] = [:]
     /// Buckets of unfinished slices.
     private var partial: [Int: [StepResult]] = [:]
+    /// Head buckets of primary slices, until `headsReady` has them all.
+    private var heads: [Int: StepResult] = [:]
+    private(set) var headsCounted = false
     /// Seconds spent sending work, the coordinator's share of the round.
     private(set) var sendSeconds = 0.0
     /// When the round began: no honest worker reports more compute time than has passed since.
@@ -96,8 +106,18 @@ final class Round {
         return Array(results.prefix(audit.primaries))
     }
 
-    private func message(for slice: Int) -> Message {
+    private func message(for slice: Int, to w: Int) -> Message {
         let range = ranges[slice]
+        // The rest of the weights only, where the head went ahead; once: a second slice of
+        // this step (reassigned) carries them all.
+        var (weights, offset) = (work.weights, 0)
+        if let ahead = work.sentAhead, pool.workers[w].aheadStep == work.step, ahead.upperBound == weights.count {
+            weights = Array(weights[0..<ahead.lowerBound])
+            pool.setAheadStep(nil, of: w)
+        } else if let ahead = work.sentAhead, pool.workers[w].aheadStep == work.step, ahead.lowerBound == 0 {
+            (weights, offset) = (Array(weights[ahead.upperBound...]), ahead.upperBound)
+            pool.setAheadStep(nil, of: w)
+        }
         var pixels = [UInt8](repeating: 0, count: range.count * work.samples.sampleSize)
         var labels = [UInt8](repeating: 0, count: range.count)
         pixels.withUnsafeMutableBufferPointer { p in
@@ -109,7 +129,7 @@ final class Round {
             runID: pool.runID, step: work.step,
             payload: .step(
                 StepWork(
-                    slice: UInt32(slice), evaluate: work.evaluate, weights: work.weights,
+                    slice: UInt32(slice), evaluate: work.evaluate, weights: weights, weightsOffset: offset,
                     sampleSize: work.samples.sampleSize,
                     pixels: pixels, labels: labels)))
     }
@@ -118,9 +138,10 @@ final class Round {
     private func assign(_ slice: Int, to w: Int) throws {
         let started = ContinuousClock.now
         defer { sendSeconds += (ContinuousClock.now - started).inSeconds }
-        let message = message(for: slice)
         var target = w
-        while try !pool.send(message, to: target) { target = try nextLiveWorker(after: target) }
+        while try !pool.send(message(for: slice, to: target), to: target) {
+            target = try nextLiveWorker(after: target)
+        }
         owner[slice] = target
     }
 
@@ -130,6 +151,7 @@ final class Round {
         for (slice, w) in orphans {
             owner[slice] = nil
             partial[slice] = nil
+            if !headsCounted { heads[slice] = nil }
             try assign(slice, to: try nextLiveWorker(after: w))
         }
     }
@@ -214,6 +236,8 @@ final class Round {
         acceptedSinceDeadline = true
         guard validator.isComplete(buckets, evaluate: work.evaluate) else {
             partial[slice] = buckets
+            // The head comes first and never completes a slice (`headsReady` needs two buckets).
+            if buckets.count == 1 && slice < audit.primaries { try headIn(result, slice: slice) }
             return
         }
         results[slice] = buckets
@@ -221,6 +245,18 @@ final class Round {
         owner[slice] = nil
         if !work.evaluate { stats.addSlice(worker: pool.workers[w].id, computeSeconds: result.computeSeconds) }
         try audited(slice, by: w)
+    }
+
+    /// Counts a primary slice's head bucket; with every slice's in, hands them on.
+    private func headIn(_ head: StepResult, slice: Int) throws {
+        guard let headsReady = work.headsReady, !headsCounted else { return }
+        heads[slice] = head
+        guard heads.count == audit.primaries else { return }
+        headsCounted = true
+        try headsReady((0..<audit.primaries).map { heads[$0]! })
+        heads = [:]
+        // Sending the head ahead may have dropped a worker that does not read.
+        try reassignOrphans()
     }
 
     /// Audit mode: a finished slice may settle an audited one (and convict a worker, whose

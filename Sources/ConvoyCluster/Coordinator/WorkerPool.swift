@@ -18,6 +18,9 @@ final class WorkerPool {
         var dropped: ContinuousClock.Instant?
         /// When this peer was last sent a welcome (see `Admission.welcomeInterval`).
         var welcomed: ContinuousClock.Instant?
+        /// The step whose head weights it was sent ahead (`Payload.weights`), until its step
+        /// message uses them.
+        var aheadStep: UInt64?
         var name: String { "worker \(id) (\(peerText(hello.host)) pid \(hello.pid))" }
     }
 
@@ -65,12 +68,16 @@ final class WorkerPool {
         guard workers[w].alive else { return }
         workers[w].alive = false
         workers[w].dropped = now()
+        workers[w].aheadStep = nil
         let delay = admission.recordDrop(of: workers[w].hello, now: now())
         stats.addEvent("dropped", worker: workers[w].id, reason: reason)
         log(
             "dropped \(workers[w].name): it \(reason); its work goes to the \(liveCount) remaining; it may rejoin in "
                 + "\(formatSeconds(delay.inSeconds)) s")
     }
+
+    /// Records which step's head weights worker `w` holds, sent ahead (HeadAhead.swift).
+    func setAheadStep(_ step: UInt64?, of w: Int) { workers[w].aheadStep = step }
 
     /// Sends a message to worker `w` without waiting; false (and the worker dropped) when it
     /// is unreachable or its send queue is full (it is not reading).

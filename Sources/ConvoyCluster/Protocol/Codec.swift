@@ -2,10 +2,11 @@ import ConvoyEngine
 import Foundation
 
 extension Message {
-    /// The frame bytes. Tensors are copied as raw little-endian arrays, never per element.
-    public func encoded() -> [UInt8] {
+    /// The frame bytes. Tensors are copied as raw little-endian arrays, never per element;
+    /// fixed-point gradients as `gradients` says.
+    public func encoded(gradients: GradientEncoding = .varint) -> [UInt8] {
         // One buffer, sized up front: the header, then the payload written straight after it.
-        var frame = ByteWriter(capacity: Wire.headerSize + payloadCapacity)
+        var frame = ByteWriter(capacity: Wire.headerSize + payloadCapacity(gradients))
         frame.append(bytes: Wire.magic)
         frame.append(Wire.version)
         frame.append(payload.type.rawValue)
@@ -23,25 +24,31 @@ extension Message {
             frame.append(UInt32(work.count))
             frame.append(UInt32(work.sampleSize))
             frame.append(UInt32(work.weights?.count ?? 0))
+            frame.append(UInt32(work.weightsOffset))
             work.weights?.withUnsafeBytes { frame.append(raw: $0) }
             frame.append(bytes: work.pixels)
             frame.append(bytes: work.labels)
-        case let .result(result): ResultCoding.write(result, to: &frame)
+        case let .result(result): ResultCoding.write(result, to: &frame, encoding: gradients)
         case .shutdown: break
         case let .refuse(refusal):
             frame.append(refusal.scope.rawValue)
             frame.append(bytes: Array(refusal.reason.utf8.prefix(Wire.maxControlBytes)))
         case let .stop(reason):
             frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
+        case let .weights(update):
+            frame.append(UInt32(update.offset))
+            frame.append(UInt32(update.values.count))
+            update.values.withUnsafeBytes { frame.append(raw: $0) }
         }
         frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
         return frame.bytes
     }
 
-    private var payloadCapacity: Int {
+    private func payloadCapacity(_ gradients: GradientEncoding) -> Int {
         switch payload {
-        case let .step(work): 20 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count
-        case let .result(result): ResultCoding.capacity(result)
+        case let .step(work): 24 + 4 * (work.weights?.count ?? 0) + work.pixels.count + work.labels.count
+        case let .weights(update): 8 + 4 * update.values.count
+        case let .result(result): ResultCoding.capacity(result, encoding: gradients)
         default: 256
         }
     }
@@ -116,35 +123,38 @@ extension Message {
                 let count = Int(try reader.read(UInt32.self, "sample count"))
                 let sampleSize = Int(try reader.read(UInt32.self, "sample size"))
                 let weightCount = Int(try reader.read(UInt32.self, "weight count"))
+                let weightOffset = Int(try reader.read(UInt32.self, "weight offset"))
                 guard count >= 1, count <= Wire.maxSamples else {
                     throw ProtocolError("sample count \(count) outside 1...\(Wire.maxSamples)")
                 }
                 guard sampleSize >= 1, sampleSize <= Wire.maxSampleSize else {
                     throw ProtocolError("sample size \(sampleSize) is out of range")
                 }
-                guard weightCount <= Wire.maxParameters else {
-                    throw ProtocolError("weight count \(weightCount) is out of range")
+                guard weightCount <= Wire.maxParameters, weightOffset <= Wire.maxParameters - weightCount else {
+                    throw ProtocolError("weights \(weightOffset)+\(weightCount) are out of range")
                 }
                 let hasWeights = flags & 2 != 0
-                guard hasWeights || weightCount == 0 else {
+                guard hasWeights || (weightCount == 0 && weightOffset == 0) else {
                     throw ProtocolError("weight count \(weightCount) without the weights flag")
                 }
-                let expected = 20 + 4 * weightCount + count * sampleSize + count
+                let expected = 24 + 4 * weightCount + count * sampleSize + count
                 guard length == expected else {
                     throw ProtocolError("step payload is \(length) bytes, its counts need \(expected)")
                 }
                 let weights = hasWeights ? try reader.readFloats(weightCount, "weights") : nil
-                if let bad = weights?.firstIndex(where: { !$0.isFinite }) {
-                    throw ProtocolError("weight \(bad) is \(weights![bad])", runScope: true)
+                if let weights, let bad = FloatChecks.firstNonFinite(weights) {
+                    throw ProtocolError("weight \(bad) is \(weights[bad])", runScope: true)
                 }
                 let pixels = try reader.readBytes(count * sampleSize, "pixels")
                 let labels = try reader.readBytes(count, "labels")
                 return .step(
                     StepWork(
-                        slice: slice, evaluate: flags & 1 != 0, weights: weights, sampleSize: sampleSize,
-                        pixels: pixels, labels: labels))
+                        slice: slice, evaluate: flags & 1 != 0, weights: weights, weightsOffset: weightOffset,
+                        sampleSize: sampleSize, pixels: pixels, labels: labels))
             case .result:
                 return .result(try ResultCoding.read(&reader))
+            case .weights:
+                return .weights(try decodeWeights(&reader, length: length))
             }
         } catch let error as DataError {
             throw ProtocolError("\(type): \(error.description)")

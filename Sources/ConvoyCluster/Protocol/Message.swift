@@ -7,7 +7,7 @@ import Foundation
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `CNVY` |
-/// | 4 | 2 | protocol version (3) |
+/// | 4 | 2 | protocol version (4) |
 /// | 6 | 2 | message type |
 /// | 8 | 8 | run id (0 in `hello`) |
 /// | 16 | 8 | step (training step, or evaluation round) |
@@ -16,7 +16,7 @@ import Foundation
 /// | 32 | 8 | reserved, zero |
 public enum Wire {
     public static let magic: [UInt8] = Array("CNVY".utf8)
-    public static let version: UInt16 = 3
+    public static let version: UInt16 = 4
     public static let headerSize = 40
     /// Bounds on decoded fields. Anything larger is refused before any allocation.
     public static let maxSamples = 65_536
@@ -36,6 +36,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case shutdown = 5
     case refuse = 6
     case stop = 7
+    case weights = 8
 }
 
 /// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
@@ -101,16 +102,23 @@ public struct StepWork: Equatable, Sendable {
     /// Which slice of the step this is; echoed in the result.
     public var slice: UInt32
     public var evaluate: Bool
-    /// The current weights; nil when the worker already holds this step's weights.
+    /// The current weights; nil when the worker already holds this step's weights. They
+    /// start at parameter `weightsOffset`: less than all of them when a `weights` message
+    /// of this step carried the rest.
     public var weights: [Float]?
+    public var weightsOffset = 0
     public var sampleSize: Int
     public var pixels: [UInt8]
     public var labels: [UInt8]
     public var count: Int { labels.count }
-    public init(slice: UInt32, evaluate: Bool, weights: [Float]?, sampleSize: Int, pixels: [UInt8], labels: [UInt8]) {
+    public init(
+        slice: UInt32, evaluate: Bool, weights: [Float]?, weightsOffset: Int = 0, sampleSize: Int, pixels: [UInt8],
+        labels: [UInt8]
+    ) {
         self.slice = slice
         self.evaluate = evaluate
         self.weights = weights
+        self.weightsOffset = weightsOffset
         self.sampleSize = sampleSize
         self.pixels = pixels
         self.labels = labels
@@ -158,6 +166,18 @@ public struct StepResult: Equatable, Sendable {
     }
 }
 
+/// New values of some parameters for a step, sent ahead of its `step` message: the head's,
+/// updated while the workers still computed the trunk of the step before.
+public struct WeightsUpdate: Equatable, Sendable {
+    public var offset: Int
+    public var values: [Float]
+    public var range: Range<Int> { offset..<(offset + values.count) }
+    public init(offset: Int, values: [Float]) {
+        self.offset = offset
+        self.values = values
+    }
+}
+
 public enum Payload: Equatable, Sendable {
     case hello(Hello)
     case welcome(Welcome)
@@ -169,6 +189,8 @@ public enum Payload: Equatable, Sendable {
     /// The coordinator stops the run before its end (preempted), with the reason: the worker
     /// acknowledges with a `shutdown` and exits with the requeue status.
     case stop(String)
+    /// Some of the next step's weights, ahead of the step (`WeightsUpdate`).
+    case weights(WeightsUpdate)
 
     var type: MessageType {
         switch self {
@@ -179,6 +201,7 @@ public enum Payload: Equatable, Sendable {
         case .shutdown: .shutdown
         case .refuse: .refuse
         case .stop: .stop
+        case .weights: .weights
         }
     }
 }

@@ -17,7 +17,7 @@ public final class WorkerCore {
     public let slotCount: Int
     private let cpus: [Int]?
     private var slots: ComputeSlots?
-    private var hasWeights = false
+    private var weights = HeldWeights()
     /// The most memory a run may take (`--max-memory`), and the largest message the
     /// connection accepts (its ZMQ_MAXMSGSIZE).
     public let memory: MemoryBound
@@ -107,6 +107,12 @@ public final class WorkerCore {
             isFinished = true
             refusal = "refused by the coordinator: \(peerText(refused.reason))"
             return ([], refusal)
+        case let .weights(update):
+            guard let runID, message.runID == runID, let slots else {
+                return ([], "ignored weights of run \(hex(message.runID))")
+            }
+            let count = slots.computers[0].network.parameters.count
+            return ([], weights.receive(update, step: message.step, parameterCount: count))
         case .hello, .result:
             return ([], "ignored a \(message.payload.type) message, which only workers send")
         }
@@ -133,7 +139,7 @@ public final class WorkerCore {
             slots = ComputeSlots(
                 architecture: architecture, slots: slotCount, maxBatch: maxBatch,
                 mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
-            hasWeights = false
+            weights.reset()
             self.footprint = footprint
             self.runID = runID
             self.workerID = welcome.workerID
@@ -180,18 +186,7 @@ public final class WorkerCore {
     /// whole run; missing weights are this worker's own problem (it rejoined in mid-step).
     private func accept(_ work: StepWork, step: UInt64, slots: ComputeSlots, welcome: Welcome) -> Refusal? {
         let network = slots.computers[0].network
-        if let weights = work.weights {
-            guard weights.count == network.parameters.count else {
-                return Refusal(
-                    .run, "step \(step) carries \(weights.count) weights, the model has \(network.parameters.count)")
-            }
-            if let bad = weights.firstIndex(where: { !$0.isFinite }) {
-                return Refusal(.run, "step \(step) weight \(bad) is \(weights[bad])")
-            }
-            weights.withUnsafeBufferPointer { slots.load(weights: $0) }
-            hasWeights = true
-        }
-        guard hasWeights else { return Refusal(.worker, "step \(step) carries no weights and this worker holds none") }
+        if let refusal = weights.load(work, step: step, into: slots) { return refusal }
         guard work.sampleSize == welcome.sampleSize else {
             return Refusal(
                 .run, "step \(step) samples have \(work.sampleSize) values, the run said \(welcome.sampleSize)")

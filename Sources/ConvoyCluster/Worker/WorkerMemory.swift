@@ -83,7 +83,7 @@ public struct WorkerFootprint: Sendable, Equatable {
 
     /// Bytes of a step message carrying `samples` samples of `sampleSize` values and `parameters` weights.
     static func stepFrame(samples: Int, sampleSize: Int, parameters: Int) throws -> Int {
-        var bytes = CheckedSize("bytes of a step message", Wire.headerSize + 20)
+        var bytes = CheckedSize("bytes of a step message", Wire.headerSize + 24)
         try bytes.add(4, parameters)
         try bytes.add(samples, sampleSize + 1)
         return bytes.value
@@ -101,8 +101,9 @@ public struct WorkerFootprint: Sendable, Equatable {
         try model.add(slots, Network.estimatedBytes(architecture, maxBatch: maxBatch))
         // One gradient sum per slot and their total, Int64 or Float per parameter.
         try model.add(slots + 1, parameters, welcome.deterministic ? 8 : 4)
-        // A result bucket: its values (8 bytes) and their encoding (at most 10 bytes each).
-        try model.add(parameters, 18)
+        // A result bucket: its values (8 bytes) and their encoding (at most 10 bytes each);
+        // weights sent ahead of their step (HeldWeights), 4 bytes each.
+        try model.add(parameters, 22)
         let fixed = try model.adding(MemoryBound.processBytes).value
         let fewest = welcome.deterministic ? welcome.microBatch : 1
         let smallest = try stepFrame(samples: fewest, sampleSize: welcome.sampleSize, parameters: parameters)

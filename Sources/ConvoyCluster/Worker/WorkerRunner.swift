@@ -32,6 +32,7 @@ public struct WorkerLoop {
     public var now: () -> ContinuousClock.Instant = { ContinuousClock.now }
     /// Corrupts some results on purpose (`--inject-fault`, tests of audit mode only).
     public var fault: FaultInjection?
+    public var gradientEncoding = GradientEncoding.varint
 
     public init(endpoint: String, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -76,7 +77,11 @@ public struct WorkerLoop {
                 continue
             }
             let line = core.handle(
-                frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
+                frames[0],
+                send: {
+                    try transport.send(
+                        (fault?.apply($0, log: log) ?? $0).encoded(gradients: gradientEncoding), dontWait: false)
+                })
             // A refusal that ends the worker is its error, printed once when `run` throws it.
             if let line, core.refusal == nil { log(line) }
         }
@@ -100,6 +105,7 @@ public struct WorkerRunner {
     public var fault: FaultInjection?
     /// The most memory a run may take; it also sizes the connection's largest message.
     public var memory = MemoryBound.hostDefault()
+    public var gradientEncoding = GradientEncoding.varint
     public var log: (String) -> Void
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
@@ -123,6 +129,7 @@ public struct WorkerRunner {
         loop.timing = timing
         loop.usesCurve = curve != nil
         loop.fault = fault
+        loop.gradientEncoding = gradientEncoding
         try loop.run(core, over: transport)
     }
 }

@@ -11,9 +11,28 @@ public protocol Optimizer {
     var kind: OptimizerKind { get }
     /// Everything the optimizer carries between steps (velocity, squared sums, step count).
     var state: [Float] { get set }
+    /// Updates `parameters[range]` with `gradient[range]` as step number `step` (1-based) of
+    /// the run. Every rule is elementwise, so a step may be applied in several disjoint
+    /// ranges (the coordinator updates the head while the workers still compute the trunk)
+    /// with the same bits as in one piece.
     mutating func update(
-        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-        learningRate: Float)
+        _ range: Range<Int>, parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float, step: Int)
+    /// Steps taken so far, where the rule counts them (Adam's bias correction).
+    var stepsTaken: Int { get }
+}
+
+extension Optimizer {
+    public var stepsTaken: Int { 0 }
+
+    /// One whole step over every parameter.
+    public mutating func update(
+        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>, learningRate: Float
+    ) {
+        update(
+            0..<parameters.count, parameters: parameters, gradient: gradient, learningRate: learningRate,
+            step: stepsTaken + 1)
+    }
 }
 
 public func makeOptimizer(_ kind: OptimizerKind, parameterCount: Int) -> any Optimizer {
@@ -34,10 +53,10 @@ public struct SGD: Optimizer {
         set {}
     }
     public mutating func update(
-        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-        learningRate: Float
+        _ range: Range<Int>, parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float, step: Int
     ) {
-        for i in 0..<parameters.count { parameters[i] -= learningRate * gradient[i] }
+        for i in range { parameters[i] -= learningRate * gradient[i] }
     }
 }
 
@@ -55,12 +74,12 @@ public struct Momentum: Optimizer {
         set { velocity = newValue }
     }
     public mutating func update(
-        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-        learningRate: Float
+        _ range: Range<Int>, parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float, step: Int
     ) {
         let mu = mu
         velocity.withUnsafeMutableBufferPointer { v in
-            for i in 0..<parameters.count {
+            for i in range {
                 v[i] = mu * v[i] + gradient[i]
                 parameters[i] -= learningRate * v[i]
             }
@@ -82,12 +101,12 @@ public struct AdaGrad: Optimizer {
         set { squares = newValue }
     }
     public mutating func update(
-        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-        learningRate: Float
+        _ range: Range<Int>, parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float, step: Int
     ) {
         let epsilon = epsilon
         squares.withUnsafeMutableBufferPointer { h in
-            for i in 0..<parameters.count {
+            for i in range {
                 let g = gradient[i]
                 h[i] += g * g
                 parameters[i] -= learningRate * g / (h[i].squareRoot() + epsilon)
@@ -121,17 +140,18 @@ public struct Adam: Optimizer {
             step = Int(newValue[2 * n])
         }
     }
+    public var stepsTaken: Int { step }
     public mutating func update(
-        parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
-        learningRate: Float
+        _ range: Range<Int>, parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
+        learningRate: Float, step: Int
     ) {
-        step += 1
+        self.step = step
         let (b1, b2, eps) = (beta1, beta2, epsilon)
         let correction1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))
         let correction2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
         m.withUnsafeMutableBufferPointer { m in
             v.withUnsafeMutableBufferPointer { v in
-                for i in 0..<parameters.count {
+                for i in range {
                     let g = gradient[i]
                     m[i] = b1 * m[i] + (1 - b1) * g
                     v[i] = b2 * v[i] + (1 - b2) * g * g

@@ -35,9 +35,10 @@ public final class ComputeSlots {
     public var count: Int { computers.count }
 
     /// Gives every slot the step's weights.
-    public func load(weights: UnsafeBufferPointer<Float>) {
+    public func load(weights: UnsafeBufferPointer<Float>, at offset: Int = 0) {
+        precondition(offset >= 0 && offset + weights.count <= computers[0].network.parameters.count)
         for computer in computers {
-            computer.network.parameters.pointer.update(from: weights.baseAddress!, count: weights.count)
+            (computer.network.parameters.pointer + offset).update(from: weights.baseAddress!, count: weights.count)
         }
     }
 

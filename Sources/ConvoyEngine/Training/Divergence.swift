@@ -23,9 +23,12 @@ public struct NonFiniteWeightsError: Error, CustomStringConvertible, Equatable {
             : "weight \(index) is \(value) before step \(step): the initial or resumed weights are not finite"
     }
 
-    /// Throws when one of the `count` values at `weights` is NaN or infinite.
-    public static func check(_ weights: UnsafePointer<Float>, count: Int, step: Int, after: Bool) throws {
-        guard let bad = (0..<count).first(where: { !weights[$0].isFinite }) else { return }
+    /// Throws when one of the values `weights[start..<count]` is NaN or infinite.
+    public static func check(
+        _ weights: UnsafePointer<Float>, count: Int, step: Int, after: Bool, from start: Int = 0
+    ) throws {
+        let part = UnsafeBufferPointer(start: weights + start, count: count - start)
+        guard let bad = FloatChecks.firstNonFinite(part).map({ start + $0 }) else { return }
         throw NonFiniteWeightsError(index: bad, value: weights[bad], step: step, after: after)
     }
 }

@@ -99,15 +99,19 @@ public final class GradientSum {
         samples += other.samples
     }
 
-    /// `out = sum / samples`, the mean gradient of the step (docs/SPEC.md §8.1, §8.2).
-    public func mean(into out: UnsafeMutablePointer<Float>) {
+    /// `out = sum / samples`, the mean gradient of the step (docs/SPEC.md §8.1, §8.2), over
+    /// `range` (`out` has the whole layout; elementwise, so any split gives the same bits).
+    public func mean(into out: UnsafeMutablePointer<Float>, range: Range<Int>? = nil) {
+        let range = range ?? 0..<count
+        precondition(range.lowerBound >= 0 && range.upperBound <= count)
         let divisor = max(samples, 1)
         switch mode {
         case .fixedPoint:
-            FixedPoint.mean(fixed, count: count, divisor: divisor, into: out)
+            FixedPoint.mean(
+                fixed + range.lowerBound, count: range.count, divisor: divisor, into: out + range.lowerBound)
         case .float:
             let scale = 1 / Float(divisor)
-            for i in 0..<count { out[i] = float[i] * scale }
+            for i in range { out[i] = float[i] * scale }
         }
     }
 }

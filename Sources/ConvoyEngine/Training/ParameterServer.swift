@@ -34,23 +34,49 @@ public final class ParameterServer {
         config.schedule.rate(base: config.learningRate, step: step, totalSteps: totalSteps, warmupSteps: warmupSteps)
     }
 
-    /// One optimizer step with the mean of `sum`; a sum of no samples changes nothing.
+    /// Parameter ranges of the current step already updated by `applyEarly`.
+    private var appliedEarly: [Range<Int>] = []
+
+    /// Updates `range` now with the mean of `sum` there, which must be final (all of the
+    /// step's samples counted): the coordinator does this for the head while the workers
+    /// still compute the trunk. `apply` then updates the rest. The same bits as one `apply`.
+    public func applyEarly(_ sum: GradientSum, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= parameterCount)
+        precondition(!appliedEarly.contains { $0.overlaps(range) }, "range \(range) updated twice in one step")
+        guard sum.samples > 0 else { return }
+        update(range, with: sum)
+        appliedEarly.append(range)
+    }
+
+    /// One optimizer step with the mean of `sum` (over the parameters `applyEarly` has not
+    /// updated); a sum of no samples changes nothing.
     public func apply(_ sum: GradientSum) {
         precondition(
             sum.count == parameterCount, "gradient sum of \(sum.count) values for \(parameterCount) parameters")
+        defer { appliedEarly = [] }
         guard sum.samples > 0 else { return }
-        sum.mean(into: meanGradient.pointer)
+        var start = 0
+        for done in appliedEarly.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if start < done.lowerBound { update(start..<done.lowerBound, with: sum) }
+            start = done.upperBound
+        }
+        if start < parameterCount { update(start..<parameterCount, with: sum) }
+        step += 1
+    }
+
+    /// The update rule on `range` (docs/SPEC.md §7, §8.2): mean gradient, L2 decay, optimizer.
+    private func update(_ range: Range<Int>, with sum: GradientSum) {
+        sum.mean(into: meanGradient.pointer, range: range)
         if config.weightDecay > 0 {
             // L2 decay as PyTorch's SGD does it: g += λ·w, biases included.
             let g = meanGradient.pointer
             let w = parameters.pointer
             let decay = config.weightDecay
-            for i in 0..<parameterCount { g[i] += decay * w[i] }
+            for i in range { g[i] += decay * w[i] }
         }
         optimizer.update(
-            parameters: parameters.buffer, gradient: UnsafeBufferPointer(meanGradient.buffer),
-            learningRate: learningRate)
-        step += 1
+            range, parameters: parameters.buffer, gradient: UnsafeBufferPointer(meanGradient.buffer),
+            learningRate: learningRate, step: step + 1)
     }
 
     /// Restores a resumed run's position.

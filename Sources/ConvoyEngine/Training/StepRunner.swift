@@ -21,6 +21,14 @@ public protocol StepRunner: AnyObject {
         step: Int, samples: StepSamples, weights: FloatBuffer,
         into sum: GradientSum
     ) throws -> GradientComputer.Totals
+    /// `train`, with `early`: a runner that learns the final sum of a parameter range before
+    /// the step ends (all workers' head buckets are in) may call `early.update(range)` to
+    /// have the optimizer update that range of `weights` at once, and ship it while the rest
+    /// is computed. Runners that cannot simply train.
+    func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum, early: EarlyUpdate
+    ) throws -> GradientComputer.Totals
     /// Loss and hits of every sample of `data` at `weights`.
     func evaluate(_ data: Dataset, weights: FloatBuffer) throws -> GradientComputer.Totals
     /// Called once after the last step; a cluster tells its workers the run is over.
@@ -31,6 +39,22 @@ public protocol StepRunner: AnyObject {
 
 extension StepRunner {
     public func abandon(because reason: String) {}
+
+    public func train(
+        step: Int, samples: StepSamples, weights: FloatBuffer,
+        into sum: GradientSum, early: EarlyUpdate
+    ) throws -> GradientComputer.Totals {
+        try train(step: step, samples: samples, weights: weights, into: sum)
+    }
+}
+
+/// Lets a step runner have part of the parameters updated before the step's end
+/// (`StepRunner.train(…, early:)`); the session applies the rest afterwards.
+public struct EarlyUpdate {
+    /// Updates the range of the weights from the sum, which must be final there; throws when
+    /// the new weights are not finite.
+    public let update: (Range<Int>) throws -> Void
+    public init(update: @escaping (Range<Int>) throws -> Void) { self.update = update }
 }
 
 /// Steps computed in this process by one `GradientComputer`: what `convoy train` runs.

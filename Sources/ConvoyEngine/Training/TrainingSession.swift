@@ -242,7 +242,12 @@ public final class TrainingSession {
             samples: StepSamples(
                 data: train, indices: samples,
                 augmentation: augmentation(step: step)),
-            weights: server.parameters, into: sum)
+            weights: server.parameters, into: sum,
+            early: EarlyUpdate { [server, sum] range in
+                server.applyEarly(sum, range: range)
+                try NonFiniteWeightsError.check(
+                    weights.pointer, count: range.upperBound, step: step, after: true, from: range.lowerBound)
+            })
         server.apply(sum)
         try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: true)
         return totals
