@@ -6,11 +6,12 @@
 # joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
 # exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard, the
-# HTML run report in headless Chromium, the live /metrics endpoint scraped mid-run and checked by promtool, audit mode catching a worker that corrupts a slice on
-# purpose, crafted checkpoints and model files through the binary, the decoders' fuzzers
-# (bounded), every numeric flag of every command at its edges, training through sbatch on a
-# one-node Slurm (which skips itself where the daemons cannot start), and the Kubernetes
-# manifests' wiring.
+# HTML run report in headless Chromium, the live /metrics endpoint scraped mid-run and
+# checked by promtool, audit mode catching a worker that corrupts a slice on purpose,
+# crafted checkpoints and model files through the binary, the decoders' fuzzers (bounded),
+# every numeric flag of every command at its edges, training through sbatch on a one-node
+# Slurm (which skips itself where the daemons cannot start), and the Kubernetes manifests'
+# wiring.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
