@@ -103,9 +103,9 @@ for name, kind in expected.items():
     assert types.get(name) == kind, (name, types.get(name))
 missing = sorted(set(types) - help_)
 assert not missing, f"no HELP for {missing}"
+slices = [get('convoy_worker_slice_seconds_count{worker="%s"}' % w) for w in ("w0", "w1")]
 print(f"metrics-test: {len(types)} families; steps {get('convoy_steps_total'):.0f}, live workers 2, "
-      f"slices w0 {get('convoy_worker_slice_seconds_count{worker=\"w0\"}'):.0f} "
-      f"w1 {get('convoy_worker_slice_seconds_count{worker=\"w1\"}'):.0f}")
+      f"slices w0 {slices[0]:.0f} w1 {slices[1]:.0f}")
 PY
 
 # Other paths: 404; a POST to /metrics: 405.

@@ -29,14 +29,14 @@ final class MetricsServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(exposition: exposition))
                 }
             }
-        do {
-            channel = try bootstrap.bind(host: host, port: port).wait()
-        } catch {
+        let bound: any Channel
+        do { bound = try bootstrap.bind(host: host, port: port).wait() } catch {
             try? group.syncShutdownGracefully()
             throw error
         }
         self.group = group
-        self.port = channel.localAddress?.port ?? port
+        channel = bound
+        self.port = bound.localAddress?.port ?? port
     }
 
     func close() {
