@@ -3,7 +3,8 @@
 # with curl while it trains; the scrape passes `promtool check metrics` (Debian's
 # `prometheus` package, installed here when missing; SKIP where it cannot be) and holds the
 # key series with sane values (steps > 0, 2 live workers, a slice-time histogram for each
-# worker). Other paths are 404; a port in use and an address not of this host are one line
+# worker); a worker killed shows as one drop with its reason and one live worker. Other
+# paths are 404; a port in use and an address not of this host are one line
 # and a non-zero exit before any training.
 #   scripts/metrics-test.sh
 set -euo pipefail
@@ -23,8 +24,9 @@ if ! command -v promtool > /dev/null; then
 fi
 command -v curl > /dev/null || { echo "SKIP: curl is not installed"; exit 0; }
 
-# Enough steps to be scraped mid-run on a busy machine: 8 epochs of 4000 samples at batch 64.
-"$CONVOY" local --workers 2 --epochs 8 --train-samples 4000 --test-samples 500 --json \
+# Far more steps than the test needs (it ends the run itself): 30 epochs of 4000 samples.
+EPOCHS=30
+"$CONVOY" local --workers 2 --epochs $EPOCHS --train-samples 4000 --test-samples 500 --json \
     --out "$TMP/model.convoy" --metrics-port 0 > "$TMP/run.jsonl" 2> "$TMP/local.log" &
 PIDS+=($!)
 LOCAL=${PIDS[-1]}
@@ -63,7 +65,7 @@ promtool check metrics < "$TMP/scrape.txt" > "$TMP/promtool.log" 2>&1 \
 echo "metrics-test: promtool check metrics passed on a mid-run scrape ($(wc -l < "$TMP/scrape.txt") lines)"
 
 # The key series and their values; every family has HELP and TYPE.
-python3 - "$TMP/scrape.txt" <<'PY' || fail "the scrape's series or values are wrong"
+python3 - "$TMP/scrape.txt" $EPOCHS <<'PY' || fail "the scrape's series or values are wrong"
 import re, sys
 samples, help_, types = {}, set(), {}
 for line in open(sys.argv[1]):
@@ -81,12 +83,12 @@ def get(series):
     assert series in samples, f"no {series} in the scrape"
     return samples[series]
 
-total_steps = 8 * ((4000 + 63) // 64)
+total_steps = int(sys.argv[2]) * ((4000 + 63) // 64)
 assert 0 < get("convoy_steps_total") < total_steps, get("convoy_steps_total")
 assert get("convoy_samples_total") >= 64 * get("convoy_steps_total") - 64, "samples"
 assert get("convoy_live_workers") == 2, get("convoy_live_workers")
 assert get("convoy_worker_joins_total") == 2, get("convoy_worker_joins_total")
-assert 1 <= get("convoy_epoch") <= 8, get("convoy_epoch")
+assert 1 <= get("convoy_epoch") <= int(sys.argv[2]), get("convoy_epoch")
 assert 0 < get("convoy_train_loss") < 10, get("convoy_train_loss")
 assert 0 <= get("convoy_test_accuracy_ratio") <= 1
 assert get("convoy_samples_per_second") >= 0
@@ -134,6 +136,27 @@ refused "port in use" "in use" --metrics-port "$port"
 refused "address not of this host" "not an address of this host" --metrics-port 0 --metrics-address 192.0.2.1
 refused "not an IP address" "not a numeric IP address" --metrics-port 0 --metrics-address localhost.invalid
 refused "port out of range" "metrics-port" --metrics-port 65536
+
+# A worker killed: once the coordinator drops it (at the step deadline, 5 s), the scrape
+# shows one drop with a reason label and one live worker.
+victim=$(ps -o pid=,args= --ppid "$LOCAL" | awk '$3 == "worker" { print $1; exit }')
+[[ -n $victim ]] || fail "no worker process under convoy local"
+kill -KILL "$victim"
+while :; do
+    kill -0 "$LOCAL" 2> /dev/null || fail "convoy local ended before the killed worker was dropped"
+    (( SECONDS < DEADLINE )) || fail "the killed worker was not counted as dropped in ${TIMEOUT}s"
+    curl -sf --max-time 10 "$url" -o "$TMP/scrape.txt" || { sleep 0.5; continue; }
+    drops=$(grep '^convoy_worker_drops_total{' "$TMP/scrape.txt" || true)
+    [[ -n $drops ]] && break
+    sleep 0.5
+done
+[[ $(wc -l <<< "$drops") -eq 1 ]] || fail "expected one drop series: $drops"
+[[ $drops =~ ^convoy_worker_drops_total\{reason=\"(deadline|unreachable|send_queue_full)\"\}\ 1$ ]] \
+    || fail "drop series: $drops"
+[[ $(value convoy_live_workers) =~ ^1(\.0)?$ ]] || fail "live workers after the drop: $(value convoy_live_workers)"
+promtool check metrics < "$TMP/scrape.txt" > "$TMP/promtool.log" 2>&1 \
+    || fail "promtool check metrics after the drop: $(cat "$TMP/promtool.log")"
+echo "metrics-test: worker $victim killed: $drops, 1 live worker"
 
 stop_pids "$LOCAL"
 echo "metrics-test: ok"

@@ -80,14 +80,17 @@ import Testing
         defer { server.close() }
         let options = try MetricsOptions.parse(["--metrics-port", String(server.port)])
         let error = #expect(throws: FlagError.self) { try options.start(log: { _ in }) }
-        #expect(error?.description == "--metrics-port \(server.port): 127.0.0.1 port \(server.port) is in use; "
-            + "choose another, or 0 for any free port")
+        #expect(
+            error?.description == "--metrics-port \(server.port): 127.0.0.1 port \(server.port) is in use; "
+                + "choose another, or 0 for any free port")
     }
 
     @Test func flagsAreChecked() {
         #expect(throws: (any Error).self) { try MetricsOptions.parse(["--metrics-port", "65536"]) }
         #expect(throws: (any Error).self) { try MetricsOptions.parse(["--metrics-port", "-1"]) }
-        #expect(throws: (any Error).self) { try MetricsOptions.parse(["--metrics-port", "1", "--metrics-address", "x"]) }
+        #expect(throws: (any Error).self) {
+            try MetricsOptions.parse(["--metrics-port", "1", "--metrics-address", "x"])
+        }
         #expect(throws: (any Error).self) { try MetricsOptions.parse(["--metrics-address", "127.0.0.1"]) }
         #expect((try? MetricsOptions.parse(["--metrics-port", "0", "--metrics-address", "::1"])) != nil)
         let options = try? MetricsOptions.parse(["--metrics-port", "9", "--metrics-address", "0.0.0.0"])

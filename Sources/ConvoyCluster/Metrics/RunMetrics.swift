@@ -12,8 +12,10 @@ public final class RunMetrics {
     private let trainLoss = Gauge(label: MetricCatalogue.trainLoss)
     private let testAccuracy = Gauge(label: MetricCatalogue.testAccuracy)
     private let epochNumber = Gauge(label: MetricCatalogue.epoch)
-    /// The throughput window: where it started and the samples trained since.
-    private var windowStart = ContinuousClock.now
+    /// The throughput window: where it started (the end of a step; nil before the first step
+    /// and after an epoch's evaluation, so neither start-up nor evaluation counts as training
+    /// time) and the samples trained since.
+    private var windowStart: ContinuousClock.Instant?
     private var windowSamples = 0
     /// The shortest window the throughput is computed over, so one quick step does not make it jump.
     static let window = Duration.seconds(1)
@@ -31,9 +33,13 @@ public final class RunMetrics {
         samples.increment(by: count)
         trainLoss.record(progress.runningLoss)
         epochNumber.record(progress.epoch + 1)
-        windowSamples += count
         let now = ContinuousClock.now
-        let elapsed = windowStart.duration(to: now)
+        guard let start = windowStart else {
+            windowStart = now
+            return
+        }
+        windowSamples += count
+        let elapsed = start.duration(to: now)
         if elapsed >= Self.window {
             samplesPerSecond.record(Double(windowSamples) / elapsed.inSeconds)
             windowStart = now
@@ -46,5 +52,7 @@ public final class RunMetrics {
         trainLoss.record(report.loss)
         testAccuracy.record(report.testAccuracy)
         epochNumber.record(report.epoch)
+        windowStart = nil
+        windowSamples = 0
     }
 }

@@ -50,8 +50,7 @@ final class MetricsServer: Sendable {
 enum MetricsRoute {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    static func response(method: HTTPMethod, uri: String, exposition: () -> String) -> (HTTPResponseStatus, String)
-    {
+    static func response(method: HTTPMethod, uri: String, exposition: () -> String) -> (HTTPResponseStatus, String) {
         // A scraper may add a query string (Prometheus does not, curl users might).
         let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         guard path == "/metrics" else { return (.notFound, "not found: only /metrics is served here\n") }
@@ -92,7 +91,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
             promise: nil)
         if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
