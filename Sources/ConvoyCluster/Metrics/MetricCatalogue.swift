@@ -20,7 +20,8 @@ public enum MetricCatalogue {
     public static let help: [String: String] = [
         steps: "Training steps done by this process since it started.",
         samples: "Training samples whose gradients were applied since this process started.",
-        samplesPerSecond: "Training samples per second over the last second or more of steps.",
+        samplesPerSecond:
+            "Training samples per second over the last second or more of steps, or of the last epoch if shorter.",
         trainLoss: "Mean training loss of the current epoch's steps so far (at an epoch's end: that epoch's).",
         testAccuracy: "Test-set accuracy (0 to 1) of the last evaluation.",
         epoch: "The epoch being trained, counted from 1.",

@@ -52,6 +52,9 @@ public final class RunMetrics {
         trainLoss.record(report.loss)
         testAccuracy.record(report.testAccuracy)
         epochNumber.record(report.epoch)
+        // The epoch's own figure (evaluation excluded) until the next window closes: an
+        // epoch shorter than the window still shows its throughput.
+        samplesPerSecond.record(report.samplesPerSec)
         windowStart = nil
         windowSamples = 0
     }
