@@ -6,11 +6,12 @@
 # joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
 # exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard, the
-# HTML run report in headless Chromium, audit mode catching a worker that corrupts a slice on
-# purpose, crafted checkpoints and model files through the binary, the decoders' fuzzers
-# (bounded), every numeric flag of every command at its edges, training through sbatch on a
-# one-node Slurm (which skips itself where the daemons cannot start), and the Kubernetes
-# manifests' wiring.
+# HTML run report in headless Chromium, the live /metrics endpoint scraped mid-run and
+# checked by promtool, audit mode catching a worker that corrupts a slice on purpose,
+# crafted checkpoints and model files through the binary, the decoders' fuzzers (bounded),
+# every numeric flag of every command at its edges, training through sbatch on a one-node
+# Slurm (which skips itself where the daemons cannot start), and the Kubernetes manifests'
+# wiring.
 #   scripts/test.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,6 +52,7 @@ stage "Kubernetes manifests: endpoint, keys, ports, resources and flags wired to
 stage "export to .npz and ONNX, checked by NumPy and onnxruntime; predict on image files" scripts/export-test.sh
 stage "another Unix user cannot join or disturb convoy local" scripts/local-private-test.sh
 stage "--tensorboard event files, read back by the tensorboard package" scripts/tensorboard-test.sh
+stage "live metrics: a mid-run scrape of convoy local --metrics-port passes promtool, 2 workers' series" scripts/metrics-test.sh
 stage "run report: HTML from a local run loads in headless Chromium with its charts, no console output" scripts/report-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh

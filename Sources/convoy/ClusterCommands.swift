@@ -98,6 +98,7 @@ struct CoordinatorCommand: ParsableCommand {
             let secretKey = try curveKey.map { try CurveKeyPair.readSecretKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
+            let metrics = try training.metrics.start(log: log)
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let board = try training.tensorBoardWriter()
@@ -145,9 +146,11 @@ struct CoordinatorCommand: ParsableCommand {
                         + runner.workerStepMs.enumerated().map { "w\($0.offset) \(format($0.element, 1))ms" }.joined(
                             separator: " ")
                     printer.step(progress, epochs: config.epochs, extra: extra)
+                    metrics?.step(progress, plan: session.plan)
                 },
                 epochDone: { report in
                     let stats = runner.takeEpochStats()
+                    metrics?.epoch(report)
                     printer.epoch(report, epochs: config.epochs, cluster: stats, timeToTarget: session.timeToTarget)
                     try runReport?.epoch(EpochLine(report: report, cluster: stats, timeToTarget: session.timeToTarget))
                     try board?.add(report, step: session.server.step)

@@ -148,6 +148,7 @@ extension TrainingOptions {
         ]
         if let augment { list += ["--augment", String(augment)] }
         if let tensorboard { list += ["--tensorboard", tensorboard] }
+        list += metrics.arguments
         if let targetAccuracy {
             list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)]
         }

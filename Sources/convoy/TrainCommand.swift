@@ -36,6 +36,7 @@ struct Train: ParsableCommand {
             let runReport = RunReportWriter(path: reportFile, title: "convoy train: \(config.model)")
             BLAS.setThreads(threads)
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
+            let metrics = try training.metrics.start(log: log)
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let board = try training.tensorBoardWriter()
@@ -56,9 +57,13 @@ struct Train: ParsableCommand {
             }
             var printer = ProgressPrinter(json: json)
             let outcome = try session.run(
-                progress: { printer.step($0, epochs: config.epochs) },
+                progress: {
+                    printer.step($0, epochs: config.epochs)
+                    metrics?.step($0, plan: session.plan)
+                },
                 epochDone: { report in
                     printer.epoch(report, epochs: config.epochs, timeToTarget: session.timeToTarget)
+                    metrics?.epoch(report)
                     try board?.add(report, step: session.server.step)
                     try runReport?.epoch(EpochLine(report: report, cluster: nil, timeToTarget: session.timeToTarget))
                     // Saved after every epoch so an interrupted run still leaves a usable model.

@@ -43,6 +43,7 @@ struct TrainingOptions: ParsableArguments {
             "Write TensorBoard scalars (loss, accuracy, samples/s, learning rate) per epoch to an event file in DIR.",
             valueName: "dir"))
     var tensorboard: String?
+    @OptionGroup var metrics: MetricsOptions
 
     func config() throws -> TrainingConfig {
         var config = TrainingConfig()

@@ -62,22 +62,36 @@ final class ClusterStatsRecorder {
     private let start = ContinuousClock.now
     /// A run that flaps for days keeps a bounded record: later events of the epoch are counted out.
     static let maxEventsPerEpoch = 1000
+    /// The same figures live, for --metrics-port (ClusterMetrics.swift): whole-run counts, all traffic.
+    private let metrics = ClusterMetrics()
 
     func addEvent(_ event: String, worker: UInt32, reason: String? = nil) {
+        if event == "joined" { metrics.joined() } else { metrics.dropped(reason: reason ?? "") }
         guard events.count < Self.maxEventsPerEpoch else { return }
         let t = (ContinuousClock.now - start).inSeconds
         events.append(WorkerEvent(t: t, event: event, worker: worker, reason: reason))
     }
 
-    func countBytes(_ n: Int) { if counting { bytes += n } }
+    /// Bytes received (`countSentBytes`: sent).
+    func countBytes(_ n: Int) {
+        metrics.received(bytes: n)
+        if counting { bytes += n }
+    }
+
+    func countSentBytes(_ n: Int) {
+        metrics.sent(bytes: n)
+        if counting { bytes += n }
+    }
 
     func addStep(seconds: Double, coordinatorSeconds: Double) {
+        metrics.step(seconds: seconds)
         stepSeconds += seconds
         self.coordinatorSeconds += coordinatorSeconds
         steps += 1
     }
 
     func addSlice(worker id: UInt32, computeSeconds seconds: Double) {
+        metrics.slice(worker: id, seconds: seconds)
         let i = Int(id)
         if computeSeconds.count <= i {
             computeSeconds += Array(repeating: 0, count: i + 1 - computeSeconds.count)

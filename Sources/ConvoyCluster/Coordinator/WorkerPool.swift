@@ -93,7 +93,7 @@ final class WorkerPool {
             drop(w, because: "is unreachable")
             return false
         }
-        stats.countBytes(bytes)
+        stats.countSentBytes(bytes)
         return true
     }
 
