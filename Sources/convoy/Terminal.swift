@@ -78,7 +78,9 @@ struct ProgressPrinter {
         let width = 30
         let filled = steps > 0 ? width * min(max(step, 0), steps) / steps : width
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        let rate = samplesPerSecond.flatMap { $0.isFinite && $0 >= 0 ? "  \(grouped(Int($0.rounded()))) samples/s" : nil }
+        let rate = samplesPerSecond.flatMap {
+            $0.isFinite && $0 >= 0 ? "  \(grouped(Int($0.rounded()))) samples/s" : nil
+        }
         return "epoch \(epoch + 1)/\(epochs) \(bar) \(step)/\(steps) loss \(format(loss, 4))\(rate ?? "")  "
             + "ETA \(etaText(eta))"
     }

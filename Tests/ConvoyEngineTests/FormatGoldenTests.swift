@@ -87,7 +87,7 @@ import Testing
         #expect(decoded.recipe.isEmpty)
         // Written again, it is a version 4 file with an empty recipe (count 0).
         let again = try decoded.encoded()
-        #expect(hexString(Array(again[8..<16])) == "0400000069000000")
+        #expect(hexString(Array(again[8..<16])) == "040000006d000000")
     }
 
     /// A recipe is one encoding: keys sorted, once each, flag-name characters, bounded counts.
@@ -96,7 +96,10 @@ import Testing
         let recipeStart = 16 + 107
         let cases: [([UInt8], String)] = [
             // Two entries in the wrong order: "lr" before "epochs".
-            (hexBytes("0200 0200 6c72 0100 31 0600 65706f636873 0100 32"), "recipe entry 2 key: epochs is not after lr"),
+            (
+                hexBytes("0200 0200 6c72 0100 31 0600 65706f636873 0100 32"),
+                "recipe entry 2 key: epochs is not after lr"
+            ),
             // The same key twice.
             (hexBytes("0200 0200 6c72 0100 31 0200 6c72 0100 32"), "recipe entry 2 key: lr is not after lr"),
             // A key with an escape character.
@@ -228,7 +231,7 @@ import Testing
     @Test func olderVersionsAreRefusedByName() throws {
         var model = try Self.modelBytes { _ in }
         model[8] = 1
-        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads version 3)")) {
+        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads versions 3...4)")) {
             try ModelFile(decoding: model, name: "m")
         }
         var checkpoint = try Checkpoint(
