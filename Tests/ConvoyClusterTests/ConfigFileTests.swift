@@ -169,6 +169,25 @@ struct ConfigProbe: ParsableCommand {
     }
 }
 
+/// The resolved configuration in the run report: read from the first JSON line, escaped.
+@Suite struct ReportConfigTests {
+    @Test func theReportShowsTheFirstLinesConfiguration() throws {
+        let first =
+            #"{"epoch":1,"loss":0.5,"train_accuracy":0.9,"test_accuracy":0.9,"seconds":1,"samples_per_sec":100,"#
+            + #""config":{"epochs":"2","lr":"<script>x</script>"}}"#
+        let second = #"{"epoch":2,"loss":0.4,"train_accuracy":0.9,"test_accuracy":0.9,"seconds":1,"samples_per_sec":1}"#
+        let records = try RunRecords.parse(first + "\n" + second, name: "run")
+        #expect(records[0].config == ["epochs": "2", "lr": "<script>x</script>"] && records[1].config == nil)
+        let page = RunReport(title: "t", epochs: records, evaluation: nil).render()
+        #expect(page.contains("<h2>Training configuration</h2>"))
+        #expect(page.contains("<tr><td>--epochs</td><td>2</td></tr>"))
+        #expect(page.contains("&lt;script&gt;x&lt;/script&gt;") && !page.contains("<script>"))
+        // Older output without it says so instead of showing an empty table.
+        let old = RunReport(title: "t", epochs: [records[1]], evaluation: nil).render()
+        #expect(old.contains("No training configuration recorded"))
+    }
+}
+
 /// The bar's text: samples/s and the epoch's ETA.
 @Suite struct ProgressBarTests {
     @Test func etaText() {
