@@ -163,7 +163,7 @@ struct ConfigProbe: ParsableCommand {
         #expect(recipe["lr"] == "0.1" && recipe["augment"] == "1" && recipe["model"] == "lenet5")
         #expect(recipe["batch"] == "256" && recipe["seed"] == "7" && recipe["epochs"] == "10")
         #expect(recipe["target-accuracy"] == "0.9" && recipe["eval-every"] == "0")
-        #expect(recipe["init"] == "the model's" && recipe["train-samples"] == "all")
+        #expect(recipe["init"] == "uniform" && recipe["train-samples"] == "all")
         // Where files are and how the run is laid out are not the recipe.
         #expect(recipe["data"] == nil && recipe["out"] == nil && recipe["threads"] == nil)
     }

@@ -18,7 +18,8 @@ extension TrainingOptions {
     /// defaults, the --config file and the command line, by long flag name. Stored in the
     /// model file and shown in reports. Paths (--data, --tensorboard) say where files are,
     /// not what was trained, and launch flags (--workers, --slots, --threads, --out, the
-    /// checkpoint flags) say how it ran: neither is here, so one recipe gives byte-identical
+    /// checkpoint flags) say how it ran, and --test-samples sizes only the evaluation (a resumed
+    /// run may change it): none is here, so one recipe gives byte-identical
     /// model files on any layout and any host. Empty when the flags are invalid (validate
     /// refuses those before any run).
     var recipe: [String: String] {
@@ -29,10 +30,11 @@ extension TrainingOptions {
             "warmup-epochs": String(config.warmupEpochs), "augment": String(config.augmentShift),
             "weight-decay": String(config.weightDecay), "schedule": config.schedule.rawValue,
             "seed": String(config.seed), "micro-batch": String(config.microBatch),
-            "deterministic": String(config.deterministic), "init": config.initializer.map(Self.text) ?? "the model's",
+            "deterministic": String(config.deterministic),
         ]
+        // --init's effective value: the flag's, else the model's own initializer.
+        recipe["init"] = (config.initializer ?? (try? ModelZoo.spec(named: config.model))?.initializer).map(Self.text)
         recipe["train-samples"] = config.trainSamples.map(String.init) ?? "all"
-        recipe["test-samples"] = config.testSamples.map(String.init) ?? "all"
         if let targetAccuracy {
             recipe["target-accuracy"] = String(targetAccuracy)
             recipe["eval-every"] = String(evalEvery)
