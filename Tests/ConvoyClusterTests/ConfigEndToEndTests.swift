@@ -36,6 +36,13 @@ import Testing
         let first = try #require(result.stdout.split(separator: "\n").first)
         let object = try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any]
         #expect(object?["config"] as? [String: String] == file.recipe)
+        // The same file drives `local` (its keys include local's own --workers): the same
+        // recipe, so the same bytes as train's file.
+        try Data((yaml + "workers: 2\n").utf8).write(to: URL(fileURLWithPath: config))
+        let local = directory + "/local.convoy"
+        let cluster = try runConvoy(["local", "--config", config, "--epochs", "1", "--out", local], timeout: 180)
+        #expect(cluster.status == 0, "\(cluster.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: local)) == Data(contentsOf: URL(fileURLWithPath: model)))
         // evaluate shows it.
         let evaluation = try runConvoy([
             "evaluate", "--model-file", model, "--test-samples", "64", "--data", mnistDirectory,
