@@ -69,5 +69,29 @@ import Testing
             let lines = result.stderr.split(separator: "\n")
             #expect(lines.count == 1 && result.stderr.contains(message), "\(text): \(result.stderr)")
         }
+        // Nesting to libyaml's limit under a 1 MiB main stack (where parsing on the main
+        // thread crashed): the parser's own thread has room, so it is one line, not SIGSEGV.
+        let deep = directory + "/deep.yaml"
+        try Data((String(repeating: "- ", count: 30_000) + "x\n").utf8).write(to: URL(fileURLWithPath: deep))
+        let shell = try runShell("ulimit -s 1024 && exec \"$0\" train --config \"$1\"", [convoyBinary, deep])
+        #expect(shell.status == 1, "\(shell.stderr)")
+        #expect(shell.stderr.split(separator: "\n").count == 1 && shell.stderr.contains("Maximum nesting level"))
     }
+}
+
+/// `sh -c SCRIPT ARGS…` with a time limit, for limits only a shell sets (`ulimit`).
+func runShell(_ script: String, _ arguments: [String], timeout: Double = 60) throws -> RunResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", script] + arguments
+    let err = Pipe()
+    process.standardError = err
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return RunResult(status: process.terminationStatus, stdout: "", stderr: stderr)
 }

@@ -101,7 +101,8 @@ struct ConfigProbe: ParsableCommand {
             ("epochs: 3\nepochs: 4\n", "\(path): not valid YAML: key epochs appears more than once"),
             ("- epochs\n- 3\n", "\(path): not a mapping of flag names to values"),
             ("just text\n", "\(path): not a mapping of flag names to values"),
-            ("a: &x 1\nb: *x\n", "\(path): anchors (&) are not allowed"),
+            ("a: &x 1\nb: *x\n", "\(path): line 1: a word starting with & (a YAML anchor or alias"),
+            ("epochs: 1\nb: [*x]\n", "\(path): line 2: a word starting with *"),
             ("epochs: [1\n", "\(path): not valid YAML:"),
             // An escape written as YAML's \e reaches the key; it is printed escaped. A raw one is the parser's.
             ("\"\\e[2J\": 1\n", "\(path): \\u{1b}[2J: not a flag of this command"),

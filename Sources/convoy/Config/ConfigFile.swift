@@ -6,9 +6,10 @@ import Yams
 /// A `--config` file: a flat YAML mapping from a subcommand's long flag names (without `--`)
 /// to scalars, or to sequences of scalars for repeatable options. Everything in it is hostile:
 /// its size is bounded, anchors and aliases are refused (an alias bomb would make the parser's
-/// duplicate-key check hash exponentially large trees), it is parsed on a thread with a deep
-/// stack (the parser recurses once per nesting level), and any shape other than the flat
-/// mapping is one line naming the file and the key.
+/// duplicate-key check hash exponentially large trees), and any shape other than the flat
+/// mapping is one line naming the file and the key. libyaml stops nesting at 1000 levels, but
+/// Yams recurses once per level (about 3 KiB of stack each: 30,000 `- ` crashed under
+/// `ulimit -s 1024` on the main thread), so the file is parsed on a thread of its own stack.
 struct ConfigFile {
     /// One key of the file and its value, in file order.
     struct Entry: Equatable {
@@ -23,8 +24,8 @@ struct ConfigFile {
 
     /// Real files are a few hundred bytes; 64 KiB leaves room for long comments.
     static let maxBytes = 64 << 10
-    /// The parser's recursion on nested `[[[…` costs stack; 64 KiB of nesting fits in this.
-    static let parserStack = 256 << 20
+    /// 1000 levels take about 3 MiB; ten times that, whatever `ulimit -s` says.
+    static let parserStack = 32 << 20
 
     let path: String
     let entries: [Entry]
@@ -40,7 +41,7 @@ struct ConfigFile {
     init(text: String, path: String) throws {
         self.path = path
         if let problem = Self.aliasProblem(text) { throw ConfigError("\(path): \(problem)") }
-        let parsed = Self.onDeepStack { () -> Result<[Entry], ConfigError> in
+        let parsed = Self.onOwnStack { () -> Result<[Entry], ConfigError> in
             do { return .success(try Self.entries(of: try Yams.compose(yaml: text), path: path)) } catch let
                 error as ConfigError
             {
@@ -84,16 +85,19 @@ struct ConfigFile {
         }
     }
 
-    /// An anchor (`&name`) or alias (`*name`) where YAML would read one: at the start of a
-    /// token. A `*` inside a scalar (`tcp://127.0.0.1:*`) is not one.
+    /// An anchor (`&name`) or alias (`*name`) where YAML could read one: at the start of a
+    /// word. A `*` inside a word (`tcp://127.0.0.1:*`) is not one. Deliberately lexical and
+    /// blind to quotes and comments: any scanner that tried to follow them could be fooled
+    /// into skipping a real alias, so ` *` in a comment or a quoted value is refused too.
     static func aliasProblem(_ text: String) -> String? {
         var previous: Character = "\n"
-        for (offset, character) in text.enumerated() {
+        var line = 1
+        for character in text {
             if character == "&" || character == "*", " \t\n\r[{,".contains(previous) {
-                // Quoted scalars are left to the parser's own rules; a config has no need of `"*…"`.
-                let what = character == "&" ? "anchors (&)" : "aliases (*)"
-                return "\(what) are not allowed (character \(offset + 1)); write each value out"
+                return "line \(line): a word starting with \(character) (a YAML anchor or alias, also in comments "
+                    + "and quotes) is not allowed; write each value out"
             }
+            if character == "\n" { line += 1 }
             previous = character
         }
         return nil
@@ -113,9 +117,12 @@ struct ConfigFile {
             return peerText(String(describing: error).split(separator: "\n").first.map(String.init) ?? "")
         }
     }
+}
 
-    /// Runs `body` on a thread with `parserStack` bytes of stack and waits for it.
-    static func onDeepStack<T>(_ body: @escaping () -> T) -> T {
+extension ConfigFile {
+    /// Runs `body` on a thread with `parserStack` bytes of stack and waits for it (the tree
+    /// is also freed there: its deinit recurses as deep as the parser).
+    static func onOwnStack<T>(_ body: @escaping () -> T) -> T {
         nonisolated(unsafe) var result: T?
         nonisolated(unsafe) let body = body
         let done = DispatchSemaphore(value: 0)
