@@ -20,6 +20,7 @@ struct CoordinatorCommand: ParsableCommand {
             "Endpoint to bind, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:* (any free port); default "
                 + "tcp://127.0.0.1:5555.")) var bindFlag: String?
     @Option(name: .customLong("workers"), help: "Workers to wait for before training.") var workersFlag: Int?
+    @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var fromEnv: FromEnvOptions
     @OptionGroup var training: TrainingOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
@@ -94,7 +95,8 @@ struct CoordinatorCommand: ParsableCommand {
             let config = try training.config()
             try checkOutputPath(out)
             try reportFile.map { try checkOutputPath($0, flag: "report") }
-            let runReport = RunReportWriter(path: reportFile, title: "convoy coordinator: \(config.model)")
+            let runReport = RunReportWriter(
+                path: reportFile, title: "convoy coordinator: \(config.model)", recipe: training.recipe)
             let secretKey = try curveKey.map { try CurveKeyPair.readSecretKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
@@ -118,7 +120,7 @@ struct CoordinatorCommand: ParsableCommand {
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: runner,
                 checkpoints: checkpoints.policy, log: log)
-            session.stopRule = training.stopRule
+            training.prepare(session)
             session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
@@ -138,7 +140,7 @@ struct CoordinatorCommand: ParsableCommand {
                     context.terminate()
                 }
             }
-            var printer = ProgressPrinter(json: json)
+            var printer = ProgressPrinter(json: json, batch: config.batchSize, recipe: training.recipe)
             let outcome = try session.run(
                 progress: { progress in
                     let extra =
@@ -181,6 +183,7 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(name: .customLong("connect"), help: "The coordinator's endpoint, e.g. tcp://10.0.0.1:5555.")
     var connectFlag: String?
+    @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var fromEnv: FromEnvOptions
     @Option(help: "OpenBLAS threads (one per worker process keeps N workers on N cores).") var threads = 1
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach a coordinator.")

@@ -19,6 +19,7 @@ struct Local: ParsableCommand {
 
     @Option(name: .customLong("workers"), help: "Worker processes (default: 1, with --slots as many as the cores).")
     var workerCount: Int?
+    @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var training: TrainingOptions
     @OptionGroup var checkpoints: CheckpointOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"

@@ -21,9 +21,20 @@ extension Process {
 struct ProgressPrinter {
     let json: Bool
     let isTerminal = isatty(STDOUT_FILENO) == 1
+    /// Samples per step (the global batch), for the bar's samples/s.
+    let batch: Int
+    /// The resolved training flags, added to the first epoch object (`config`) so a run's
+    /// JSON lines say what was trained; nil once written.
+    private var recipe: [String: String]?
     private var lastBarUpdate: ContinuousClock.Instant?
+    /// Where the bar's epoch began: its first step seen (a resumed epoch starts midway) and when.
+    private var epochStart: (epoch: Int, step: Int, at: ContinuousClock.Instant)?
 
-    init(json: Bool) { self.json = json }
+    init(json: Bool, batch: Int = 0, recipe: [String: String]? = nil) {
+        self.json = json
+        self.batch = batch
+        self.recipe = recipe
+    }
 
     static func line(_ text: String) {
         print(text)
@@ -43,22 +54,56 @@ struct ProgressPrinter {
     mutating func step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, extra: String = "") {
         guard isTerminal, !json else { return }
         let now = ContinuousClock.now
+        if epochStart?.epoch != epoch { epochStart = (epoch, step, now) }
         guard step == steps || lastBarUpdate.map({ $0.duration(to: now) > .milliseconds(100) }) ?? true else { return }
         lastBarUpdate = now
-        let width = 30
-        let filled = steps > 0 ? width * step / steps : width
-        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        print(
-            "\r\u{1B}[2Kepoch \(epoch + 1)/\(epochs) \(bar) \(step)/\(steps) loss \(format(loss, 4))\(extra)",
-            terminator: "")
+        var rate: Double?
+        var eta: Double?
+        if let start = epochStart, step > start.step {
+            let elapsed = start.at.duration(to: now).inSeconds
+            rate = Double((step - start.step) * batch) / elapsed
+            eta = elapsed / Double(step - start.step) * Double(steps - step)
+        }
+        let bar = Self.barLine(
+            epoch: epoch, epochs: epochs, step: step, steps: steps, loss: loss, samplesPerSecond: rate, eta: eta)
+        print("\r\u{1B}[2K" + bar + extra, terminator: "")
         fflush(nil)
+    }
+
+    /// The bar's text: `epoch 2/10 ███░░ 120/938 loss 0.1234  21,345 samples/s  ETA 0:38`.
+    /// Rate and ETA are of the epoch in progress; nil (before a second step) prints none and `ETA --:--`.
+    static func barLine(
+        epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, samplesPerSecond: Double?, eta: Double?
+    ) -> String {
+        let width = 30
+        let filled = steps > 0 ? width * min(max(step, 0), steps) / steps : width
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        let rate = samplesPerSecond.flatMap {
+            $0.isFinite && $0 >= 0 ? "  \(grouped(Int($0.rounded()))) samples/s" : nil
+        }
+        return "epoch \(epoch + 1)/\(epochs) \(bar) \(step)/\(steps) loss \(format(loss, 4))\(rate ?? "")  "
+            + "ETA \(etaText(eta))"
+    }
+
+    /// Seconds as `M:SS`, or `H:MM:SS` from an hour; `--:--` when unknown or not a time.
+    static func etaText(_ seconds: Double?) -> String {
+        // Below a year: anything longer is no estimate, and Int conversion must not trap.
+        guard let seconds, seconds.isFinite, seconds >= 0, seconds < 365 * 86_400 else { return "--:--" }
+        let total = Int(seconds.rounded())
+        let (hours, minutes, secs) = (total / 3600, total / 60 % 60, total % 60)
+        let two = { (value: Int) in value < 10 ? "0\(value)" : "\(value)" }
+        return hours > 0 ? "\(hours):\(two(minutes)):\(two(secs))" : "\(minutes):\(two(secs))"
     }
 
     /// An epoch's line: its report, a cluster's figures, and once the stop rule's target is
     /// reached, the time to it (`time_to_target_seconds` in JSON).
-    func epoch(_ report: EpochReport, epochs: Int, cluster: ClusterStats? = nil, timeToTarget: Double? = nil) {
+    mutating func epoch(
+        _ report: EpochReport, epochs: Int, cluster: ClusterStats? = nil, timeToTarget: Double? = nil
+    ) {
         if json {
-            Self.line(Self.jsonLine(EpochLine(report: report, cluster: cluster, timeToTarget: timeToTarget)))
+            let line = EpochLine(report: report, cluster: cluster, timeToTarget: timeToTarget, recipe: recipe)
+            recipe = nil
+            Self.line(Self.jsonLine(line))
             return
         }
         if isTerminal { print("\r\u{1B}[2K", terminator: "") }
@@ -111,18 +156,24 @@ func reportingErrors<T>(_ body: () throws -> T) -> T {
     }
 }
 
-/// One JSON object per epoch: the report's keys, the cluster's, and the time to target.
+/// One JSON object per epoch: the report's keys, the cluster's, the time to target, and on a
+/// run's first line the resolved training flags (`config`).
 struct EpochLine: Encodable {
     let report: EpochReport
     let cluster: ClusterStats?
     let timeToTarget: Double?
+    var recipe: [String: String]? = nil
 
-    enum Keys: String, CodingKey { case timeToTarget = "time_to_target_seconds" }
+    enum Keys: String, CodingKey {
+        case timeToTarget = "time_to_target_seconds"
+        case recipe = "config"
+    }
 
     func encode(to encoder: Encoder) throws {
         try report.encode(to: encoder)
         try cluster?.encode(to: encoder)
         var container = encoder.container(keyedBy: Keys.self)
         try container.encodeIfPresent(timeToTarget, forKey: .timeToTarget)
+        try container.encodeIfPresent(recipe, forKey: .recipe)
     }
 }

@@ -11,6 +11,7 @@ struct Train: ParsableCommand {
             + "at any point continues with --resume to the same weights."
     )
 
+    @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var training: TrainingOptions
     @OptionGroup var checkpoints: CheckpointOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
@@ -33,7 +34,8 @@ struct Train: ParsableCommand {
             let config = try training.config()
             try checkOutputPath(out)
             try reportFile.map { try checkOutputPath($0, flag: "report") }
-            let runReport = RunReportWriter(path: reportFile, title: "convoy train: \(config.model)")
+            let runReport = RunReportWriter(
+                path: reportFile, title: "convoy train: \(config.model)", recipe: training.recipe)
             BLAS.setThreads(threads)
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
             let metrics = try training.metrics.start(log: log)
@@ -44,7 +46,7 @@ struct Train: ParsableCommand {
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: LocalStepRunner(),
                 checkpoints: checkpoints.policy, log: log)
-            session.stopRule = training.stopRule
+            training.prepare(session)
             session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
             if !json {
@@ -55,7 +57,7 @@ struct Train: ParsableCommand {
                         + "\(config.seed)\(config.deterministic ? ", deterministic" : "")"
                 )
             }
-            var printer = ProgressPrinter(json: json)
+            var printer = ProgressPrinter(json: json, batch: config.batchSize, recipe: training.recipe)
             let outcome = try session.run(
                 progress: {
                     printer.step($0, epochs: config.epochs)
@@ -98,8 +100,10 @@ struct Evaluate: ParsableCommand {
         let loss: Double
         let parameterChecksum: String
         let confusion: [[Int]]
+        /// The training flags the model file recorded (format version 4), by long name.
+        var config: [String: String]? = nil
         enum CodingKeys: String, CodingKey {
-            case model, samples, accuracy, loss, confusion
+            case model, samples, accuracy, loss, confusion, config
             case parameterChecksum = "parameter_checksum"
         }
     }
@@ -125,6 +129,7 @@ struct Evaluate: ParsableCommand {
                 "\(modelFile): \(result.model), \(test.count) test samples, accuracy \(percent(result.accuracy)), "
                     + "loss \(format(result.loss, 4))"
             )
+            if !file.recipe.isEmpty { ProgressPrinter.line("trained with: \(file.recipeText)") }
             ProgressPrinter.line("confusion matrix (rows: true label, columns: predicted)")
             ProgressPrinter.line(
                 "     " + (0..<(result.confusion.first?.count ?? 0)).map { pad(String($0), 6) }.joined())

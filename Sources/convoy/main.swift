@@ -20,11 +20,16 @@ struct Convoy: ParsableCommand {
 Process.clearInheritedSignalMask()
 Malloc.keepLargeBlocksInHeap()
 // Bad flags are one line on stderr and exit status 1 (ArgumentParser alone would add the
-// usage text); --help and --version print as usual.
+// usage text); --help and --version print as usual. A --config file's keys are expanded to
+// flags first (ConfigExpansion); an error about one of them names the file and the key.
+var expansion: ConfigExpansion?
 do {
-    var command = try Convoy.parseAsRoot()
+    expansion = try ConfigExpansion(arguments: Array(CommandLine.arguments.dropFirst()))
+    var command = try Convoy.parseAsRoot(expansion?.arguments)
     try command.run()
 } catch {
     if Convoy.exitCode(for: error) == .success { Convoy.exit(withError: error) }
-    fail(Convoy.message(for: error))
+    if let error = error as? ConfigError { fail(error.description) }
+    let message = Convoy.message(for: error)
+    fail(expansion?.attributed(message) ?? message)
 }

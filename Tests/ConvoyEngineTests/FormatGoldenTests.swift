@@ -28,45 +28,98 @@ import Testing
         return config
     }
 
+    /// The golden model file's spec and config (header bytes before the recipe).
+    static let specAndConfigHex = [
+        // spec: name "tiny", rank 2, (1, 3), xavier, 3 layers
+        "0400 74696e79 02 01000000 03000000 02 0300",
+        // conv1d: 1 channel, kernel 2, stride 1, explicit 0, zeros
+        "02 01000000 02000000 01000000 01 00000000 01",
+        // flatten
+        "06",
+        // dense: 1 output
+        "07 01000000",
+        // config present
+        "01",
+        // config: model "lenet5"
+        "0600 6c656e657435",
+        // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
+        "02000000 40000000 04 0000003f 02 0201000000000000 01 08000000",
+        // initializer he
+        "03",
+        // train samples: 100
+        "01 6400000000000000",
+        // test samples: all
+        "00 0000000000000000",
+        // warm-up epochs 1, weight decay 0.25, augmentation shift 2
+        "01000000 0000803e 02",
+    ].joined()
+    /// Parameter count 6 and the parameters.
+    static let parametersHex = "0600000000000000" + "0000803f 000080bf 0000003f 00000040 00000000 0000803e"
+
     @Test func modelFile() throws {
-        let file = ModelFile(spec: Self.spec, config: Self.config, parameters: [1, -1, 0.5, 2, 0, 0.25])
+        let file = ModelFile(
+            spec: Self.spec, config: Self.config, parameters: [1, -1, 0.5, 2, 0, 0.25],
+            recipe: ["lr": "0.5", "epochs": "2"])
         let golden = hexBytes(
             [
-                // magic CONVOYMD, version 3, header length 107
-                "434f4e564f594d44 03000000 6b000000",
-                // spec: name "tiny", rank 2, (1, 3), xavier, 3 layers
-                "0400 74696e79 02 01000000 03000000 02 0300",
-                // conv1d: 1 channel, kernel 2, stride 1, explicit 0, zeros
-                "02 01000000 02000000 01000000 01 00000000 01",
-                // flatten
-                "06",
-                // dense: 1 output
-                "07 01000000",
-                // config present
-                "01",
-                // config: model "lenet5"
-                "0600 6c656e657435",
-                // epochs 2, batch 64, adam, lr 0.5, constant, seed 0x102, deterministic, micro-batch 8
-                "02000000 40000000 04 0000003f 02 0201000000000000 01 08000000",
-                // initializer he
-                "03",
-                // train samples: 100
-                "01 6400000000000000",
-                // test samples: all
-                "00 0000000000000000",
-                // warm-up epochs 1, weight decay 0.25, augmentation shift 2
-                "01000000 0000803e 02",
-                // parameter count 6
-                "0600000000000000",
-                // parameters
-                "0000803f 000080bf 0000003f 00000040 00000000 0000803e",
+                // magic CONVOYMD, version 4, header length 129
+                "434f4e564f594d44 04000000 81000000",
+                Self.specAndConfigHex,
+                // recipe: 2 entries, sorted by key: "epochs" = "2", "lr" = "0.5"
+                "0200 0600 65706f636873 0100 32 0200 6c72 0300 302e35",
+                Self.parametersHex,
                 // CRC-32
-                "41712d09",
+                "5b0dfdfd",
             ].joined())
         let bytes = try file.encoded()
         #expect(hexString(bytes) == hexString(golden))
         let decoded = try ModelFile(decoding: golden, name: "golden")
         #expect(decoded.spec == file.spec && decoded.config == file.config && decoded.parameters == file.parameters)
+        #expect(decoded.recipe == ["epochs": "2", "lr": "0.5"])
+    }
+
+    /// Files of format version 3 (no recipe) still load, with an empty recipe.
+    @Test func modelFileVersion3StillLoads() throws {
+        let golden = hexBytes(
+            ["434f4e564f594d44 03000000 6b000000", Self.specAndConfigHex, Self.parametersHex, "41712d09"].joined())
+        let decoded = try ModelFile(decoding: golden, name: "v3")
+        #expect(decoded.config == Self.config && decoded.parameters == [1, -1, 0.5, 2, 0, 0.25])
+        #expect(decoded.recipe.isEmpty)
+        // Written again, it is a version 4 file with an empty recipe (count 0).
+        let again = try decoded.encoded()
+        #expect(hexString(Array(again[8..<16])) == "040000006d000000")
+    }
+
+    /// A recipe is one encoding: keys sorted, once each, flag-name characters, bounded counts.
+    @Test func hostileRecipesAreRefusedNamingTheEntry() throws {
+        // Header offsets: 16 + 107 bytes of spec and config, then the recipe.
+        let recipeStart = 16 + 107
+        let cases: [([UInt8], String)] = [
+            // Two entries in the wrong order: "lr" before "epochs".
+            (
+                hexBytes("0200 0200 6c72 0100 31 0600 65706f636873 0100 32"),
+                "recipe entry 2 key: epochs is not after lr"
+            ),
+            // The same key twice.
+            (hexBytes("0200 0200 6c72 0100 31 0200 6c72 0100 32"), "recipe entry 2 key: lr is not after lr"),
+            // A key with an escape character.
+            (hexBytes("0100 0200 1b5b 0100 31"), "recipe entry 1 key: \\u{1b}[ is not a flag name"),
+            // More entries than the bound.
+            (hexBytes("0101"), "recipe entry count: 257 is outside 0...256"),
+        ]
+        for (recipe, message) in cases {
+            let bytes = try Self.modelBytes { bytes in
+                let headerLength = 107 + recipe.count
+                bytes.replaceSubrange(12..<16, with: withUnsafeBytes(of: UInt32(headerLength).littleEndian, Array.init))
+                bytes.replaceSubrange(recipeStart..<(recipeStart + 2), with: recipe)
+            }
+            do {
+                _ = try ModelFile(decoding: bytes, name: "golden")
+                Issue.record("accepted recipe \(hexString(recipe))")
+            } catch let error as DataError {
+                #expect(error.description.contains(message), "\(error.description)")
+            }
+        }
     }
 
     @Test func checkpoint() throws {
@@ -178,7 +231,7 @@ import Testing
     @Test func olderVersionsAreRefusedByName() throws {
         var model = try Self.modelBytes { _ in }
         model[8] = 1
-        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads version 3)")) {
+        #expect(throws: DataError("m: model format version 1 is not supported (this convoy reads versions 3...4)")) {
             try ModelFile(decoding: model, name: "m")
         }
         var checkpoint = try Checkpoint(

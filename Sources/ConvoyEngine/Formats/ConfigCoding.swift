@@ -171,3 +171,49 @@ extension Checkpoint.Header {
             reports: reports)
     }
 }
+
+extension ModelFile {
+    /// Bounds of the recipe (§4.1): far above the ~16 training flags, far below a hostile size.
+    static let maxRecipeEntries = 256
+    static let maxRecipeKeyBytes = 64
+    static let maxRecipeValueBytes = 256
+
+    /// u16 entry count, then per entry key and value strings, keys in ascending byte order
+    /// (so a recipe has one encoding). Entries past the bounds are programming errors of the
+    /// CLI that builds the recipe; they are left out rather than written unreadable.
+    static func writeRecipe(_ recipe: [String: String], to writer: inout ByteWriter) {
+        let entries = recipe.filter {
+            isRecipeKey($0.key) && $0.value.utf8.count <= maxRecipeValueBytes
+        }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.prefix(maxRecipeEntries)
+        writer.append(entries.count, as: UInt16.self)
+        for (key, value) in entries {
+            writer.append(string: key)
+            writer.append(string: value)
+        }
+    }
+
+    static func readRecipe(from reader: inout ByteReader) throws -> [String: String] {
+        let count = try reader.read(UInt16.self, "recipe entry count", in: 0...maxRecipeEntries)
+        var recipe: [String: String] = [:]
+        var previous: String?
+        for index in 0..<count {
+            let field = "recipe entry \(index + 1)"
+            let key = try reader.readString("\(field) key", maxBytes: maxRecipeKeyBytes)
+            guard isRecipeKey(key) else {
+                throw reader.error("\(field) key", "\(peerText(key)) is not a flag name (a-z, 0-9, -)")
+            }
+            if let previous, !previous.utf8.lexicographicallyPrecedes(key.utf8) {
+                throw reader.error("\(field) key", "\(key) is not after \(previous) (keys are sorted, once each)")
+            }
+            recipe[key] = try reader.readString("\(field) value", maxBytes: maxRecipeValueBytes)
+            previous = key
+        }
+        return recipe
+    }
+
+    /// A long flag name: 1…64 of a-z, 0-9 and `-`.
+    static func isRecipeKey(_ key: String) -> Bool {
+        (1...maxRecipeKeyBytes).contains(key.utf8.count)
+            && key.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }
+    }
+}

@@ -1,14 +1,14 @@
 import ConvoyInterop
 import Foundation
 
-/// A trained model on disk (docs/FORMATS.md §4; format version 3, little-endian):
+/// A trained model on disk (docs/FORMATS.md §4; format version 4, little-endian):
 ///
 /// | bytes | field |
 /// |---|---|
 /// | 8 | magic `CONVOYMD` |
-/// | 4 | format version (3) |
+/// | 4 | format version (4; 3 is read too) |
 /// | 4 | length L of the header |
-/// | L | header: network spec record, u8 config present, training config record if present |
+/// | L | header: network spec record, u8 config present, training config record if present, recipe (v4) |
 /// | 8 | parameter count P |
 /// | 4·P | parameters, Float32 |
 /// | 4 | CRC-32 of every byte before it |
@@ -16,18 +16,24 @@ import Foundation
 /// Version 1 held the header as JSON of the engine's types; it is not read any more.
 public struct ModelFile: Sendable {
     public static let magic = Array("CONVOYMD".utf8)
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
+    /// Version 3 files, which have no recipe, still load.
+    public static let readableVersions: ClosedRange<UInt32> = 3...4
     /// A header is a few hundred bytes; anything near this is not a model file.
     static let maxHeaderBytes = 1 << 20
 
     public var spec: NetworkSpec
     public var config: TrainingConfig?
     public var parameters: [Float]
+    /// The resolved training flags by long name (`epochs` → `10`), as the CLI recorded them;
+    /// empty in version 3 files. Written in sorted key order, so equal recipes are equal bytes.
+    public var recipe: [String: String]
 
-    public init(spec: NetworkSpec, config: TrainingConfig? = nil, parameters: [Float]) {
+    public init(spec: NetworkSpec, config: TrainingConfig? = nil, parameters: [Float], recipe: [String: String] = [:]) {
         self.spec = spec
         self.config = config
         self.parameters = parameters
+        self.recipe = recipe
     }
 
     /// The header block alone (what the golden-bytes test pins).
@@ -36,6 +42,7 @@ public struct ModelFile: Sendable {
         spec.write(to: &header)
         header.append(config != nil)
         config?.write(to: &header)
+        Self.writeRecipe(recipe, to: &header)
         return header.bytes
     }
 
@@ -63,9 +70,10 @@ public struct ModelFile: Sendable {
         }
         var reader = ByteReader(bytes, name: name, offset: 8)
         let version = try reader.read(UInt32.self, "format version")
-        guard version == Self.version else {
+        guard Self.readableVersions.contains(version) else {
             throw DataError(
-                "\(name): model format version \(version) is not supported (this convoy reads version \(Self.version))")
+                "\(name): model format version \(version) is not supported (this convoy reads versions "
+                    + "\(Self.readableVersions.lowerBound)...\(Self.readableVersions.upperBound))")
         }
         guard bytes.count >= 16 else { throw DataError("\(name): truncated") }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
@@ -77,6 +85,7 @@ public struct ModelFile: Sendable {
         var header = ByteReader(try reader.readBytes(headerLength, "header"), name: name)
         let spec = try NetworkSpec(reading: &header, "spec")
         config = try header.readBool("config present") ? try TrainingConfig(reading: &header, "config") : nil
+        recipe = version >= 4 ? try Self.readRecipe(from: &header) : [:]
         try header.expectEnd("header")
         let count = try reader.read(UInt64.self, "parameter count", in: 0...(reader.remaining / 4))
         parameters = try reader.readFloats(count, "parameters")

@@ -37,6 +37,8 @@ public final class TrainingSession {
     public let runner: any StepRunner
     public var checkpoints: CheckpointPolicy?
     public var stopRule: StopRule?
+    /// The resolved training flags the model file records (ModelFile.recipe).
+    public var recipe: [String: String] = [:]
     /// Asked between steps whether to stop early (preemption); nil: never.
     public var stopRequest: StopRequest?
     /// The step of the newest checkpoint this process wrote: a stop does not write it twice.
@@ -285,6 +287,6 @@ public final class TrainingSession {
     }
 
     public var modelFile: ModelFile {
-        ModelFile(spec: architecture.spec, config: config, parameters: server.parameters.array)
+        ModelFile(spec: architecture.spec, config: config, parameters: server.parameters.array, recipe: recipe)
     }
 }

@@ -40,6 +40,14 @@ extension Evaluate.Result {
         self.init(
             model: file.spec.name, samples: test.count, accuracy: Double(correct) / Double(max(test.count, 1)),
             loss: lossSum / Double(max(test.count, 1)),
-            parameterChecksum: String(format: "%08x", file.parameterChecksum), confusion: confusion)
+            parameterChecksum: String(format: "%08x", file.parameterChecksum), confusion: confusion,
+            config: file.recipe.isEmpty ? nil : file.recipe)
+    }
+}
+
+extension ModelFile {
+    /// The recipe as flags, `--batch 64 --epochs 10 …` (file-supplied text made printable).
+    var recipeText: String {
+        recipe.sorted { $0.key < $1.key }.map { "--\(peerText($0.key)) \(peerText($0.value))" }.joined(separator: " ")
     }
 }

@@ -49,15 +49,21 @@ final class RunReportWriter {
     let path: String
     let title: String
     private var lines: [String] = []
+    /// The resolved training flags, recorded with the first epoch (as `--json` prints them).
+    private var recipe: [String: String]?
 
-    init?(path: String?, title: String) {
+    init?(path: String?, title: String, recipe: [String: String]? = nil) {
         guard let path else { return nil }
         self.path = path
         self.title = title
+        self.recipe = recipe
     }
 
     /// Records an epoch as its JSON line (the same bytes `--json` prints) and rewrites the page.
     func epoch(_ line: EpochLine) throws {
+        var line = line
+        if line.recipe == nil { line.recipe = recipe }
+        recipe = nil
         lines.append(ProgressPrinter.jsonLine(line))
         try write(evaluation: nil)
     }

@@ -24,6 +24,7 @@ struct RunReport {
                 series: [series("samples/s", 2) { $0.samplesPerSec }], yFromZero: true, integerX: true),
         ]
         sections += workerSections()
+        sections.append(configTable())
         if let evaluation {
             sections.append(
                 "<p>\(html(evaluation.model)) on \(evaluation.samples) test samples: accuracy "
@@ -85,6 +86,19 @@ struct RunReport {
         return "<p class=\"straggler\">Slowest: \(html(means[slowest].name)), "
             + "\(html(SVGChart.short(means[slowest].ms))) ms per slice against a median of "
             + "\(html(SVGChart.short(median))) ms for the others\(html(ratio)).</p>\n"
+    }
+
+    /// The resolved training flags of the run's first JSON line, by flag name.
+    func configTable() -> String {
+        // The run's own line, else what the evaluated model file recorded.
+        guard let config = epochs.lazy.compactMap(\.config).first ?? evaluation?.config, !config.isEmpty else {
+            return "<p class=\"none\">No training configuration recorded (older run output).</p>\n"
+        }
+        var out = "<h2>Training configuration</h2>\n<table class=\"events\"><tr><th>flag</th><th>value</th></tr>\n"
+        for (key, value) in config.sorted(by: { $0.key < $1.key }) {
+            out += "<tr><td>--\(html(peerText(key)))</td><td>\(html(peerText(value)))</td></tr>\n"
+        }
+        return out + "</table>\n"
     }
 
     func eventTable(_ events: [EpochRecord.WorkerEvent]) -> String {

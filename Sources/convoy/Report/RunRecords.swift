@@ -14,6 +14,8 @@ struct EpochRecord: Decodable, Equatable {
     var workerStepMs: [Double]?
     /// Joins and drops since the previous epoch (coordinator only).
     var events: [WorkerEvent]?
+    /// The resolved training flags (a run's first line only).
+    var config: [String: String]?
 
     struct WorkerEvent: Decodable, Equatable {
         var t: Double
@@ -23,7 +25,7 @@ struct EpochRecord: Decodable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case epoch, loss, seconds, events
+        case epoch, loss, seconds, events, config
         case trainAccuracy = "train_accuracy"
         case testAccuracy = "test_accuracy"
         case samplesPerSec = "samples_per_sec"
