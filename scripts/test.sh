@@ -45,6 +45,7 @@ stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-clust
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
+stage "logs: --log-format json from local, its coordinator and workers; errors name their process" scripts/log-format-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
 stage "Slurm: sbatch trains LeNet-5 on a one-node Slurm (coordinator + 2 workers, --from-env); preempted and requeued" scripts/slurm-test.sh
 stage "Kubernetes manifests: endpoint, keys, ports, resources and flags wired together" scripts/k8s-manifest-test.sh

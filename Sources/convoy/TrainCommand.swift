@@ -13,6 +13,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var training: TrainingOptions
     @OptionGroup var checkpoints: CheckpointOptions
+    @OptionGroup var logs: LogOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads for this process.") var threads = 1
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
@@ -35,7 +36,7 @@ struct Train: ParsableCommand {
             try reportFile.map { try checkOutputPath($0, flag: "report") }
             let runReport = RunReportWriter(path: reportFile, title: "convoy train: \(config.model)")
             BLAS.setThreads(threads)
-            let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
+            let log: @Sendable (String) -> Void = Log.line
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let board = try training.tensorBoardWriter()

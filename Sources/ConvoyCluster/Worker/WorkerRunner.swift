@@ -32,6 +32,8 @@ public struct WorkerLoop {
     public var now: () -> ContinuousClock.Instant = { ContinuousClock.now }
     /// Corrupts some results on purpose (`--inject-fault`, tests of audit mode only).
     public var fault: FaultInjection?
+    /// Told the number a coordinator gave this worker, before the line that says so is logged.
+    public var joined: (UInt32) -> Void = { _ in }
 
     public init(endpoint: String, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -75,8 +77,10 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
+            let number = core.workerID
             let line = core.handle(
                 frames[0], send: { try transport.send((fault?.apply($0, log: log) ?? $0).encoded(), dontWait: false) })
+            if let id = core.workerID, id != number { joined(id) }
             // A refusal that ends the worker is its error, printed once when `run` throws it.
             if let line, core.refusal == nil { log(line) }
         }
@@ -101,6 +105,8 @@ public struct WorkerRunner {
     /// The most memory a run may take; it also sizes the connection's largest message.
     public var memory = MemoryBound.hostDefault()
     public var log: (String) -> Void
+    /// Told the number a coordinator gave this worker (`WorkerLoop.joined`).
+    public var joined: (UInt32) -> Void = { _ in }
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -123,6 +129,7 @@ public struct WorkerRunner {
         loop.timing = timing
         loop.usesCurve = curve != nil
         loop.fault = fault
+        loop.joined = joined
         try loop.run(core, over: transport)
     }
 }
