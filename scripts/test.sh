@@ -3,7 +3,8 @@
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
 # mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
-# joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
+# joining mid-run, the JSON logs of every process of a run and errors that name their
+# process, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
 # exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard, the
 # HTML run report in headless Chromium, audit mode catching a worker that corrupts a slice on

@@ -142,10 +142,12 @@ import Testing
         }
         var events: [String] = []
         var loop = WorkerLoopTests.loop(transport)
-        loop.log = { events.append("log \($0.prefix(11))") }
+        loop.log = { events.append("log " + $0.split(separator: " ").prefix(2).joined(separator: " ")) }
         loop.joined = { events.append("joined \($0)") }
         try loop.run(WorkerCore(hello: Hello(host: "h", pid: 1, threads: 1)), over: transport)
-        #expect(events == ["joined 4", "log joined run", "joined 1", "log joined run"], "\(events)")
+        #expect(
+            events == ["joined 4", "log joined run", "joined 1", "log joined run", "log coordinator finished"],
+            "\(events)")
     }
 
     @Test func theFormatAndComponentAreReadBeforeParsing() {
