@@ -147,7 +147,7 @@ say "killed worker dropped: $(grep -o "dropped w[0-9]*@[^ ]*:${w[0]}: [^;]*" "$L
 wait_log "$LOG" "dropped w[0-9]*@[^ ]*:${w[1]}: " "the stopped worker to be dropped"
 kill -CONT "${w[1]}"
 say "stopped worker dropped after the step deadline; SIGCONT"
-wait_log "$LOG" "pid $late) joined" "the late worker to join"
+wait_log "$LOG" "@[^ ]*:$late joined" "the late worker to join"
 say "new worker joined mid-run"
 wait_log "$LOG" "refused a connection" "the intruder to be refused"
 say "intruder refused: $(grep -o 'refused a connection[^;]*' "$LOG" | head -n 1)"

@@ -58,7 +58,8 @@ enum Log {
     /// unchanged as text; as JSON without that prefix, which the object's fields replace.
     @Sendable static func prefixed(_ text: String) {
         guard format == .json else { return StandardError.write(text + "\n") }
-        for prefix in ["\(ProcessIdentity.current.textPrefix): ", "convoy: "] where text.hasPrefix(prefix) {
+        let identity = ProcessIdentity.current
+        for prefix in ["\(identity.textPrefix): ", "\(identity.component): ", "convoy: "] where text.hasPrefix(prefix) {
             return line(String(text.dropFirst(prefix.count)))
         }
         line(text)
