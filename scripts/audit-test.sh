@@ -54,9 +54,9 @@ done
 timeout 180 tail --pid="$coordinator" -f /dev/null || fail "audit-test: the coordinator did not finish in 180 s"
 wait "$coordinator" || fail "audit-test: the coordinator exited with $?"
 grep -q "injected a fault" "$TMP/worker2.log" || fail "audit-test: the faulty worker injected nothing"
-drop=$(grep -o "dropped worker [0-9]* ([^)]*pid $faulty): it computed slice [0-9]* of step [0-9]* wrong (audit: .*returned another result)" \
+drop=$(grep -o "dropped w[0-9]*@[^ ]*:$faulty: it computed slice [0-9]* of step [0-9]* wrong (audit: .*returned another result)" \
     "$TMP/coordinator.log") || fail "audit-test: the faulty worker (pid $faulty) was not named and dropped"
-if grep "dropped" "$TMP/coordinator.log" | grep -v "pid $faulty)"; then fail "audit-test: a healthy worker was dropped"; fi
+if grep "dropped" "$TMP/coordinator.log" | grep -v "dropped w[0-9]*@[^ ]*:$faulty: "; then fail "audit-test: a healthy worker was dropped"; fi
 grep -q "audit: [1-9][0-9]* slice(s) checked on a second worker this epoch, 1 worker(s) outvoted" \
     "$TMP/coordinator.log" || fail "audit-test: no epoch line with the audit's counts"
 audited=$(model_checksum "$TMP/audited.convoy")

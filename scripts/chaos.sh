@@ -124,7 +124,7 @@ wait_log() {
 # dropped workers are reused, so the table stays bounded by the live workers), a new one
 # ("joined" a second time).
 wait_back() {
-    until (( $(grep -cE -- "pid $2\) (is back|joined)" "$1" 2>/dev/null || true) >= 2 )); do
+    until (( $(grep -cE -- "@[^ ]*:$2 (is back|joined)" "$1" 2>/dev/null || true) >= 2 )); do
         (( SECONDS < DEADLINE )) || fail "chaos: timed out after ${TIMEOUT}s waiting for $3"
         sleep 0.05
     done
@@ -142,12 +142,12 @@ start_worker; late=$WORKER
     --connect-timeout 5 >"$TMP/intruder.log" 2>&1 &
 intruder=$!; PIDS+=("$intruder")
 say "SIGKILL worker ${w[0]}, SIGSTOP worker ${w[1]}, new worker $late, intruder $intruder"
-wait_log "$LOG" "dropped worker [0-9]* ([^)]*pid ${w[0]})" "the killed worker to be dropped"
-say "killed worker dropped: $(grep -o "dropped worker [0-9]* ([^)]*pid ${w[0]})[^;]*" "$LOG" | head -n 1)"
-wait_log "$LOG" "dropped worker [0-9]* ([^)]*pid ${w[1]})" "the stopped worker to be dropped"
+wait_log "$LOG" "dropped w[0-9]*@[^ ]*:${w[0]}: " "the killed worker to be dropped"
+say "killed worker dropped: $(grep -o "dropped w[0-9]*@[^ ]*:${w[0]}: [^;]*" "$LOG" | head -n 1)"
+wait_log "$LOG" "dropped w[0-9]*@[^ ]*:${w[1]}: " "the stopped worker to be dropped"
 kill -CONT "${w[1]}"
 say "stopped worker dropped after the step deadline; SIGCONT"
-wait_log "$LOG" "pid $late) joined" "the late worker to join"
+wait_log "$LOG" "@[^ ]*:$late joined" "the late worker to join"
 say "new worker joined mid-run"
 wait_log "$LOG" "refused a connection" "the intruder to be refused"
 say "intruder refused: $(grep -o 'refused a connection[^;]*' "$LOG" | head -n 1)"
@@ -156,9 +156,9 @@ say "SIGCONTed worker is back"
 if [[ -z $NETNS ]]; then
     "${LINK[@]}" down
     say "link down under worker ${w[2]}"
-    wait_log "$LOG" "dropped worker [0-9]* ([^)]*pid ${w[2]})" "the cut-off worker to be dropped"
+    wait_log "$LOG" "dropped w[0-9]*@[^ ]*:${w[2]}: " "the cut-off worker to be dropped"
     "${LINK[@]}" up
-    say "cut-off worker dropped: $(grep -o "dropped worker [0-9]* ([^)]*pid ${w[2]})[^;]*" "$LOG" | head -n 1); link up"
+    say "cut-off worker dropped: $(grep -o "dropped w[0-9]*@[^ ]*:${w[2]}: [^;]*" "$LOG" | head -n 1); link up"
     wait_back "$LOG" "${w[2]}" "the cut-off worker to come back"
     say "cut-off worker is back"
 fi

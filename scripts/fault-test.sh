@@ -35,9 +35,9 @@ late=$!; PIDS+=("$late"); workers+=("$late")
 
 timeout 120 tail --pid="$coordinator" -f /dev/null || fail "fault-test: the coordinator did not finish"
 wait "$coordinator" || fail "fault-test: the coordinator exited with $?"
-grep -q "dropped worker [0-9]* ([^)]*pid $killed)" "$TMP/coordinator.log" || fail "fault-test: the killed worker (pid $killed) was not dropped"
+grep -q "dropped w[0-9]*@[^ ]*:$killed: " "$TMP/coordinator.log" || fail "fault-test: the killed worker (pid $killed) was not dropped"
 # The late worker may take the number of the killed one: numbers are bounded by live workers.
-grep -q "worker [0-9]* ([^)]*pid $late) joined" "$TMP/coordinator.log" || fail "fault-test: the late worker did not join"
+grep -q "w[0-9]*@[^ ]*:$late joined" "$TMP/coordinator.log" || fail "fault-test: the late worker did not join"
 faulty=$(model_checksum "$TMP/faults.convoy")
 [[ $faulty == "$reference" ]] || fail "fault-test: weights differ: with faults $faulty, uninterrupted $reference"
-echo "PASS: fault-test: $(grep -o "dropped worker [0-9]* ([^)]*pid $killed)[^;]*" "$TMP/coordinator.log"); a late worker joined; checksum $faulty equals the uninterrupted run"
+echo "PASS: fault-test: $(grep -o "dropped w[0-9]*@[^ ]*:$killed: [^;]*" "$TMP/coordinator.log"); a late worker joined; checksum $faulty equals the uninterrupted run"

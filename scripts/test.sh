@@ -3,7 +3,8 @@
 # runs of the binary), the local multi-process cluster, the multi-host cluster in network
 # namespaces (which skips itself where namespaces cannot be made), a coordinator killed
 # mid-run and resumed from its checkpoint (and preempted with SIGTERM), workers killed and
-# joining mid-run, all of those faults in one run (scripts/chaos.sh), another Unix user
+# joining mid-run, the JSON logs of every process of a run and errors that name their
+# process, all of those faults in one run (scripts/chaos.sh), another Unix user
 # attacking `convoy local` (which skips itself where no second user can be made), the
 # exports checked by NumPy and onnxruntime, TensorBoard event files read by tensorboard, the
 # HTML run report in headless Chromium, the live /metrics endpoint scraped mid-run and
@@ -46,6 +47,7 @@ stage "multi-host cluster in network namespaces (2 workers)" scripts/netns-clust
 stage "convoy train killed and resumed from its checkpoint" scripts/train-resume-test.sh
 stage "coordinator killed and resumed from its checkpoint" scripts/resume-test.sh
 stage "a worker killed and another joining mid-run" scripts/fault-test.sh
+stage "logs: --log-format json from local, its coordinator and workers; errors name their process" scripts/log-format-test.sh
 stage "chaos: workers killed, stopped and joining, an intruder, the coordinator preempted and killed, one run" scripts/chaos.sh
 stage "Slurm: sbatch trains LeNet-5 on a one-node Slurm (coordinator + 2 workers, --from-env); preempted and requeued" scripts/slurm-test.sh
 stage "Kubernetes manifests: endpoint, keys, ports, resources and flags wired together" scripts/k8s-manifest-test.sh

@@ -35,6 +35,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
     var audit = 0.0
     @OptionGroup var checkpoints: CheckpointOptions
+    @OptionGroup var logs: LogOptions
     @Option(
         name: .customLong("curve-key"),
         help: "This coordinator's CURVE secret key file (from convoy keygen): workers must authenticate.") var curveKey:
@@ -99,7 +100,7 @@ struct CoordinatorCommand: ParsableCommand {
                 path: reportFile, title: "convoy coordinator: \(config.model)", recipe: training.recipe)
             let secretKey = try curveKey.map { try CurveKeyPair.readSecretKey(path: $0, what: "--curve-key") }
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
-            let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
+            let log: @Sendable (String) -> Void = Log.line
             let metrics = try training.metrics.start(log: log)
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
@@ -123,12 +124,10 @@ struct CoordinatorCommand: ParsableCommand {
             training.prepare(session)
             session.stopRequest = signals.request
             if let checkpoint { try session.resume(from: checkpoint) }
-            ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
-            if secretKey == nil, let warning = plaintextWarning(bind: bind) {
-                ProgressPrinter.error("coordinator: \(warning)")
-            }
-            ProgressPrinter.error(
-                "coordinator: run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, "
+            log("listening on \(transport.endpoint)")
+            if secretKey == nil, let warning = plaintextWarning(bind: bind) { log(warning) }
+            log(
+                "run \(String(runner.runID, radix: 16)): \(config.model) on \(train.count) samples, "
                     + "batch \(config.batchSize), waiting for \(workers) worker(s)"
             )
             // A failed run's refusals to the workers are queued: the context's linger sends them.
@@ -185,6 +184,7 @@ struct WorkerCommand: ParsableCommand {
     var connectFlag: String?
     @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var fromEnv: FromEnvOptions
+    @OptionGroup var logs: LogOptions
     @Option(help: "OpenBLAS threads (one per worker process keeps N workers on N cores).") var threads = 1
     @Option(name: .customLong("connect-timeout"), help: "Seconds to keep trying to reach a coordinator.")
     var connectTimeout: Double = 300
@@ -265,8 +265,9 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         reportingErrors {
             BLAS.setThreads(threads)
-            var runner = WorkerRunner(
-                endpoint: connect, threads: threads, log: { ProgressPrinter.error("worker \(getpid()): \($0)") })
+            var runner = WorkerRunner(endpoint: connect, threads: threads, log: Log.line)
+            // From its welcome on, this worker's lines name it as its coordinator does (w3@host:pid).
+            runner.joined = { ProcessIdentity.current.workerID = $0 }
             runner.timing.connectTimeout = connectTimeout
             runner.timing.idleTimeout = idleTimeout
             runner.cpu = cpu
@@ -283,8 +284,8 @@ struct WorkerCommand: ParsableCommand {
             do { try runner.run() } catch let ClusterError.coordinatorStopped(reason) {
                 // Not an error: the run goes on when the coordinator is started again, and a
                 // supervisor restarts this worker on the requeue status to take part.
-                ProgressPrinter.error(
-                    "worker \(getpid()): coordinator stopped the run early: \(peerText(reason)); exiting with status "
+                Log.line(
+                    "coordinator stopped the run early: \(peerText(reason)); exiting with status "
                         + "\(ExitStatus.preempted)")
                 throw ExitCode(ExitStatus.preempted)
             }

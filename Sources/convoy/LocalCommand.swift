@@ -22,6 +22,7 @@ struct Local: ParsableCommand {
     @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var training: TrainingOptions
     @OptionGroup var checkpoints: CheckpointOptions
+    @OptionGroup var logs: LogOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads per compute thread.") var threads = 1
     @Option(
@@ -85,7 +86,7 @@ struct Local: ParsableCommand {
 
             var arguments = ["coordinator", "--bind", socketDirectory.endpoint, "--workers", String(workers)]
             arguments += ["--out", out]
-            arguments += training.arguments + checkpoints.arguments
+            arguments += training.arguments + checkpoints.arguments + logs.arguments
             if json { arguments.append("--json") }
             if let reportFile { arguments += ["--report", reportFile] }
             if audit > 0 { arguments += ["--audit", String(audit)] }
@@ -98,12 +99,13 @@ struct Local: ParsableCommand {
             children.stopsFirst = coordinator
 
             // The coordinator announces its endpoint on stderr; everything it says there is
-            // passed on.
+            // passed on as it is (its lines are in the same --log-format already).
             let reader = LineReader(stderrPipe.fileHandleForReading)
             var endpoint: String?
             while endpoint == nil, let line = reader.next() {
-                ProgressPrinter.error(line)
-                if let range = line.range(of: "listening on ") { endpoint = String(line[range.upperBound...]) }
+                StandardError.write(line + "\n")
+                let message = logs.logFormat == .json ? LogRecord.message(ofJSON: line) ?? "" : line
+                if let range = message.range(of: "listening on ") { endpoint = String(message[range.upperBound...]) }
             }
             guard let endpoint else {
                 coordinator.waitUntilExit()
@@ -113,17 +115,18 @@ struct Local: ParsableCommand {
             for index in 0..<workers {
                 let worker = Process()
                 worker.executableURL = URL(fileURLWithPath: binary)
-                worker.arguments = [
-                    "worker", "--connect", endpoint, "--threads", String(threads), "--slots", String(slots),
-                    "--connect-timeout", "60", "--idle-timeout", "120",
-                    "--gradient-encoding", gradientEncoding.choice.rawValue,
-                ]
+                worker.arguments =
+                    [
+                        "worker", "--connect", endpoint, "--threads", String(threads), "--slots", String(slots),
+                        "--connect-timeout", "60", "--idle-timeout", "120",
+                        "--gradient-encoding", gradientEncoding.choice.rawValue,
+                    ] + logs.arguments
                 // One compute thread per core, pinned, when they fit (see CPUAffinity).
                 let perWorker = threads * slots
                 if pin && workers * perWorker <= cores { worker.arguments! += ["--cpu", String(index * perWorker)] }
                 try children.start(worker)
             }
-            while let line = reader.next() { ProgressPrinter.error(line) }
+            while let line = reader.next() { StandardError.write(line + "\n") }
             coordinator.waitUntilExit()
             let status = coordinator.terminationStatus
             children.endAll(grace: 5)
@@ -195,13 +198,13 @@ final class ChildProcesses: @unchecked Sendable {
                     return signalNumber != SIGHUP && !stopping ? first : nil
                 }
                 if let passOn, passOn.isRunning {
-                    ProgressPrinter.error(
-                        "convoy local: interrupted; asking the coordinator to stop after its current step (a second "
+                    Log.line(
+                        "interrupted; asking the coordinator to stop after its current step (a second "
                             + "signal ends everything at once)")
                     kill(passOn.processIdentifier, SIGTERM)
                     return
                 }
-                ProgressPrinter.error("convoy local: interrupted; stopping the coordinator and workers")
+                Log.line("interrupted; stopping the coordinator and workers")
                 endAll(grace: 2)
                 exit(128 + signalNumber)
             }

@@ -41,9 +41,9 @@ struct ProgressPrinter {
         fflush(nil)
     }
 
-    static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
-    }
+    /// A line on stderr that starts with its own prefix (`report: …`): through the log, so
+    /// it is a JSON object with `--log-format json` (`Log.prefixed`).
+    static func error(_ text: String) { Log.prefixed(text) }
 
     mutating func step(_ progress: StepProgress, epochs: Int, extra: String = "") {
         step(
@@ -143,9 +143,10 @@ struct ProgressPrinter {
 func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
 func percent(_ fraction: Double) -> String { String(format: "%.2f%%", fraction * 100) }
 
-/// Prints `message` as one line on stderr and exits non-zero: the CLI's way out for bad input.
+/// Logs `message` as an error (one line on stderr naming this process, `coordinator@host:pid:
+/// error: …`) and exits non-zero: the CLI's way out for bad input and failed runs.
 func fail(_ message: String) -> Never {
-    ProgressPrinter.error("convoy: error: \(message)")
+    Log.error(message)
     exit(1)
 }
 

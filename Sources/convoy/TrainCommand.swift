@@ -14,6 +14,7 @@ struct Train: ParsableCommand {
     @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var training: TrainingOptions
     @OptionGroup var checkpoints: CheckpointOptions
+    @OptionGroup var logs: LogOptions
     @Option(help: "Where to save the trained model.") var out = "lenet5.convoy"
     @Option(help: "OpenBLAS threads for this process.") var threads = 1
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
@@ -37,7 +38,7 @@ struct Train: ParsableCommand {
             let runReport = RunReportWriter(
                 path: reportFile, title: "convoy train: \(config.model)", recipe: training.recipe)
             BLAS.setThreads(threads)
-            let log: @Sendable (String) -> Void = { ProgressPrinter.error("train: \($0)") }
+            let log: @Sendable (String) -> Void = Log.line
             let metrics = try training.metrics.start(log: log)
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)

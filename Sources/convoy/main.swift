@@ -18,6 +18,7 @@ struct Convoy: ParsableCommand {
 }
 
 Process.clearInheritedSignalMask()
+LogSetup.bootstrap(arguments: CommandLine.arguments)
 Malloc.keepLargeBlocksInHeap()
 // Bad flags are one line on stderr and exit status 1 (ArgumentParser alone would add the
 // usage text); --help and --version print as usual. A --config file's keys are expanded to

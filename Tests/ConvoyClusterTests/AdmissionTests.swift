@@ -115,7 +115,7 @@ final class ManualClock {
         clock.advance(1.5)
         try hello(pool, peer: [11], pid: 1)  // worker 1 again, on a new connection
         #expect(pool.workers[try #require(pool.liveIndex(of: [11]))].id == 1)
-        #expect(lines.all.last?.hasSuffix("pid 1) is back") == true, "\(lines.all)")
+        #expect(lines.all.last?.hasSuffix("w1@h:1 is back") == true, "\(lines.all)")
         #expect(pool.workers.count == 3)
     }
 

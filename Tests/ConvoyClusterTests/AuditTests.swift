@@ -71,16 +71,16 @@ import Testing
         #expect(audited.log.contains { $0.hasSuffix("this epoch, 1 worker(s) outvoted") })
         let drops = audited.log.filter { $0.hasPrefix("dropped") }
         #expect(drops.count == 1)
-        #expect(drops.first?.contains("dropped worker 1 (mem pid 1): it computed slice ") == true)
+        #expect(drops.first?.contains("dropped w1@mem:1: it computed slice ") == true)
         #expect(
             drops.first?.contains(
-                " of step 3 wrong (audit: worker 0 (mem pid 0) and worker 2 (mem pid 2) returned another result)")
+                " of step 3 wrong (audit: w0@mem:0 and w2@mem:2 returned another result)")
                 == true)
         #expect(
             audited.log.contains {
                 $0.hasPrefix(
-                    "audit: worker 1 (mem pid 1), worker 2 (mem pid 2) disagree on slice 1 of step 3; asking "
-                        + "worker 0 (mem pid 0) to compute it")
+                    "audit: w1@mem:1, w2@mem:2 disagree on slice 1 of step 3; asking "
+                        + "w0@mem:0 to compute it")
             })
     }
 
@@ -90,7 +90,7 @@ import Testing
         let audited = try run(workers: 3, audit: 1, faults: [1: .rate(1)])
         #expect(audited.weights == Self.reference)
         let drops = audited.log.filter { $0.hasPrefix("dropped") }
-        #expect(drops.count == 1 && drops[0].hasPrefix("dropped worker 1 (mem pid 1): it computed slice "))
+        #expect(drops.count == 1 && drops[0].hasPrefix("dropped w1@mem:1: it computed slice "))
         #expect(drops.first?.contains(" of step 0 wrong") == true)
     }
 
@@ -112,7 +112,7 @@ import Testing
         let audited = try run(workers: 3, audit: fraction, faults: [k: .rate(1)])
         #expect(audited.weights == Self.reference, "audit \(fraction), faulty worker \(k)")
         let drops = audited.log.filter { $0.hasPrefix("dropped") }
-        #expect(drops.count == 1 && drops[0].hasPrefix("dropped worker \(k) (mem pid \(k)): it computed slice "))
+        #expect(drops.count == 1 && drops[0].hasPrefix("dropped w\(k)@mem:\(k): it computed slice "))
         #expect(drops.first?.contains(" of step 0 wrong") == true)
     }
 
@@ -127,7 +127,7 @@ import Testing
         let audited = try run(workers: 2, audit: 1, faults: [0: .step(2)])
         #expect(audited.weights == Self.reference)
         let drops = audited.log.filter { $0.hasPrefix("dropped") }
-        #expect(drops.count == 1 && drops[0].hasPrefix("dropped worker 0 (mem pid 0): it computed slice "))
+        #expect(drops.count == 1 && drops[0].hasPrefix("dropped w0@mem:0: it computed slice "))
         #expect(audited.log.contains { $0.contains("only one live worker") })
     }
 
@@ -137,7 +137,7 @@ import Testing
             Issue.record("a run whose two workers always disagree finished")
         } catch let ClusterError.auditUndecided(step, slice, workers) {
             #expect(step == 0 && (0..<2).contains(slice))
-            #expect(workers == "worker 0 (mem pid 0), worker 1 (mem pid 1)")
+            #expect(workers == "w0@mem:0, w1@mem:1")
         }
     }
 

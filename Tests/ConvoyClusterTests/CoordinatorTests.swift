@@ -154,7 +154,7 @@ final class InMemoryCluster: CoordinatorTransport {
         let reference = try trainerWeights()
         let (weights, log) = try clusterWeights(workers: 3, silentAfter: [1: 2])
         #expect(weights == reference)
-        #expect(log.contains { $0.contains("dropped worker 1") && $0.contains("deadline") }, "\(log)")
+        #expect(log.contains { $0.contains("dropped w1@") && $0.contains("deadline") }, "\(log)")
     }
 
     /// A worker whose results break a validation rule (or do not decode) is dropped and its
@@ -183,7 +183,7 @@ final class InMemoryCluster: CoordinatorTransport {
             })
         #expect(weights == reference, "\(fault)")
         let reason = fault == "garbage" ? "sent an invalid message" : "sent a bad result"
-        #expect(log.contains { $0.contains("dropped worker 1") && $0.contains(reason) }, "\(log)")
+        #expect(log.contains { $0.contains("dropped w1@") && $0.contains(reason) }, "\(log)")
     }
 
     @Test func fastModeWithOneWorkerMatchesTheSingleProcessTrainer() throws {
@@ -287,7 +287,7 @@ final class InMemoryCluster: CoordinatorTransport {
             try session.run(epochDone: { _ in })
             Issue.record("trained with fewer than --min-workers")
         } catch let error as ClusterError {
-            #expect(error == .tooFewWorkers(live: 1, needed: 2, seconds: 0, joined: "worker 0 (mem pid 0)"), "\(error)")
+            #expect(error == .tooFewWorkers(live: 1, needed: 2, seconds: 0, joined: "w0@mem:0"), "\(error)")
         }
         #expect(messages.contains { $0.contains("1 live worker(s), fewer than 2: waiting") }, "\(messages)")
     }

@@ -113,7 +113,7 @@ final class BackgroundConvoy {
         #expect(try checksum(dir + "/flood.convoy") == checksum(dir + "/train.convoy"))
         let log = coordinator.stderr
         // The flood was admitted as a worker and dropped, each time with a longer back-off.
-        let drops = log.split(separator: "\n").filter { $0.contains("dropped worker") && $0.contains("pid 4242") }
+        let drops = log.split(separator: "\n").filter { $0.contains("dropped w") && $0.contains(":4242: it ") }
         #expect(!drops.isEmpty && drops.count <= 6, "\(drops)")
         #expect(log.contains("flood\\u{a}coordinator: run finished\\u{1b}[31m"), "\(log)")
         #expect(!log.contains("\u{1b}"))

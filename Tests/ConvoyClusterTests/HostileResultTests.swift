@@ -62,10 +62,10 @@ import Testing
         #expect(same, "\(kind)")
         #expect(
             log.contains {
-                $0.contains("dropped worker 1 (mem pid 1)")
+                $0.contains("dropped w1@mem:1")
                     && ($0.contains("sent a bad result") || $0.contains("sent an invalid message"))
             }, "\(kind): \(log)")
-        #expect(!log.contains { $0.contains("dropped worker 0") || $0.contains("dropped worker 2") }, "\(log)")
+        #expect(!log.contains { $0.contains("dropped w0@") || $0.contains("dropped w2@") }, "\(log)")
     }
 
     /// Float32 sums: beyond samples × 2^18, the worker is dropped; the reference is the same
@@ -86,7 +86,7 @@ import Testing
         #expect(same)
         let finite = weights.allSatisfy { $0.isFinite }
         #expect(finite)
-        #expect(log.contains { $0.contains("dropped worker 1") && $0.contains("Float32 sum") }, "\(log)")
+        #expect(log.contains { $0.contains("dropped w1@") && $0.contains("Float32 sum") }, "\(log)")
     }
 
     /// A worker-scope refusal (its own problem) drops that worker, with the reason escaped,
@@ -102,7 +102,7 @@ import Testing
             })
         let same = weights == reference  // not printed: 61,706 values
         #expect(same)
-        let line = log.first { $0.contains("dropped worker 1") }
+        let line = log.first { $0.contains("dropped w1@") }
         #expect(line?.contains("its own problem: cannot allocate\\u{a}\\u{1b}[31m") == true, "\(log)")
     }
 
@@ -119,7 +119,7 @@ import Testing
             })
         let same = weights == reference  // not printed: 61,706 values
         #expect(same)
-        #expect(log.contains { $0.contains("dropped worker 1") && $0.contains("another worker confirms") }, "\(log)")
+        #expect(log.contains { $0.contains("dropped w1@") && $0.contains("another worker confirms") }, "\(log)")
     }
 
     /// The only worker refusing for the whole run stops it at once, with its reason.
@@ -135,7 +135,7 @@ import Testing
         let session = try CoordinatorTests.clusterSession(cluster, options: ClusterOptions(workers: 1), runID: 21)
         #expect(
             throws: ClusterError.workerRefused(
-                worker: "worker 0 (mem pid 0)", step: 2, reason: "gradient element 7 is nan")
+                worker: "w0@mem:0", step: 2, reason: "gradient element 7 is nan")
         ) { try session.run(epochDone: { _ in }) }
     }
 

@@ -152,7 +152,7 @@ final class TamperingTransport: WorkerTransport, @unchecked Sendable {
         let status = try #require(ended, "the coordinator ran past 300 s: \(coordinator.stderr)")
         #expect(status.status == 0 && !status.signalled, "\(coordinator.stderr)")
         #expect(
-            coordinator.stderr.contains("dropped worker") && coordinator.stderr.contains("(hostile pid 4242)")
+            coordinator.stderr.contains("dropped w") && coordinator.stderr.contains("@hostile:4242: it ")
                 && coordinator.stderr.contains("sent a bad result"), "\(coordinator.stderr)")
         if json {
             let lines = coordinator.stdout.split(separator: "\n")

@@ -21,7 +21,9 @@ final class WorkerPool {
         /// The step whose head weights it was sent ahead (`Payload.weights`), until its step
         /// message uses them.
         var aheadStep: UInt64?
-        var name: String { "worker \(id) (\(peerText(hello.host)) pid \(hello.pid))" }
+        /// `w3@host:pid`: the name the worker's own log lines give it (the host and pid of its
+        /// hello), so a line of the coordinator and one of the worker are matched by eye or grep.
+        var name: String { "w\(id)@\(peerText(hello.host)):\(hello.pid)" }
     }
 
     private(set) var workers: [Worker] = []

@@ -33,6 +33,8 @@ public struct WorkerLoop {
     /// Corrupts some results on purpose (`--inject-fault`, tests of audit mode only).
     public var fault: FaultInjection?
     public var gradientEncoding = GradientEncoding.varint
+    /// Told the number a coordinator gave this worker, before the line that says so is logged.
+    public var joined: (UInt32) -> Void = { _ in }
 
     public init(endpoint: String, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -76,12 +78,14 @@ public struct WorkerLoop {
                 log("refused a message of \(frames.count) frames")
                 continue
             }
+            let number = core.workerID
             let line = core.handle(
                 frames[0],
                 send: {
                     try transport.send(
                         (fault?.apply($0, log: log) ?? $0).encoded(gradients: gradientEncoding), dontWait: false)
                 })
+            if let id = core.workerID, id != number { joined(id) }
             // A refusal that ends the worker is its error, printed once when `run` throws it.
             if let line, core.refusal == nil { log(line) }
         }
@@ -107,6 +111,8 @@ public struct WorkerRunner {
     public var memory = MemoryBound.hostDefault()
     public var gradientEncoding = GradientEncoding.varint
     public var log: (String) -> Void
+    /// Told the number a coordinator gave this worker (`WorkerLoop.joined`).
+    public var joined: (UInt32) -> Void = { _ in }
 
     public init(endpoint: String, threads: Int, log: @escaping (String) -> Void) {
         self.endpoint = endpoint
@@ -130,6 +136,7 @@ public struct WorkerRunner {
         loop.usesCurve = curve != nil
         loop.fault = fault
         loop.gradientEncoding = gradientEncoding
+        loop.joined = joined
         try loop.run(core, over: transport)
     }
 }

@@ -71,9 +71,15 @@ public enum KernelChoice {
         return selection
     }
 
+    /// Where the startup line goes: stderr unless a program routes it into its own log (the
+    /// CLI does, for `--log-format json`). Set once at startup, before any kernel is chosen.
+    nonisolated(unsafe) public static var announceLine: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
     private static func announce(_ selection: Selection) {
         chosen = selection
-        FileHandle.standardError.write(Data((selection.startupLine + "\n").utf8))
+        announceLine(selection.startupLine)
     }
 
     /// OpenBLAS kernels that use the vector units of the CPUs they are named after (AVX2 or
