@@ -43,6 +43,11 @@ struct TrainingOptions: ParsableArguments {
             "Write TensorBoard scalars (loss, accuracy, samples/s, learning rate) per epoch to an event file in DIR.",
             valueName: "dir"))
     var tensorboard: String?
+    @Option(
+        help: ArgumentHelp(
+            "Write a timeline of every step (Chrome trace JSON for Perfetto or chrome://tracing) to FILE.",
+            valueName: "file"))
+    var trace: String?
 
     func config() throws -> TrainingConfig {
         var config = TrainingConfig()

@@ -7,7 +7,7 @@ import Foundation
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `CNVY` |
-/// | 4 | 2 | protocol version (3) |
+/// | 4 | 2 | protocol version (4) |
 /// | 6 | 2 | message type |
 /// | 8 | 8 | run id (0 in `hello`) |
 /// | 16 | 8 | step (training step, or evaluation round) |
@@ -16,7 +16,7 @@ import Foundation
 /// | 32 | 8 | reserved, zero |
 public enum Wire {
     public static let magic: [UInt8] = Array("CNVY".utf8)
-    public static let version: UInt16 = 3
+    public static let version: UInt16 = 4
     public static let headerSize = 40
     /// Bounds on decoded fields. Anything larger is refused before any allocation.
     public static let maxSamples = 65_536
@@ -87,7 +87,13 @@ public struct Welcome: Equatable, Sendable {
     public var deterministic: Bool
     public var microBatch: Int
     public var sampleSize: Int
-    public init(workerID: UInt32, spec: NetworkSpec, deterministic: Bool, microBatch: Int, sampleSize: Int) {
+    /// The coordinator writes a timeline (`--trace`): results carry the worker's spans.
+    public var wantsSpans: Bool
+    public init(
+        workerID: UInt32, spec: NetworkSpec, deterministic: Bool, microBatch: Int, sampleSize: Int,
+        wantsSpans: Bool = false
+    ) {
+        self.wantsSpans = wantsSpans
         self.workerID = workerID
         self.spec = spec
         self.deterministic = deterministic
@@ -144,10 +150,13 @@ public struct StepResult: Equatable, Sendable {
     /// Index of the first parameter the gradient covers.
     public var gradientOffset: Int
     public var gradient: Gradient
+    /// The worker's phases of this step (SpanCoding.swift), when the welcome asked for them.
+    public var spans: SpanReport?
     public init(
         slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double,
-        gradientOffset: Int = 0, gradient: Gradient
+        gradientOffset: Int = 0, gradient: Gradient, spans: SpanReport? = nil
     ) {
+        self.spans = spans
         self.gradientOffset = gradientOffset
         self.slice = slice
         self.count = count
