@@ -36,7 +36,9 @@ import Testing
             let phase = try #require(event["ph"] as? String, "\(event)")
             let pid = try #require(event["pid"] as? Int, "\(event)")
             #expect(event["tid"] is Int, "\(event)")
-            let args = try #require(event["args"] as? [String: Any], "\(event)")
+            // Every event has args but the coordinator's "evaluate" span.
+            let args = event["args"] as? [String: Any] ?? [:]
+            #expect(event["args"] is [String: Any] || name == "evaluate", "\(event)")
             switch phase {
             case "M":
                 if name == "process_name" { processes[pid] = try #require(args["name"] as? String) }
@@ -103,8 +105,15 @@ import Testing
                 // The head's send within the step; the last bucket's, reported with the next round.
                 #expect(mine.filter { $0.name == "send" }.count == 2, "\(processes[pid]!) sends of step \(step)")
                 for span in mine where span.name != "idle" {
+                    // A send starts in its step; the last one's end is when the worker's call
+                    // returned, which may be after the coordinator had the bytes and moved on.
+                    let checked =
+                        span.name == "send"
+                        ? Span(
+                            name: span.name, category: span.category, pid: span.pid, start: span.start, end: span.start,
+                            step: span.step, evaluation: nil, clockError: span.clockError) : span
                     #expect(
-                        nests(span, in: outer, tolerance: span.clockError),
+                        nests(checked, in: outer, tolerance: span.clockError),
                         "\(processes[pid]!) \(span.name) of step \(step): \(span) outside \(outer)")
                     #expect(span.clockError < 1_000_000, "a loopback round trip is under a second")
                 }
