@@ -42,6 +42,7 @@ import Testing
             switch phase {
             case "M":
                 if name == "process_name" { processes[pid] = try #require(args["name"] as? String) }
+                if name == "process_sort_index" { #expect(args["sort_index"] as? Int == pid) }
             case "X":
                 let ts = try #require(event["ts"] as? Double, "\(event)")
                 let dur = try #require(event["dur"] as? Double, "\(event)")

@@ -51,7 +51,7 @@ public final class Timeline {
         pids[name] = pid
         guarded {
             try writer.metadata("process_name", pid: pid, value: .text(name))
-            try writer.metadata("process_sort_index", pid: pid, value: .int(pid))
+            try writer.metadata("process_sort_index", pid: pid, key: "sort_index", value: .int(pid))
         }
         return pid
     }

@@ -55,11 +55,12 @@ public final class TraceWriter {
         try append(event + "}")
     }
 
-    /// A metadata event ("ph":"M"), e.g. `process_name` with args {"name": …}.
-    public func metadata(_ name: String, pid: Int, tid: Int = 0, value: TraceValue) throws {
+    /// A metadata event ("ph":"M"), e.g. `process_name` with args {"name": …} or
+    /// `process_sort_index` with args {"sort_index": …}.
+    public func metadata(_ name: String, pid: Int, tid: Int = 0, key: String = "name", value: TraceValue) throws {
         try append(
             "{\"name\":\(Self.quoted(name)),\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(tid),"
-                + "\"args\":{\"name\":\(value.json)}}")
+                + "\"args\":{\(Self.quoted(key)):\(value.json)}}")
     }
 
     private func append(_ event: String) throws {
