@@ -138,7 +138,7 @@ public final class WorkerCore {
                 architecture: architecture, slots: slotCount, maxBatch: maxBatch,
                 mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
             hasWeights = false
-            spans = welcome.wantsSpans ? WorkerSpans() : nil
+            spans = welcome.wantsSpans ? WorkerSpans(buckets: architecture.gradientBuckets.count) : nil
             self.footprint = footprint
             self.runID = runID
             self.workerID = welcome.workerID
@@ -232,7 +232,7 @@ public final class WorkerCore {
                         slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
                         computeSeconds: started.duration(to: .now) / .seconds(1),
                         gradientOffset: parameters.lowerBound, gradient: gradient,
-                        spans: spans?.bucketReady(parameters, forwardDone: slots.computers[0].forwardDone))))
+                        spans: spans?.bucketReady(forwardDone: slots.computers[0].forwardDone))))
         }
         do {
             return try work.pixels.withUnsafeBufferPointer { pixels in

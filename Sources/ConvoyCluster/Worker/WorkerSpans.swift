@@ -20,6 +20,12 @@ final class WorkerSpans {
     private var lastSend: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)?
     /// Between `computing` and the step's report.
     private var inStep = false
+    /// Buckets of the model's gradient (`Architecture.gradientBuckets`), and those of this
+    /// step announced so far.
+    private let buckets: Int
+    private var bucketsDone = 0
+
+    init(buckets: Int) { self.buckets = buckets }
 
     /// A frame arrived (before it is decoded).
     func frameArrived() { arrival = .now }
@@ -29,22 +35,23 @@ final class WorkerSpans {
         spans.removeAll(keepingCapacity: true)
         mark = .now
         inStep = true
+        bucketsDone = 0
     }
 
-    /// The sums of `parameters` are final (buckets come head first, and the trunk's, which
-    /// starts at parameter 0, last); `forwardDone`: when slot 0's forward pass ended (nil:
-    /// forward and backward were interleaved, so the backward span covers both). Returns the
-    /// report when this is the step's last bucket.
-    func bucketReady(_ parameters: Range<Int>, forwardDone: ContinuousClock.Instant?) -> SpanReport? {
-        if spans.isEmpty, let forwardDone, forwardDone >= mark {
+    /// The next bucket's sums are final (buckets come in the layout's order: the head's, then
+    /// the trunk's); `forwardDone`: when slot 0's forward pass ended (nil: forward and backward
+    /// were interleaved, so the backward span covers both). Returns the report when this is
+    /// the step's last bucket.
+    func bucketReady(forwardDone: ContinuousClock.Instant?) -> SpanReport? {
+        if bucketsDone == 0, let forwardDone, forwardDone >= mark {
             add(.forward, from: mark, to: forwardDone)
             mark = forwardDone
         }
         let now = ContinuousClock.now
-        let headSeen = spans.contains { $0.kind == .headBackward }
-        add(parameters.lowerBound > 0 ? .headBackward : headSeen ? .trunkBackward : .backward, from: mark, to: now)
+        add(buckets == 1 ? .backward : bucketsDone == 0 ? .headBackward : .trunkBackward, from: mark, to: now)
         mark = now
-        return parameters.lowerBound == 0 ? report() : nil
+        bucketsDone += 1
+        return bucketsDone >= buckets ? report() : nil
     }
 
     /// An evaluation's forward pass ended: the report.
