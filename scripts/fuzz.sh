@@ -44,18 +44,21 @@ python3 - "$TMP/wire" <<'PY'
 import struct, sys, os
 out = sys.argv[1]
 def frame(mtype, payload, run=7, step=3, worker=1):
-    return b"CNVY" + struct.pack("<HHQQII", 2, mtype, run, step, worker, len(payload)) + b"\0" * 8 + payload
+    return b"CNVY" + struct.pack("<HHQQII", 4, mtype, run, step, worker, len(payload)) + b"\0" * 8 + payload
 seeds = {
     "hello": frame(1, struct.pack("<H", 1) + b"h" + struct.pack("<iI", 1, 1), run=0),
     # The welcome of Tests/ConvoyClusterTests/WireGoldenTests.swift: every layer kind.
     "welcome": frame(2, bytes.fromhex(
-        "03000000 01 08000000 24000000 0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800"
+        "03000000 01 01 08000000 24000000 0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800"
         "03 02000000 03000000 02000000 01000000 02000000 01 01000000 01 00000000 01 08"
         "04 02000000 02000000 02000000 02000000 05 01000000 01000000 01000000 01000000 09 06 07 03000000 0a")),
     "step": frame(3, struct.pack("<IIIII", 0, 2, 2, 4, 3) + struct.pack("<3f", 1, 2, 3) + bytes(8) + bytes([1, 2])),
-    "result-fixed": frame(4, struct.pack("<IIIddIII", 0, 2, 1, 0.5, 0.01, 0, 2, 2) + struct.pack("<2q", 5, -5)),
-    "result-float": frame(4, struct.pack("<IIIddIII", 0, 2, 1, 0.5, 0.01, 4, 1, 2) + struct.pack("<2f", 1, -1)),
-    "result-eval": frame(4, struct.pack("<IIIddIII", 0, 9, 3, 2.5, 0.01, 0, 0, 0)),
+    "result-fixed": frame(4, struct.pack("<IIIddHIII", 0, 2, 1, 0.5, 0.01, 0, 0, 2, 2) + struct.pack("<2q", 5, -5)),
+    "result-float": frame(4, struct.pack("<IIIddHIII", 0, 2, 1, 0.5, 0.01, 0, 4, 1, 2) + struct.pack("<2f", 1, -1)),
+    "result-eval": frame(4, struct.pack("<IIIddHIII", 0, 9, 3, 2.5, 0.01, 0, 0, 0, 0)),
+    # An evaluation result with a timeline appendix: forward 0..4000 ns, sent at +5000 ns.
+    "result-spans": frame(4, struct.pack("<IIIddHBBqqBqqIII", 0, 9, 3, 2.5, 0.01, 35, 1, 1, 1000, 6000, 1, 0, 4000,
+                                         0, 0, 0)),
     "shutdown": frame(5, b""),
     "refuse": frame(6, b"no"),
 }

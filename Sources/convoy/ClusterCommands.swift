@@ -105,6 +105,8 @@ struct CoordinatorCommand: ParsableCommand {
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let board = try training.tensorBoardWriter()
+            let timeline = try training.timeline(role: "coordinator", log: log)
+            defer { timeline?.finish() }
             let (train, test) = try training.loadData(config)
             let context = ZMQContext()
             let authenticator = try authorized.map { keys in
@@ -123,6 +125,7 @@ struct CoordinatorCommand: ParsableCommand {
                 checkpoints: checkpoints.policy, log: log)
             training.prepare(session)
             session.stopRequest = signals.request
+            session.timeline = timeline
             if let checkpoint { try session.resume(from: checkpoint) }
             log("listening on \(transport.endpoint)")
             if secretKey == nil, let warning = plaintextWarning(bind: bind) { log(warning) }

@@ -153,6 +153,7 @@ extension TrainingOptions {
         if let augment { list += ["--augment", String(augment)] }
         if let tensorboard { list += ["--tensorboard", tensorboard] }
         list += metrics.arguments
+        if let trace { list += ["--trace", trace] }
         if let targetAccuracy {
             list += ["--target-accuracy", String(targetAccuracy), "--eval-every", String(evalEvery)]
         }

@@ -11,3 +11,12 @@ extension TrainingOptions {
         }
     }
 }
+
+extension TrainingOptions {
+    /// The timeline of --trace, its file made before the data is read so a bad FILE fails
+    /// before any work; nil without the flag. `role` names this process in the trace.
+    func timeline(role: String, log: @escaping (String) -> Void) throws -> Timeline? {
+        guard let trace else { return nil }
+        do { return try Timeline(path: trace, role: role, log: log) } catch { throw FlagError("--trace: \(error)") }
+    }
+}

@@ -43,12 +43,15 @@ struct Train: ParsableCommand {
             let signals = StopOnSignals(log: log)
             let checkpoint = try checkpoints.checkpoint(log: log)
             let board = try training.tensorBoardWriter()
+            let timeline = try training.timeline(role: "train", log: log)
+            defer { timeline?.finish() }
             let (train, test) = try training.loadData(config)
             let session = try TrainingSession(
                 config: config, train: train, test: test, runner: LocalStepRunner(),
                 checkpoints: checkpoints.policy, log: log)
             training.prepare(session)
             session.stopRequest = signals.request
+            session.timeline = timeline
             if let checkpoint { try session.resume(from: checkpoint) }
             if !json {
                 ProgressPrinter.line(

@@ -44,6 +44,11 @@ struct TrainingOptions: ParsableArguments {
             valueName: "dir"))
     var tensorboard: String?
     @OptionGroup var metrics: MetricsOptions
+    @Option(
+        help: ArgumentHelp(
+            "Write a timeline of every step (Chrome trace JSON for Perfetto or chrome://tracing) to FILE.",
+            valueName: "file"))
+    var trace: String?
 
     func config() throws -> TrainingConfig {
         var config = TrainingConfig()

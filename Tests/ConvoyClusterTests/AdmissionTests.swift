@@ -165,7 +165,7 @@ final class ManualClock {
     @Test func limitsOfALeNetRunAreUnderOneMegabyte() throws {
         let parameters = try Architecture(try ModelZoo.spec(named: "lenet5")).parameterCount
         let limits = CoordinatorLimits.forRun(parameters: parameters, workers: 2)
-        #expect(limits.maxMessageBytes == Int64(parameters * 10 + 80))
+        #expect(limits.maxMessageBytes == Int64(parameters * 10 + 80 + SpanCoding.capacity))
         #expect(limits.maxMessageBytes < 1_000_000)
         #expect(limits.sendQueueMessages == 10)
         #expect(CoordinatorLimits.forRun(parameters: Int.max, workers: 1).maxMessageBytes == Wire.maxMessageBytes)

@@ -39,8 +39,8 @@ import Testing
         try check(
             Message(runID: 7, step: 2, workerID: 1, payload: .result(result)),
             """
-            434e5659 0400 0400 0700000000000000 0200000000000000 01000000 3c000000 0000000000000000
-            01000000 08000000 03000000 0000000000000040 000000000000e03f 04000000 03000000 06000000
+            434e5659 0400 0400 0700000000000000 0200000000000000 01000000 3e000000 0000000000000000
+            01000000 08000000 03000000 0000000000000040 000000000000e03f 0000 04000000 03000000 06000000
             00 01 02 8001 ffffffff1f feffffffffffffffff01
             """)
     }
@@ -52,8 +52,8 @@ import Testing
             gradient: .fixedPoint([-1, 1 << 40]))
         let message = Message(runID: 7, step: 2, payload: .result(result))
         let golden = """
-            434e5659 0400 0400 0700000000000000 0200000000000000 00000000 38000000 0000000000000000
-            00000000 08000000 08000000 0000000000000000 0000000000000000 01000000 02000000 02000000
+            434e5659 0400 0400 0700000000000000 0200000000000000 00000000 3a000000 0000000000000000
+            00000000 08000000 08000000 0000000000000000 0000000000000000 0000 01000000 02000000 02000000
             ffffffffffffffff 0000000000010000
             """
         #expect(hexString(message.encoded(gradients: .raw)) == hexString(hexBytes(golden)))
@@ -90,6 +90,27 @@ import Testing
         var empty = Message(runID: 7, payload: .weights(WeightsUpdate(offset: 0, values: []))).encoded()
         empty[28] = 8
         #expect(throws: ProtocolError("weights 0+0 are out of range")) { try Message(decoding: empty) }
+    }
+
+    /// An evaluation result with a timeline appendix (SpanCoding.swift): length 52 = 18 + 2 × 17,
+    /// version 1, 2 spans, arrival 1,000 ns, sent 9,000 ns; forward at +500 for 7,000 ns, and the
+    /// previous step's send, 300 ns ending 200 ns before the arrival.
+    @Test func resultWithSpans() throws {
+        let spans = SpanReport(
+            arrival: 1000, sent: 9000,
+            spans: [.init(.forward, start: 500, duration: 7000), .init(.send, start: -500, duration: 300)])
+        let result = StepResult(
+            slice: 0, count: 2, correct: 1, lossSum: 2, computeSeconds: 0.5, gradient: .none, spans: spans)
+        try check(
+            Message(runID: 7, step: 2, workerID: 1, payload: .result(result)),
+            """
+            434e5659 0400 0400 0700000000000000 0200000000000000 01000000 5e000000 0000000000000000
+            00000000 02000000 01000000 0000000000000040 000000000000e03f
+            3400 01 02 e803000000000000 2823000000000000
+            01 f401000000000000 581b000000000000
+            04 0cfeffffffffffff 2c01000000000000
+            00000000 00000000 00000000
+            """)
     }
 
     /// A stop (type 7): the reason's UTF-8 bytes, nothing else.
@@ -138,14 +159,15 @@ import Testing
     }
 
     @Test func welcome() throws {
-        let welcome = Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36)
+        let welcome = Welcome(
+            workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36, wantsSpans: true)
         try check(
             Message(runID: 7, workerID: 3, payload: .welcome(welcome)),
             [
-                // header: welcome, run 7, step 0, worker 3, 115 bytes
-                "434e5659 0400 0200 0700000000000000 0000000000000000 03000000 73000000 0000000000000000",
-                // worker id 3, deterministic, micro-batch 8, sample size 36
-                "03000000 01 08000000 24000000",
+                // header: welcome, run 7, step 0, worker 3, 116 bytes
+                "434e5659 0400 0200 0700000000000000 0000000000000000 03000000 74000000 0000000000000000",
+                // worker id 3, deterministic, spans wanted, micro-batch 8, sample size 36
+                "03000000 01 01 08000000 24000000",
                 // spec: "g", (1, 6, 6), gaussian 0.5, 8 layers
                 "0100 67 03 01000000 06000000 06000000 01 000000000000e03f 0800",
                 // conv2d 2@3×2, stride 1×2, pad 1/0, zeros
@@ -174,12 +196,13 @@ import Testing
             payload: .welcome(
                 Welcome(workerID: 3, spec: Self.spec, deterministic: true, microBatch: 8, sampleSize: 36))
         ).encoded()
-        // Offsets: 40 payload, 53 spec, 56 its input rank, 80 layer 1 (tag, out channels u32 …).
+        // Offsets: 40 payload, 54 spec, 57 its input rank, 81 layer 1 (tag, out channels u32 …).
         let cases: [(Int, UInt8, String)] = [
-            (80, 42, "welcome: message: spec layer 1 kind: unknown layer tag 42"),
-            (84, 0x10, "welcome: message: spec layer 1 output channels: 268435458 is outside 1...1048576"),
-            (56, 4, "welcome: message: spec input rank: 4 is outside 1...3"),
+            (81, 42, "welcome: message: spec layer 1 kind: unknown layer tag 42"),
+            (85, 0x10, "welcome: message: spec layer 1 output channels: 268435458 is outside 1...1048576"),
+            (57, 4, "welcome: message: spec input rank: 4 is outside 1...3"),
             (44, 2, "welcome: message: deterministic: 2 is not a boolean (0 or 1)"),
+            (45, 3, "welcome: message: spans wanted: 3 is not a boolean (0 or 1)"),
         ]
         for (offset, value, message) in cases {
             var bad = frame

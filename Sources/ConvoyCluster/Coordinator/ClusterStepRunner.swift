@@ -65,6 +65,8 @@ public final class ClusterStepRunner: StoppableRunner {
     private var auditor: Auditor?
     /// The head weights last sent ahead, and the step they are for (HeadAhead.swift).
     var sentAhead: (step: Int, range: Range<Int>)?
+    /// The timeline's coordinator side (`--trace`); workers send spans only when it is set.
+    private var timeline: WorkerTimeline?
 
     public init(
         transport: CoordinatorTransport, options: ClusterOptions,
@@ -78,6 +80,8 @@ public final class ClusterStepRunner: StoppableRunner {
     }
 
     public var liveWorkers: Int { run?.pool.liveCount ?? 0 }
+
+    public func trace(to timeline: Timeline) { self.timeline = WorkerTimeline(timeline) }
     /// Mean compute time of one slice this epoch, per worker id.
     public var workerStepMs: [Double] { stats.workerStepMs }
     /// This epoch's cluster figures; the counters start again.
@@ -91,10 +95,11 @@ public final class ClusterStepRunner: StoppableRunner {
         let config = description.config
         if options.audit > 0 && !config.deterministic { throw ClusterSettingError.auditNeedsDeterministic }
         auditor = Auditor(fraction: options.audit, seed: config.seed, log: log)
+        let wantsSpans = timeline != nil
         let welcome = { (id: UInt32) in
             Welcome(
                 workerID: id, spec: description.architecture.spec, deterministic: config.deterministic,
-                microBatch: config.microBatch, sampleSize: description.sampleSize)
+                microBatch: config.microBatch, sampleSize: description.sampleSize, wantsSpans: wantsSpans)
         }
         let pool = WorkerPool(
             transport: transport, runID: runID, capacity: ClusterOptions.maxWorkers, stats: stats,
@@ -107,7 +112,7 @@ public final class ClusterStepRunner: StoppableRunner {
         try pool.waitUntilLive(options.workers, timeout: options.joinTimeout)
     }
 
-    private func round(_ work: RoundWork) throws -> (results: [[StepResult]], sendSeconds: Double) {
+    private func round(_ work: RoundWork) throws -> (results: [[StepResult]], round: Round) {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
         if run.pool.liveCount < options.minWorkers {
             log(
@@ -118,7 +123,7 @@ public final class ClusterStepRunner: StoppableRunner {
         }
         let round = Round(
             work, pool: run.pool, validator: run.validator, stats: stats, options: options, auditor: auditor, log: log)
-        return (try round.run(), round.sendSeconds)
+        return (try round.run(), round)
     }
 
     public func train(
@@ -154,7 +159,7 @@ public final class ClusterStepRunner: StoppableRunner {
                 self.sendAhead(weights, range: head, step: step + 1, pool: run.pool, slices: heads.count)
             }
         }
-        let (results, sendSeconds) = try round(work)
+        let (results, done) = try round(work)
         let combining = ContinuousClock.now
         var totals = GradientComputer.Totals()
         // Slice order: fixed in float mode too, so a run repeats with the same workers.
@@ -164,9 +169,10 @@ public final class ClusterStepRunner: StoppableRunner {
             if counted == nil { sum.addSamples(buckets[0].count) }
             try add(buckets.filter { $0.gradientOffset != counted?.lowerBound }, into: sum, step: step, samples: false)
         }
+        timeline?.training(step: step, started: started, round: done, combining: combining)
         stats.addStep(
             seconds: (ContinuousClock.now - started).inSeconds,
-            coordinatorSeconds: sendSeconds + (ContinuousClock.now - combining).inSeconds)
+            coordinatorSeconds: done.sendSeconds + (ContinuousClock.now - combining).inSeconds)
         return totals
     }
 
@@ -175,12 +181,13 @@ public final class ClusterStepRunner: StoppableRunner {
         stats.counting = false
         defer { stats.counting = true }
         // Evaluation rounds are numbered apart from training steps (bit 47 set).
-        let (results, _) = try round(
+        let (results, done) = try round(
             RoundWork(
                 step: (1 << 47) | evaluationRounds,
                 samples: StepSamples(data: data, indices: Array(0..<Int32(data.count))[...]),
                 unit: 1,
                 weights: weights.array, evaluate: true))
+        timeline?.workers(done.spanReports, round: ("evaluation", .int(Int(evaluationRounds))))
         var totals = GradientComputer.Totals()
         for buckets in results { totals.add(buckets[0].totals) }
         return totals

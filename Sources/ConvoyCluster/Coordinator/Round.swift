@@ -43,6 +43,11 @@ final class Round {
     private(set) var headsCounted = false
     /// Seconds spent sending work, the coordinator's share of the round.
     private(set) var sendSeconds = 0.0
+    /// For the timeline (`--trace`): when each slice was last handed to a worker, when the
+    /// first sends were done, and the workers' span reports with when each arrived.
+    private var handedOut: [Int: ContinuousClock.Instant] = [:]
+    private(set) var sendsDone: ContinuousClock.Instant?
+    private(set) var spanReports: [WorkerSpanReport] = []
     /// When the round began: no honest worker reports more compute time than has passed since.
     private let started = ContinuousClock.now
     /// Workers that refused this round for the whole run: a second one confirms it.
@@ -77,6 +82,7 @@ final class Round {
         defer { pool.inRound = false }
         for (slice, w) in zip(0..<audit.primaries, pool.live) { try assign(slice, to: w) }
         for copy in audit.copies { try assign(copy.slice, to: copy.worker) }
+        sendsDone = .now
         var deadline = pool.now() + .seconds(clamping: options.stepTimeout)
         while !owner.isEmpty {
             let left = (deadline - pool.now()).inSeconds
@@ -143,6 +149,7 @@ final class Round {
             target = try nextLiveWorker(after: target)
         }
         owner[slice] = target
+        handedOut[slice] = started
     }
 
     /// Gives the slices of dropped workers to live ones.
@@ -244,6 +251,9 @@ final class Round {
         partial[slice] = nil
         owner[slice] = nil
         if !work.evaluate { stats.addSlice(worker: pool.workers[w].id, computeSeconds: result.computeSeconds) }
+        if let spans = result.spans, let sent = handedOut[slice] {
+            spanReports.append(WorkerSpanReport(worker: pool.workers[w], sent: sent, received: .now, report: spans))
+        }
         try audited(slice, by: w)
     }
 

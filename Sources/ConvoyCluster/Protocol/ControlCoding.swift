@@ -23,10 +23,12 @@ extension Hello {
 }
 
 extension Welcome {
-    /// worker id u32, deterministic u8, micro-batch u32, sample size u32, network spec.
+    /// worker id u32, deterministic u8, spans wanted u8, micro-batch u32, sample size u32,
+    /// network spec.
     func write(to writer: inout ByteWriter) {
         writer.append(workerID)
         writer.append(deterministic)
+        writer.append(wantsSpans)
         writer.append(microBatch, as: UInt32.self)
         writer.append(sampleSize, as: UInt32.self)
         spec.write(to: &writer)
@@ -35,11 +37,12 @@ extension Welcome {
     init(reading reader: inout ByteReader) throws {
         let workerID = try reader.read(UInt32.self, "worker id", in: 0...Int(Wire.maxWorkers - 1))
         let deterministic = try reader.readBool("deterministic")
+        let wantsSpans = try reader.readBool("spans wanted")
         let microBatch = try reader.read(UInt32.self, "micro-batch", in: 1...Wire.maxSamples)
         let sampleSize = try reader.read(UInt32.self, "sample size", in: 1...Wire.maxSampleSize)
         let spec = try NetworkSpec(reading: &reader, "spec")
         self.init(
             workerID: UInt32(workerID), spec: spec, deterministic: deterministic,
-            microBatch: microBatch, sampleSize: sampleSize)
+            microBatch: microBatch, sampleSize: sampleSize, wantsSpans: wantsSpans)
     }
 }

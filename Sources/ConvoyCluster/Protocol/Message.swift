@@ -88,7 +88,13 @@ public struct Welcome: Equatable, Sendable {
     public var deterministic: Bool
     public var microBatch: Int
     public var sampleSize: Int
-    public init(workerID: UInt32, spec: NetworkSpec, deterministic: Bool, microBatch: Int, sampleSize: Int) {
+    /// The coordinator writes a timeline (`--trace`): results carry the worker's spans.
+    public var wantsSpans: Bool
+    public init(
+        workerID: UInt32, spec: NetworkSpec, deterministic: Bool, microBatch: Int, sampleSize: Int,
+        wantsSpans: Bool = false
+    ) {
+        self.wantsSpans = wantsSpans
         self.workerID = workerID
         self.spec = spec
         self.deterministic = deterministic
@@ -152,10 +158,13 @@ public struct StepResult: Equatable, Sendable {
     /// Index of the first parameter the gradient covers.
     public var gradientOffset: Int
     public var gradient: Gradient
+    /// The worker's phases of this step (SpanCoding.swift), when the welcome asked for them.
+    public var spans: SpanReport?
     public init(
         slice: UInt32, count: Int, correct: Int, lossSum: Double, computeSeconds: Double,
-        gradientOffset: Int = 0, gradient: Gradient
+        gradientOffset: Int = 0, gradient: Gradient, spans: SpanReport? = nil
     ) {
+        self.spans = spans
         self.gradientOffset = gradientOffset
         self.slice = slice
         self.count = count

@@ -15,6 +15,7 @@ enum ResultCoding {
         frame.append(UInt32(result.correct))
         frame.append(result.lossSum)
         frame.append(result.computeSeconds)
+        SpanCoding.write(result.spans, to: &frame)
         frame.append(UInt32(result.gradientOffset))
         switch result.gradient {
         case .none:
@@ -38,10 +39,10 @@ enum ResultCoding {
     /// Bytes `write` needs at most.
     static func capacity(_ result: StepResult, encoding: GradientEncoding) -> Int {
         switch result.gradient {
-        case .none: 44
-        case let .float(values): 44 + 4 * values.count
-        case let .fixedPoint(values) where encoding == .raw: 44 + 8 * values.count
-        case let .fixedPoint(values): 44 + ZigzagVarint.maxBytes * values.count
+        case .none: 44 + SpanCoding.capacity
+        case let .float(values): 44 + SpanCoding.capacity + 4 * values.count
+        case let .fixedPoint(values) where encoding == .raw: 44 + SpanCoding.capacity + 8 * values.count
+        case let .fixedPoint(values): 44 + SpanCoding.capacity + ZigzagVarint.maxBytes * values.count
         }
     }
 
@@ -52,6 +53,7 @@ enum ResultCoding {
         let correct = Int(try reader.read(UInt32.self, "correct count"))
         let lossSum = Double(bitPattern: try reader.read(UInt64.self, "loss sum"))
         let seconds = Double(bitPattern: try reader.read(UInt64.self, "compute seconds"))
+        let spans = try SpanCoding.read(&reader)
         let offset = Int(try reader.read(UInt32.self, "gradient offset"))
         let kind = try reader.read(UInt32.self, "gradient kind")
         let values = Int(try reader.read(UInt32.self, "gradient length"))
@@ -67,7 +69,7 @@ enum ResultCoding {
         let gradient = try readGradient(kind: kind, values: values, offset: offset, &reader)
         return StepResult(
             slice: slice, count: count, correct: correct, lossSum: lossSum, computeSeconds: seconds,
-            gradientOffset: offset, gradient: gradient)
+            gradientOffset: offset, gradient: gradient, spans: spans)
     }
 
     private static func readGradient(kind: UInt32, values: Int, offset: Int, _ reader: inout ByteReader) throws

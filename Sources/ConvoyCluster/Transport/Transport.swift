@@ -52,13 +52,16 @@ public struct CoordinatorLimits: Sendable, Equatable {
 
     /// The limits of a run of a model with `parameters` parameters and `workers` workers.
     /// The largest message a worker sends is a result bucket of every parameter as zigzag
-    /// varints (at most 10 bytes each) after the 40-byte header and 40 bytes of result
-    /// fields; hellos (≤ 1,074 bytes) and refusals (cut at 64 KiB here) are smaller. One step
-    /// sends a worker one slice, plus one more for each slice it takes over from a dropped
-    /// worker, plus a welcome: `workers + 8` messages hold a step with room to spare.
+    /// varints (at most 10 bytes each) after the 40-byte header, 40 bytes of result fields and
+    /// a timeline appendix (at most 2 + 290 bytes); hellos (≤ 1,074 bytes) and refusals (cut
+    /// at 64 KiB here) are smaller. One step sends a worker one slice, plus one more for each
+    /// slice it takes over from a dropped worker, plus a welcome: `workers + 8` messages hold
+    /// a step with room to spare.
     public static func forRun(parameters: Int, workers: Int) -> CoordinatorLimits {
         let (gradient, overflow) = parameters.multipliedReportingOverflow(by: 10)
-        let result = overflow ? Wire.maxMessageBytes : min(Int64(gradient) + 80, Wire.maxMessageBytes)
+        let result =
+            overflow
+            ? Wire.maxMessageBytes : min(Int64(gradient) + 80 + Int64(SpanCoding.capacity), Wire.maxMessageBytes)
         let queue = Int32(clamping: min(max(workers, 1), Int(Wire.maxWorkers)) + 8)
         return CoordinatorLimits(maxMessageBytes: max(result, 64 << 10), sendQueueMessages: queue)
     }

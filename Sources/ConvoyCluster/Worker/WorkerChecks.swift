@@ -33,3 +33,26 @@ struct FrameHeader {
         step = field(16, 8)
     }
 }
+
+/// A worker's own results: what it may not send.
+extension WorkerCore {
+    /// What an honest worker may not send: the same bounds the coordinator checks.
+    struct DivergedResult: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func checkDiverged(_ totals: GradientComputer.Totals, _ gradient: StepResult.Gradient, samples: Int)
+        throws
+    {
+        guard SumBounds.lossIsPossible(totals.lossSum, samples: totals.count) else {
+            throw DivergedResult(description: "the loss sum is \(totals.lossSum): the training has diverged")
+        }
+        if case let .float(values) = gradient,
+            !values.withUnsafeBufferPointer({ SumBounds.floatIsPossible($0, samples: samples) })
+        {
+            throw DivergedResult(
+                description: "a gradient sum is not finite or beyond \(samples) samples × 2^18: the training has "
+                    + "diverged")
+        }
+    }
+}

@@ -18,6 +18,8 @@ public final class WorkerCore {
     private let cpus: [Int]?
     private var slots: ComputeSlots?
     private var weights = HeldWeights()
+    /// The step's phases, while the welcome asks for them (`--trace` on the coordinator).
+    private var spans: WorkerSpans?
     /// The most memory a run may take (`--max-memory`), and the largest message the
     /// connection accepts (its ZMQ_MAXMSGSIZE).
     public let memory: MemoryBound
@@ -53,8 +55,10 @@ public final class WorkerCore {
     /// training step sends its head gradient before it computes the trunk's); returns a
     /// line to log, if any.
     public func handle(_ frame: [UInt8], send: (Message) throws -> Void) -> String? {
+        spans?.frameArrived()
         let (replies, line) = process(frame, send: send)
         do { for reply in replies { try send(reply) } } catch { return "cannot reply: \(error)" }
+        spans?.sent()
         return line
     }
 
@@ -140,6 +144,7 @@ public final class WorkerCore {
                 architecture: architecture, slots: slotCount, maxBatch: maxBatch,
                 mode: SumMode(deterministic: welcome.deterministic), cpus: cpus)
             weights.reset()
+            spans = welcome.wantsSpans ? WorkerSpans(buckets: architecture.gradientBuckets.count) : nil
             self.footprint = footprint
             self.runID = runID
             self.workerID = welcome.workerID
@@ -208,6 +213,7 @@ public final class WorkerCore {
         if let problem = accept(work, step: step, slots: slots, welcome: welcome) { return refuse(problem) }
         // Monotonic: a wall-clock step must not make an honest worker report negative time.
         let started = ContinuousClock.now
+        spans?.computing()
         /// One bucket of the slice's gradient sums, as a result message; throws when the
         /// values show that the training diverged (the coordinator would drop this worker for
         /// them, and every other worker would compute the same).
@@ -220,7 +226,8 @@ public final class WorkerCore {
                     StepResult(
                         slice: work.slice, count: totals.count, correct: totals.correct, lossSum: totals.lossSum,
                         computeSeconds: started.duration(to: .now) / .seconds(1),
-                        gradientOffset: parameters.lowerBound, gradient: gradient)))
+                        gradientOffset: parameters.lowerBound, gradient: gradient,
+                        spans: spans?.bucketReady(forwardDone: slots.computers[0].forwardDone))))
         }
         do {
             return try work.pixels.withUnsafeBufferPointer { pixels in
@@ -237,7 +244,7 @@ public final class WorkerCore {
                                         slice: work.slice, count: totals.count, correct: totals.correct,
                                         lossSum: totals.lossSum,
                                         computeSeconds: started.duration(to: .now) / .seconds(1),
-                                        gradient: .none)))
+                                        gradient: .none, spans: spans?.evaluated())))
                         ]
                     }
                     // Each bucket leaves as soon as it is final: the head's while the trunk
@@ -245,7 +252,10 @@ public final class WorkerCore {
                     try slots.compute(
                         pixels: pixels.baseAddress!, labels: labels.baseAddress!, count: work.count,
                         microBatch: welcome.microBatch, unit: welcome.deterministic ? welcome.microBatch : 1,
-                        bucketReady: { bucket, totals in try send(result(totals, bucket)) })
+                        bucketReady: { bucket, totals in
+                            try send(result(totals, bucket))
+                            spans?.sent()
+                        })
                     return []
                 }
             }
@@ -255,26 +265,6 @@ public final class WorkerCore {
             let scope: Refusal.Scope =
                 error is FixedPoint.OverflowError || error is DivergedResult ? .run : .worker
             return refuse(Refusal(scope, "step \(step): \(error)"))
-        }
-    }
-
-    /// What an honest worker may not send: the same bounds the coordinator checks.
-    struct DivergedResult: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    static func checkDiverged(_ totals: GradientComputer.Totals, _ gradient: StepResult.Gradient, samples: Int)
-        throws
-    {
-        guard SumBounds.lossIsPossible(totals.lossSum, samples: totals.count) else {
-            throw DivergedResult(description: "the loss sum is \(totals.lossSum): the training has diverged")
-        }
-        if case let .float(values) = gradient,
-            !values.withUnsafeBufferPointer({ SumBounds.floatIsPossible($0, samples: samples) })
-        {
-            throw DivergedResult(
-                description: "a gradient sum is not finite or beyond \(samples) samples × 2^18: the training has "
-                    + "diverged")
         }
     }
 }

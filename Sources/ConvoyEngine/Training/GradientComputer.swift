@@ -4,6 +4,9 @@
 public final class GradientComputer {
     public let network: Network
     public var parameterCount: Int { network.architecture.parameterCount }
+    /// When the last `compute` finished its forward pass (nil when it interleaved forward and
+    /// backward chunk by chunk): one clock read a slice, for the timeline (`--trace`).
+    public private(set) var forwardDone: ContinuousClock.Instant?
 
     public init(network: Network) {
         self.network = network
@@ -66,6 +69,7 @@ public final class GradientComputer {
             (network.gradient.pointer + range.lowerBound).update(repeating: 0, count: range.count)
         }
 
+        forwardDone = nil
         guard count <= network.maxBatch else {
             // Too large to hold every chunk's activations: one full pass per chunk.
             for range in chunks {
@@ -86,6 +90,7 @@ public final class GradientComputer {
                 network.lossGradient(labels: labels + range.lowerBound, batch: range.count, at: range.lowerBound),
                 samples: range.count)
         }
+        forwardDone = .now
         sum.addSamples(totals.count)
         for bucket in buckets {
             for range in chunks {

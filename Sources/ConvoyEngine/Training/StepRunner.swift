@@ -35,10 +35,13 @@ public protocol StepRunner: AnyObject {
     func finish() throws
     /// The run failed: whoever computes its steps is told why, without waiting for anyone.
     func abandon(because reason: String)
+    /// Records the phases of each step on `timeline` (`--trace`); called before `start`.
+    func trace(to timeline: Timeline)
 }
 
 extension StepRunner {
     public func abandon(because reason: String) {}
+    public func trace(to timeline: Timeline) {}
 
     public func train(
         step: Int, samples: StepSamples, weights: FloatBuffer,
@@ -63,8 +66,11 @@ public final class LocalStepRunner: StepRunner {
     private var microBatch = 1
     private var pixels: [UInt8] = []
     private var labels: [UInt8] = []
+    private var timeline: Timeline?
 
     public init() {}
+
+    public func trace(to timeline: Timeline) { self.timeline = timeline }
 
     public func start(_ run: RunDescription) throws {
         guard computer == nil else { return }
@@ -93,6 +99,8 @@ public final class LocalStepRunner: StepRunner {
         return try pixels.withUnsafeMutableBufferPointer { pixels in
             try labels.withUnsafeMutableBufferPointer { labels in
                 samples.gather(0..<samples.count, pixels: pixels.baseAddress!, labels: labels.baseAddress!)
+                let started = ContinuousClock.now
+                defer { timeline?.computed(step: step, started: started, forwardDone: computer.forwardDone) }
                 return try computer.compute(
                     pixels: pixels.baseAddress!, labels: labels.baseAddress!,
                     count: samples.count, microBatch: microBatch, into: sum)
@@ -110,4 +118,18 @@ public final class LocalStepRunner: StepRunner {
     }
 
     public func finish() throws {}
+}
+
+extension Timeline {
+    /// A local step's forward and backward spans (one "forward+backward" span when the batch
+    /// was computed chunk by chunk, interleaved).
+    func computed(step: Int, started: ContinuousClock.Instant, forwardDone: ContinuousClock.Instant?) {
+        let end = ContinuousClock.now
+        let args: [(String, TraceValue)] = [("step", .int(step))]
+        guard let forwardDone, forwardDone >= started else {
+            return span("forward+backward", from: started, to: end, args: args)
+        }
+        span("forward", from: started, to: forwardDone, args: args)
+        span("backward", from: forwardDone, to: end, args: args)
+    }
 }

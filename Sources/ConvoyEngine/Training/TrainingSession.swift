@@ -41,6 +41,8 @@ public final class TrainingSession {
     public var recipe: [String: String] = [:]
     /// Asked between steps whether to stop early (preemption); nil: never.
     public var stopRequest: StopRequest?
+    /// Where each step's spans go (`--trace`); set before the run starts.
+    public var timeline: Timeline?
     /// The step of the newest checkpoint this process wrote: a stop does not write it twice.
     var savedStep: Int?
     /// Seconds from this process's first step until the test accuracy reached the stop rule's
@@ -125,6 +127,7 @@ public final class TrainingSession {
     /// Hands the run to the runner (a cluster waits for its workers); `run` does it too.
     public func startRunner() throws {
         guard !started else { return }
+        if let timeline { runner.trace(to: timeline) }
         try runner.start(RunDescription(config: config, architecture: architecture, sampleSize: train.sampleSize))
         started = true
     }
@@ -238,6 +241,7 @@ public final class TrainingSession {
         let weights = server.parameters
         try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: false)
         try startRunner()
+        let stepStarted = ContinuousClock.now
         sum.reset()
         let totals = try runner.train(
             step: step,
@@ -250,7 +254,9 @@ public final class TrainingSession {
                 try NonFiniteWeightsError.check(
                     weights.pointer, count: range.upperBound, step: step, after: true, from: range.lowerBound)
             })
+        let optimizing = ContinuousClock.now
         server.apply(sum)
+        timeline?.stepDone(step, started: stepStarted, optimizing: optimizing)
         try NonFiniteWeightsError.check(weights.pointer, count: weights.count, step: step, after: true)
         return totals
     }
@@ -266,6 +272,8 @@ public final class TrainingSession {
     /// Loss and hits of the current parameters on `data`.
     public func evaluate(_ data: Dataset) throws -> GradientComputer.Totals {
         try startRunner()
+        let started = ContinuousClock.now
+        defer { timeline?.span("evaluate", from: started, to: .now) }
         return try runner.evaluate(data, weights: server.parameters)
     }
 
