@@ -94,6 +94,7 @@ struct CoordinatorCommand: ParsableCommand {
             let authorized = try authorizedKeys.map { try CurveKeyPair.readAuthorizedKeys(path: $0) }
             let log: @Sendable (String) -> Void = { ProgressPrinter.error("coordinator: \($0)") }
             let signals = StopOnSignals(log: log)
+            let statusSignal = StatusOnSignal()
             let checkpoint = try checkpoints.checkpoint(log: log)
             let board = try training.tensorBoardWriter()
             let (train, test) = try training.loadData(config)
@@ -114,6 +115,7 @@ struct CoordinatorCommand: ParsableCommand {
                 checkpoints: checkpoints.policy, log: log)
             session.stopRule = training.stopRule
             session.stopRequest = signals.request
+            runner.printStatusOnSIGUSR1(statusSignal, stepsPerEpoch: session.plan.stepsPerEpoch)
             if let checkpoint { try session.resume(from: checkpoint) }
             ProgressPrinter.error("coordinator: listening on \(transport.endpoint)")
             if secretKey == nil, let warning = plaintextWarning(bind: bind) {
@@ -193,8 +195,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(
         name: .customLong("inject-fault"),
         help: ArgumentHelp(
-            "Tests of --audit only: corrupt one result on purpose, step:N (a slice of step N) or rate:P (each "
-                + "slice with probability P); needs \(FaultInjection.environmentVariable)=1.",
+            "Tests only: corrupt one result on purpose, step:N (a slice of step N) or rate:P (each slice with "
+                + "probability P), or slow:MS (each slice MS ms late); needs \(FaultInjection.environmentVariable)=1.",
             visibility: .hidden))
     var injectFault: String?
     @Option(
@@ -230,7 +232,7 @@ struct WorkerCommand: ParsableCommand {
             }
             guard FaultInjection(spec: injectFault) != nil else {
                 throw ValidationError(
-                    "--inject-fault \(injectFault): use step:N (one slice at step N) or rate:P (0 < P ≤ 1)")
+                    "--inject-fault \(injectFault): use step:N (one slice at step N), rate:P (0 < P ≤ 1) or slow:MS")
             }
         }
         _ = try memoryBound()

@@ -32,10 +32,10 @@ public struct ClusterStats: Codable, Equatable, Sendable {
 public struct WorkerEvent: Codable, Equatable, Sendable {
     /// Seconds since the coordinator started.
     public var t: Double
-    /// "joined" or "dropped".
+    /// "joined", "dropped" or "straggler" (with the slice times in `reason`).
     public var event: String
     public var worker: UInt32
-    /// Why it was dropped (nil for a join).
+    /// Why it was dropped, or a straggler's slice times (nil for a join).
     public var reason: String?
 
     public init(t: Double, event: String, worker: UInt32, reason: String? = nil) {
@@ -62,8 +62,12 @@ final class ClusterStatsRecorder {
     private let start = ContinuousClock.now
     /// A run that flaps for days keeps a bounded record: later events of the epoch are counted out.
     static let maxEventsPerEpoch = 1000
+    /// Names a worker whose slices are far slower than the others', live.
+    let stragglers = StragglerWatch()
 
     func addEvent(_ event: String, worker: UInt32, reason: String? = nil) {
+        // A dropped worker is no yardstick; a joining one may be a new process under the same number.
+        if event == "joined" || event == "dropped" { stragglers.forget(worker) }
         guard events.count < Self.maxEventsPerEpoch else { return }
         let t = (ContinuousClock.now - start).inSeconds
         events.append(WorkerEvent(t: t, event: event, worker: worker, reason: reason))
@@ -85,6 +89,9 @@ final class ClusterStatsRecorder {
         }
         computeSeconds[i] += seconds
         slices[i] += 1
+        if let detail = stragglers.record(worker: id, ms: seconds * 1000) {
+            addEvent("straggler", worker: id, reason: detail)
+        }
     }
 
     var workerStepMs: [Double] {

@@ -33,6 +33,8 @@ extension Message {
             frame.append(bytes: Array(refusal.reason.utf8.prefix(Wire.maxControlBytes)))
         case let .stop(reason):
             frame.append(bytes: Array(reason.utf8.prefix(Wire.maxControlBytes)))
+        case .statusRequest: break
+        case let .status(report): report.write(to: &frame)
         }
         frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
         return frame.bytes
@@ -145,6 +147,12 @@ extension Message {
                         pixels: pixels, labels: labels))
             case .result:
                 return .result(try ResultCoding.read(&reader))
+            case .statusRequest: return .statusRequest
+            case .status:
+                guard length <= Wire.maxControlBytes else {
+                    throw ProtocolError("status payload of \(length) bytes is too large")
+                }
+                return .status(try StatusReport(reading: &reader))
             }
         } catch let error as DataError {
             throw ProtocolError("\(type): \(error.description)")

@@ -7,7 +7,7 @@ import Foundation
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `CNVY` |
-/// | 4 | 2 | protocol version (3) |
+/// | 4 | 2 | protocol version (4) |
 /// | 6 | 2 | message type |
 /// | 8 | 8 | run id (0 in `hello`) |
 /// | 16 | 8 | step (training step, or evaluation round) |
@@ -16,7 +16,7 @@ import Foundation
 /// | 32 | 8 | reserved, zero |
 public enum Wire {
     public static let magic: [UInt8] = Array("CNVY".utf8)
-    public static let version: UInt16 = 3
+    public static let version: UInt16 = 4
     public static let headerSize = 40
     /// Bounds on decoded fields. Anything larger is refused before any allocation.
     public static let maxSamples = 65_536
@@ -36,6 +36,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case shutdown = 5
     case refuse = 6
     case stop = 7
+    case statusRequest = 8
+    case status = 9
 }
 
 /// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
@@ -169,6 +171,10 @@ public enum Payload: Equatable, Sendable {
     /// The coordinator stops the run before its end (preempted), with the reason: the worker
     /// acknowledges with a `shutdown` and exits with the requeue status.
     case stop(String)
+    /// Anyone the coordinator lets connect asks what the run is doing (`convoy status`).
+    case statusRequest
+    /// The coordinator's answer to a `statusRequest` (StatusCoding.swift).
+    case status(StatusReport)
 
     var type: MessageType {
         switch self {
@@ -179,6 +185,8 @@ public enum Payload: Equatable, Sendable {
         case .shutdown: .shutdown
         case .refuse: .refuse
         case .stop: .stop
+        case .statusRequest: .statusRequest
+        case .status: .status
         }
     }
 }

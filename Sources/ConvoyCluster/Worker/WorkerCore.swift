@@ -107,8 +107,8 @@ public final class WorkerCore {
             isFinished = true
             refusal = "refused by the coordinator: \(peerText(refused.reason))"
             return ([], refusal)
-        case .hello, .result:
-            return ([], "ignored a \(message.payload.type) message, which only workers send")
+        case .hello, .result, .statusRequest, .status:
+            return ([], "ignored a \(message.payload.type) message, which is not for workers")
         }
     }
 
