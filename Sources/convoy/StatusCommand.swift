@@ -110,7 +110,8 @@ extension ClusterStepRunner {
     /// SIGUSR1 prints the status report on stderr, each line prefixed like the coordinator's log.
     func printStatusOnSIGUSR1(_ signals: StatusOnSignal, stepsPerEpoch: Int) {
         printStatus(when: signals.take, stepsPerEpoch: stepsPerEpoch) { text in
-            ProgressPrinter.error(text.split(separator: "\n").map { "coordinator: status: \($0)" }.joined(separator: "\n"))
+            ProgressPrinter.error(
+                text.split(separator: "\n").map { "coordinator: status: \($0)" }.joined(separator: "\n"))
         }
     }
 }

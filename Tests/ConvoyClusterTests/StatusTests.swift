@@ -49,7 +49,7 @@ import Testing
         // at 98), 124 the second (step flag 135, step 136).
         let cases: [(Int, UInt8, String)] = [
             (40, 9, "status: message: phase: unknown phase 9"),
-            (72, 0xff, "status: message: waiting seconds: nan is not finite"),
+            (72, 0x7f, "status: message: waiting seconds: inf is not finite"),
             (86, 0x10, "status: message: worker count: 4098 is outside 0...1024"),
             (98, 4, "status: message: state: unknown state 4"),
             (135, 2, "status: message: has step: 2 is not a boolean (0 or 1)"),
@@ -57,7 +57,7 @@ import Testing
         for (offset, value, reason) in cases {
             var bad = frame
             bad[offset] = value
-            if offset == 72 { bad[71] = 0xff }
+            if offset == 72 { bad[71] = 0xf0 }  // +infinity
             #expect(throws: ProtocolError(reason)) { try Message(decoding: bad) }
         }
         var negative = frame
@@ -81,7 +81,10 @@ import Testing
         report.workers = workers
         let frame = Message(runID: 7, payload: .status(report)).encoded()
         #expect(frame.count < 300_000)
-        guard case let .status(back) = try Message(decoding: frame).payload else { Issue.record("not a status"); return }
+        guard case let .status(back) = try Message(decoding: frame).payload else {
+            Issue.record("not a status")
+            return
+        }
         #expect(back.workers.count == StatusReport.maxListed)
         #expect(back.omitted == 76)
         #expect(back.workers[0].host.utf8.count == StatusReport.maxHostBytes)

@@ -76,7 +76,8 @@ public final class ClusterStepRunner: StoppableRunner {
 
     /// Prints the status through `print` at the next poll after `signalled()` turns true
     /// (SIGUSR1); `stepsPerEpoch` lets a report say the epoch.
-    public func printStatus(when signalled: @escaping () -> Bool, stepsPerEpoch: Int, print: @escaping (String) -> Void) {
+    public func printStatus(when signalled: @escaping () -> Bool, stepsPerEpoch: Int, print: @escaping (String) -> Void)
+    {
         status.signalled = signalled
         status.stepsPerEpoch = stepsPerEpoch
         status.print = print
