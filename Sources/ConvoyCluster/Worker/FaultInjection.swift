@@ -66,14 +66,14 @@ public final class FaultInjection {
         return corrupted
     }
 
-    /// Sleeps before a slice's first bucket goes out, and adds the delay to the compute time of
-    /// every bucket of the slice: to the coordinator, a host that computes this much slower.
+    /// Sleeps before a slice's first bucket goes out and adds the delay to that bucket's compute
+    /// time: to the coordinator, a host that computes this much slower. Later buckets need no
+    /// addition: a worker measures each from the step's arrival, so they include the sleep.
     private func delayed(_ message: Message, _ result: StepResult, _ milliseconds: Int) -> Message {
         let key = (message.step, result.slice)
-        if lastSlice.map({ $0 != key }) ?? true {
-            lastSlice = key
-            Thread.sleep(forTimeInterval: Double(milliseconds) / 1000)
-        }
+        guard lastSlice.map({ $0 != key }) ?? true else { return message }
+        lastSlice = key
+        Thread.sleep(forTimeInterval: Double(milliseconds) / 1000)
         var result = result
         result.computeSeconds += Double(milliseconds) / 1000
         var slowed = message
