@@ -53,6 +53,7 @@ stage "another Unix user cannot join or disturb convoy local" scripts/local-priv
 stage "--tensorboard event files, read back by the tensorboard package" scripts/tensorboard-test.sh
 stage "run report: HTML from a local run loads in headless Chromium with its charts, no console output" scripts/report-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
+stage "hang and straggler diagnosis: a slow worker named live, convoy status and SIGUSR1 name a stopped one" scripts/status-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 stage "crafted checkpoints and model files through the binary" env BUDGET=300 scripts/file-mutation-test.sh 40
 stage "fuzz: wire, checkpoint, model (20 s each)" scripts/fuzz.sh 20

@@ -240,3 +240,33 @@ final class StatusProbe: CoordinatorTransport {
         #expect(other.medianMs(of: 0) == 10)
     }
 }
+
+@Suite struct SlowFaultTests {
+    @Test func slowParsesWithinItsRange() {
+        #expect(FaultInjection(spec: "slow:40")?.trigger == .slow(milliseconds: 40))
+        for bad in ["slow:0", "slow:60001", "slow:-1", "slow:x", "slow"] { #expect(FaultInjection(spec: bad) == nil) }
+    }
+
+    /// The first bucket of a slice waits and says so in its compute time; the next bucket of
+    /// the same slice (measured from the step's arrival, so already including the wait) does not.
+    @Test func aSliceIsDelayedOnce() {
+        let fault = FaultInjection(.slow(milliseconds: 30))
+        func bucket(_ seconds: Double) -> Message {
+            Message(
+                runID: 1, step: 4,
+                payload: .result(
+                    StepResult(
+                        slice: 0, count: 1, correct: 0, lossSum: 0, computeSeconds: seconds,
+                        gradient: .fixedPoint([1]))))
+        }
+        let started = ContinuousClock.now
+        let first = fault.apply(bucket(0.01), log: { _ in })
+        #expect((ContinuousClock.now - started) >= .milliseconds(30))
+        guard case let .result(head) = first.payload else {
+            Issue.record("not a result")
+            return
+        }
+        #expect(abs(head.computeSeconds - 0.04) < 1e-9)
+        #expect(fault.apply(bucket(0.05), log: { _ in }) == bucket(0.05))
+    }
+}
