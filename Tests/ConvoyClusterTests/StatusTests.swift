@@ -270,3 +270,54 @@ final class StatusProbe: CoordinatorTransport {
         #expect(fault.apply(bucket(0.05), log: { _ in }) == bucket(0.05))
     }
 }
+
+/// The service alone, over a scripted transport: limits and the SIGUSR1 flag.
+@Suite struct StatusServiceTests {
+    final class Scripted: CoordinatorTransport {
+        var incoming: [(PeerID, [UInt8])] = []
+        var sent: [(PeerID, Message)] = []
+        func send(_ message: Message, to peer: PeerID) throws -> Int {
+            sent.append((peer, message))
+            return 1
+        }
+        func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
+            incoming.isEmpty ? nil : incoming.removeFirst()
+        }
+    }
+
+    /// 60 peers asking within one second get 50 answers; a second later, answers resume.
+    /// Other frames pass through untouched.
+    @Test func answersAreCappedPerSecondAndOtherFramesPassThrough() throws {
+        let inner = Scripted()
+        let service = StatusService(inner, runID: 9)
+        var time = ContinuousClock.now
+        service.now = { time }
+        let request = Message(runID: 0, payload: .statusRequest).encoded()
+        inner.incoming = (0..<60).map { ([UInt8($0)], request) }
+        let hello = Message(runID: 0, payload: .hello(Hello(host: "h", pid: 1, threads: 1))).encoded()
+        inner.incoming.append(([99], hello))
+        let passed = try service.receive(timeoutMs: 10)
+        #expect(passed?.peer == [99] && passed?.frame == hello)
+        #expect(inner.sent.count == StatusService.maxRepliesPerSecond)
+        #expect(inner.sent.allSatisfy { $0.1.runID == 9 })
+        time += .seconds(1)
+        inner.incoming = [([0], request)]
+        #expect(try service.receive(timeoutMs: 10) == nil)
+        #expect(inner.sent.count == StatusService.maxRepliesPerSecond + 1)
+    }
+
+    @Test func theSignalFlagPrintsTheStatusAtTheNextPoll() throws {
+        let service = StatusService(Scripted(), runID: 0x1f)
+        var raised = true
+        var printed: [String] = []
+        service.signalled = {
+            defer { raised = false }
+            return raised
+        }
+        service.print = { printed.append($0) }
+        _ = try service.receive(timeoutMs: 1)
+        _ = try service.receive(timeoutMs: 1)
+        #expect(printed.count == 1)
+        #expect(printed.first?.hasPrefix("run 1f: step 0, waiting for workers") == true, "\(printed)")
+    }
+}
