@@ -4,7 +4,8 @@
 # log and in the epoch's events; `convoy status` (text and --json, with an authorized key)
 # names both workers; with the other worker SIGSTOPped, it says the round waits on that one,
 # and so does SIGUSR1 on the coordinator's stderr; an unauthorized key and a dead endpoint get
-# one error line and status 1; after SIGCONT the run finishes.
+# one error line and status 1; after SIGCONT the run finishes. SIGUSR1 to `convoy local` is passed
+# on to its coordinator.
 #   scripts/status-test.sh          prints PASS/FAIL, exit 0 only on PASS
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,4 +95,18 @@ import json, sys
 events = [e for line in open(sys.argv[1]) for e in json.loads(line).get("events", [])]
 assert any(e["event"] == "straggler" and "median of others" in e["reason"] for e in events), events
 ' "$TMP/epochs.jsonl" || fail "status-test: no straggler event in the epoch JSON: $(cat "$TMP/epochs.jsonl")"
-echo "PASS: status-test: ${line#coordinator: }; convoy status named both workers and the stopped one waited on; SIGUSR1 too"
+
+# 6. convoy local passes SIGUSR1 on to its coordinator; the report comes out on local's stderr.
+"$CONVOY" local --workers 2 --epochs 1 --train-samples 30000 --test-samples 500 --out "$TMP/local.convoy" \
+    >/dev/null 2>"$TMP/local.log" &
+local_pid=$!; PIDS+=("$local_pid")
+until grep -q "joined (2 live)" "$TMP/local.log"; do
+    (( SECONDS < DEADLINE )) || fail "status-test: convoy local's workers did not join"
+    sleep 0.1
+done
+kill -USR1 "$local_pid"
+until grep -q "coordinator: status: 2 live worker(s) of 2 known" "$TMP/local.log"; do
+    (( SECONDS < DEADLINE )) && kill -0 "$local_pid" 2>/dev/null || fail "status-test: SIGUSR1 to convoy local printed no status"
+    sleep 0.1
+done
+echo "PASS: status-test: ${line#coordinator: }; convoy status named both workers and the stopped one waited on; SIGUSR1 too (coordinator and local)"

@@ -115,3 +115,20 @@ extension ClusterStepRunner {
         }
     }
 }
+
+/// `convoy local` passes SIGUSR1 on to its coordinator, whose status report then comes out
+/// with the coordinator's other lines on local's stderr. Started once the coordinator has said
+/// it listens, by when it handles SIGUSR1 itself (before that the signal would end it).
+enum StatusSignalRelay {
+    /// Kept for the life of the process: a released source stops delivering.
+    nonisolated(unsafe) private static var source: DispatchSourceSignal?
+
+    static func start(to coordinator: Process) {
+        let pid = coordinator.processIdentifier
+        signal(SIGUSR1, SIG_IGN)
+        let relay = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        relay.setEventHandler { kill(pid, SIGUSR1) }
+        relay.resume()
+        source = relay
+    }
+}
