@@ -109,4 +109,8 @@ until grep -q "coordinator: status: 2 live worker(s) of 2 known" "$TMP/local.log
     (( SECONDS < DEADLINE )) && kill -0 "$local_pid" 2>/dev/null || fail "status-test: SIGUSR1 to convoy local printed no status"
     sleep 0.1
 done
+# Stopped like any preempted run (status 75), so no child of it outlives the test.
+kill -TERM "$local_pid"
+wait_pid "$local_pid" "convoy local"
+[[ $WAIT_RC == 75 ]] || fail "status-test: convoy local stopped with $WAIT_RC, not 75"
 echo "PASS: status-test: ${line#coordinator: }; convoy status named both workers and the stopped one waited on; SIGUSR1 too (coordinator and local)"
