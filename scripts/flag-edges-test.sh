@@ -51,12 +51,13 @@ base_args() {
         bench-transport) printf '%s\n' --rounds=5 --request=1000 --reply=1000 ;;
         bench-coordinator) printf '%s\n' --steps=2 --warmup=0 ;;
         summary) printf '%s\n' --input=1x28x28 --layers=relu ;;
+        status) printf '%s\n' tcp://127.0.0.1:1 --timeout=1 ;;
     esac
 }
 
-# Servers: their baseline is a clean failure (nobody joins, nobody answers); every other
-# command's baseline must succeed.
-SERVERS=" coordinator worker "
+# Servers (and status, asking one): their baseline is a clean failure (nobody joins, nobody
+# answers); every other command's baseline must succeed.
+SERVERS=" coordinator worker status "
 
 # Numbers inside string flags: "CMD NAME VALUE" per line.
 EXTRA_CASES=$(cat <<'EOF'

@@ -60,7 +60,14 @@ seeds = {
     "result-spans": frame(4, struct.pack("<IIIddHBBqqBqqIII", 0, 9, 3, 2.5, 0.01, 35, 1, 1, 1000, 6000, 1, 0, 4000,
                                          0, 0, 0)),
     "shutdown": frame(5, b""),
-    "refuse": frame(6, b"no"),
+    "refuse": frame(6, b"\x02no"),
+    "stop": frame(7, b"go"),
+    "status-request": frame(8, b"", run=0),
+    # The status of Tests/ConvoyClusterTests/StatusTests.swift: a computing and a dropped worker.
+    "status": frame(9, bytes.fromhex(
+        "02 0500000000000000 02000000 03000000 0000000000000040 000000000000e03f 000000000000f03f 00000000 0200"
+        "01000000 0100 68 2a000000 01 01 0500000000000000 000000000000e03f 0000000000000040"
+        "02000000 0000 07000000 03 00 0000000000000000 000000000000f03f 000000000000f0bf"), worker=0),
 }
 for name, data in seeds.items():
     open(os.path.join(out, name), "wb").write(data)

@@ -57,6 +57,7 @@ stage "--tensorboard event files, read back by the tensorboard package" scripts/
 stage "live metrics: a mid-run scrape of convoy local --metrics-port passes promtool, 2 workers' series" scripts/metrics-test.sh
 stage "run report: HTML from a local run loads in headless Chromium with its charts, no console output" scripts/report-test.sh
 stage "audit mode: a worker corrupting a slice is named and dropped" scripts/audit-test.sh
+stage "hang and straggler diagnosis: a slow worker named live, convoy status and SIGUSR1 name a stopped one" scripts/status-test.sh
 stage "strangers streaming huge frames cost a CURVE coordinator no memory" scripts/admission-test.sh
 stage "crafted checkpoints and model files through the binary" env BUDGET=300 scripts/file-mutation-test.sh 40
 stage "fuzz: wire, checkpoint, model (20 s each)" scripts/fuzz.sh 20

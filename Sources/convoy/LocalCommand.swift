@@ -111,6 +111,7 @@ struct Local: ParsableCommand {
                 coordinator.waitUntilExit()
                 throw ExitCode(coordinator.terminationStatus == 0 ? 1 : coordinator.terminationStatus)
             }
+            StatusSignalRelay.start(to: coordinator)
             let cores = ProcessInfo.processInfo.activeProcessorCount
             for index in 0..<workers {
                 let worker = Process()

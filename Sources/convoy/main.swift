@@ -12,7 +12,8 @@ struct Convoy: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Train.self, Local.self, CoordinatorCommand.self, WorkerCommand.self, KeyGen.self, Evaluate.self,
-            Export.self, Predict.self, ReportCommand.self, Summary.self, Bench.self, TransportBench.self,
+            Export.self, Predict.self, ReportCommand.self, StatusCommand.self, Summary.self, Bench.self,
+            TransportBench.self,
             CoordinatorBench.self,
         ])
 }

@@ -74,14 +74,14 @@ import Testing
             """)
     }
 
-    /// Weights sent ahead (type 8): offset, count, Float32 values; all finite, or the run's
+    /// Weights sent ahead (type 10): offset, count, Float32 values; all finite, or the run's
     /// problem.
     @Test func weightsAhead() throws {
         let update = WeightsUpdate(offset: 3, values: [0.5, 2])
         try check(
             Message(runID: 7, step: 6, payload: .weights(update)),
             """
-            434e5659 0400 0800 0700000000000000 0600000000000000 00000000 10000000 0000000000000000
+            434e5659 0400 0a00 0700000000000000 0600000000000000 00000000 10000000 0000000000000000
             03000000 02000000 0000003f 00000040
             """)
         var infinite = Message(runID: 7, step: 6, payload: .weights(update)).encoded()

@@ -32,10 +32,10 @@ public struct ClusterStats: Codable, Equatable, Sendable {
 public struct WorkerEvent: Codable, Equatable, Sendable {
     /// Seconds since the coordinator started.
     public var t: Double
-    /// "joined" or "dropped".
+    /// "joined", "dropped" or "straggler" (with the slice times in `reason`).
     public var event: String
     public var worker: UInt32
-    /// Why it was dropped (nil for a join).
+    /// Why it was dropped, or a straggler's slice times (nil for a join).
     public var reason: String?
 
     public init(t: Double, event: String, worker: UInt32, reason: String? = nil) {
@@ -64,9 +64,13 @@ final class ClusterStatsRecorder {
     static let maxEventsPerEpoch = 1000
     /// The same figures live, for --metrics-port (ClusterMetrics.swift): whole-run counts, all traffic.
     private let metrics = ClusterMetrics()
+    /// Names a worker whose slices are far slower than the others', live.
+    let stragglers = StragglerWatch()
 
     func addEvent(_ event: String, worker: UInt32, reason: String? = nil) {
         if event == "joined" { metrics.joined() } else { metrics.dropped(reason: reason ?? "") }
+        // A dropped worker is no yardstick; a joining one may be a new process under the same number.
+        if event == "joined" || event == "dropped" { stragglers.forget(worker) }
         guard events.count < Self.maxEventsPerEpoch else { return }
         let t = (ContinuousClock.now - start).inSeconds
         events.append(WorkerEvent(t: t, event: event, worker: worker, reason: reason))
@@ -99,6 +103,9 @@ final class ClusterStatsRecorder {
         }
         computeSeconds[i] += seconds
         slices[i] += 1
+        if let detail = stragglers.record(worker: id, ms: seconds * 1000) {
+            addEvent("straggler", worker: id, reason: detail)
+        }
     }
 
     var workerStepMs: [Double] {

@@ -67,16 +67,28 @@ public final class ClusterStepRunner: StoppableRunner {
     var sentAhead: (step: Int, range: Range<Int>)?
     /// The timeline's coordinator side (`--trace`); workers send spans only when it is set.
     private var timeline: WorkerTimeline?
+    /// Answers `convoy status` and SIGUSR1 from inside the transport (StatusService.swift).
+    let status: StatusService
 
     public init(
         transport: CoordinatorTransport, options: ClusterOptions,
         runID: UInt64 = UInt64.random(in: 1...UInt64.max), log: @escaping (String) -> Void
     ) throws {
         if let problem = options.problem { throw problem }
-        self.transport = transport
+        status = StatusService(transport, runID: runID)
+        self.transport = status
         self.options = options
         self.runID = runID
         self.log = log
+    }
+
+    /// Prints the status through `print` at the next poll after `signalled()` turns true
+    /// (SIGUSR1); `stepsPerEpoch` lets a report say the epoch.
+    public func printStatus(when signalled: @escaping () -> Bool, stepsPerEpoch: Int, print: @escaping (String) -> Void)
+    {
+        status.signalled = signalled
+        status.stepsPerEpoch = stepsPerEpoch
+        status.print = print
     }
 
     public var liveWorkers: Int { run?.pool.liveCount ?? 0 }
@@ -106,6 +118,13 @@ public final class ClusterStepRunner: StoppableRunner {
             welcome: welcome, log: log)
         pool.maxWorkersPerKey = options.maxWorkersPerKey
         pool.shouldStop = { [weak self] in self?.stopRequest?.isRequested ?? false }
+        stats.stragglers.name = { [unowned pool] id in
+            pool.workers.first { $0.id == id }.map { "w\(id)@\(peerText($0.hello.host)):\($0.hello.pid)" } ?? "w\(id)"
+        }
+        stats.stragglers.log = log
+        status.pool = pool
+        status.stragglers = stats.stragglers
+        status.epochs = config.epochs
         let validator = ResultValidator(
             architecture: description.architecture, mode: description.sumMode, microBatch: config.microBatch)
         run = (description, pool, validator)
@@ -146,6 +165,8 @@ public final class ClusterStepRunner: StoppableRunner {
     ) throws -> GradientComputer.Totals {
         guard let run else { preconditionFailure("ClusterStepRunner used before start") }
         let started = ContinuousClock.now
+        status.stepStarted(UInt64(step))
+        defer { status.stepEnded(samples: samples.count) }
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
         var work = RoundWork(
             step: UInt64(step), samples: samples, unit: unit, weights: weights.array, evaluate: false)

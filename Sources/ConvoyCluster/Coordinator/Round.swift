@@ -80,6 +80,10 @@ final class Round {
     func run() throws -> [[StepResult]] {
         pool.inRound = true
         defer { pool.inRound = false }
+        pool.roundView = RoundView(step: work.step, evaluate: work.evaluate, started: started) { [unowned self] in
+            Array(owner.values)
+        }
+        defer { pool.roundView = nil }
         for (slice, w) in zip(0..<audit.primaries, pool.live) { try assign(slice, to: w) }
         for copy in audit.copies { try assign(copy.slice, to: copy.worker) }
         sendsDone = .now

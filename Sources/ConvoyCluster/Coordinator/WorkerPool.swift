@@ -46,6 +46,10 @@ final class WorkerPool {
     var inRound = false {
         didSet { if !inRound { admitWaiting() } }
     }
+    /// The round in progress, for status reports (set by `Round.run`).
+    var roundView: RoundView?
+    /// True inside `waitUntilLive`, for status reports.
+    private(set) var waitingForWorkers = false
     /// Asked while waiting for workers: true ends the wait with `StopRequested` (preemption).
     var shouldStop: () -> Bool = { false }
 
@@ -108,6 +112,8 @@ final class WorkerPool {
     /// with who joined and how many are missing.
     func waitUntilLive(_ needed: Int, timeout: Double) throws {
         let deadline = now() + .seconds(clamping: timeout)
+        waitingForWorkers = true
+        defer { waitingForWorkers = false }
         while liveCount < needed {
             if shouldStop() { throw StopRequested() }
             let left = (deadline - now()).inSeconds

@@ -39,6 +39,8 @@ extension Message {
             frame.append(UInt32(update.offset))
             frame.append(UInt32(update.values.count))
             update.values.withUnsafeBytes { frame.append(raw: $0) }
+        case .statusRequest: break
+        case let .status(report): report.write(to: &frame)
         }
         frame.patch(UInt32(frame.bytes.count - Wire.headerSize), at: 28)
         return frame.bytes
@@ -155,6 +157,12 @@ extension Message {
                 return .result(try ResultCoding.read(&reader))
             case .weights:
                 return .weights(try decodeWeights(&reader, length: length))
+            case .statusRequest: return .statusRequest
+            case .status:
+                guard length <= Wire.maxControlBytes else {
+                    throw ProtocolError("status payload of \(length) bytes is too large")
+                }
+                return .status(try StatusReport(reading: &reader))
             }
         } catch let error as DataError {
             throw ProtocolError("\(type): \(error.description)")

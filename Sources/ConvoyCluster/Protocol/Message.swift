@@ -36,7 +36,9 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case shutdown = 5
     case refuse = 6
     case stop = 7
-    case weights = 8
+    case statusRequest = 8
+    case status = 9
+    case weights = 10
 }
 
 /// Why a frame was refused; the receiver logs it and drops the frame (or the peer).
@@ -198,6 +200,10 @@ public enum Payload: Equatable, Sendable {
     /// The coordinator stops the run before its end (preempted), with the reason: the worker
     /// acknowledges with a `shutdown` and exits with the requeue status.
     case stop(String)
+    /// Anyone the coordinator lets connect asks what the run is doing (`convoy status`).
+    case statusRequest
+    /// The coordinator's answer to a `statusRequest` (StatusCoding.swift).
+    case status(StatusReport)
     /// Some of the next step's weights, ahead of the step (`WeightsUpdate`).
     case weights(WeightsUpdate)
 
@@ -210,6 +216,8 @@ public enum Payload: Equatable, Sendable {
         case .shutdown: .shutdown
         case .refuse: .refuse
         case .stop: .stop
+        case .statusRequest: .statusRequest
+        case .status: .status
         case .weights: .weights
         }
     }

@@ -1,17 +1,22 @@
 import ConvoyEngine
+import Foundation
 
 /// `convoy worker --inject-fault SPEC`, for testing audit mode: bad hardware on purpose. It
 /// flips one low bit of the first gradient value of one result bucket of a training slice,
 /// the kind of error a faulty core or bad RAM makes: the result stays well-formed and far
 /// inside every bound, so no check of the result alone can catch it, only recomputing the
 /// slice elsewhere. The bit is chosen just large enough to change the trained weights (see
-/// `flipLowBit`). The CLI refuses it unless `CONVOY_ALLOW_FAULT_INJECTION=1` is set.
+/// `flipLowBit`). `slow:MS` instead plays a slow host for the straggler tests: every training
+/// slice takes MS milliseconds longer, its results unchanged. The CLI refuses any of them unless
+/// `CONVOY_ALLOW_FAULT_INJECTION=1` is set.
 public final class FaultInjection {
     public enum Trigger: Equatable, Sendable {
         /// The first training slice of step N or later, once.
         case step(UInt64)
         /// Each training slice with probability P, a pure function of (step, slice).
         case rate(Double)
+        /// Every training slice MS milliseconds late (and its compute time that much longer).
+        case slow(milliseconds: Int)
     }
 
     public static let environmentVariable = "CONVOY_ALLOW_FAULT_INJECTION"
@@ -22,7 +27,10 @@ public final class FaultInjection {
 
     public init(_ trigger: Trigger) { self.trigger = trigger }
 
-    /// Parses `step:N` or `rate:P` (0 < P ≤ 1); nil when `spec` is neither.
+    /// The longest `slow` delay: one minute, past any sensible step deadline.
+    public static let maxSlowMilliseconds = 60_000
+
+    /// Parses `step:N`, `rate:P` (0 < P ≤ 1) or `slow:MS` (1...60,000); nil when `spec` is none.
     public convenience init?(spec: String) {
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return nil }
@@ -33,6 +41,9 @@ public final class FaultInjection {
         case "rate":
             guard let p = Double(parts[1]), p > 0, p <= 1 else { return nil }
             self.init(.rate(p))
+        case "slow":
+            guard let ms = Int(parts[1]), (1...Self.maxSlowMilliseconds).contains(ms) else { return nil }
+            self.init(.slow(milliseconds: ms))
         default: return nil
         }
     }
@@ -41,6 +52,7 @@ public final class FaultInjection {
     /// `log` hears about every corruption.
     public func apply(_ message: Message, log: (String) -> Void) -> Message {
         guard case var .result(result) = message.payload, result.gradient.count > 0 else { return message }
+        if case let .slow(milliseconds) = trigger { return delayed(message, result, milliseconds) }
         let key = (message.step, result.slice)
         if let lastSlice, lastSlice == key { return message }
         lastSlice = key
@@ -54,12 +66,29 @@ public final class FaultInjection {
         return corrupted
     }
 
+    /// Sleeps before a slice's first bucket goes out and adds the delay to that bucket's compute
+    /// time: to the coordinator, a host that computes this much slower. Later buckets need no
+    /// addition: a worker measures each from the step's arrival, so they include the sleep.
+    private func delayed(_ message: Message, _ result: StepResult, _ milliseconds: Int) -> Message {
+        let key = (message.step, result.slice)
+        guard lastSlice.map({ $0 != key }) ?? true else { return message }
+        lastSlice = key
+        Thread.sleep(forTimeInterval: Double(milliseconds) / 1000)
+        var result = result
+        result.computeSeconds += Double(milliseconds) / 1000
+        var slowed = message
+        slowed.payload = .result(result)
+        return slowed
+    }
+
     private func fires(step: UInt64, slice: UInt32) -> Bool {
         switch trigger {
         case let .step(n):
             guard !fired, step >= n else { return false }
             fired = true
             return true
+        case .slow:
+            return false
         case let .rate(p):
             var random = SeededRandom(seed: 0xFA17, stream: step &* 4099 &+ UInt64(slice))
             return random.nextUnit() < p

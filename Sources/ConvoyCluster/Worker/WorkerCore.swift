@@ -117,8 +117,8 @@ public final class WorkerCore {
             }
             let count = slots.computers[0].network.parameters.count
             return ([], weights.receive(update, step: message.step, parameterCount: count))
-        case .hello, .result:
-            return ([], "ignored a \(message.payload.type) message, which only workers send")
+        case .hello, .result, .statusRequest, .status:
+            return ([], "ignored a \(message.payload.type) message, which is not for workers")
         }
     }
 
