@@ -28,6 +28,8 @@ struct CoordinatorBench: ParsableCommand {
     @Option(name: .customLong("per-worker-batch"), help: "Global batch = K × N instead of --batch.")
     var perWorkerBatch: Int?
     @Flag(help: "Print one JSON object per worker count.") var json = false
+    @Flag(inversion: .prefixedNo, help: "Send the updated head while the trunk is computed (deterministic).")
+    var headAhead = true
 
     func counts() throws -> [Int] {
         if sweep { return [1, 2, 4, 8, 16, 32, 64] }
@@ -63,6 +65,7 @@ struct CoordinatorBench: ParsableCommand {
                 settings.model = model
                 settings.deterministic = deterministic
                 settings.microBatch = microBatch
+                settings.headAhead = headAhead
                 settings.batch = perWorkerBatch.map { $0 * n } ?? batch
                 let result = try CoordinatorBenchmark.run(
                     settings,

@@ -41,6 +41,8 @@ struct Local: ParsableCommand {
     var slots: Int { slotCount ?? (workerCount == nil ? ProcessInfo.processInfo.activeProcessorCount : 1) }
     @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
     var audit = 0.0
+    @Flag(inversion: .prefixedNo, help: "Passed to the coordinator: send the updated head while the trunk is computed.")
+    var headAhead = true
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
     @Option(
         name: .customLong("report"),
@@ -90,6 +92,7 @@ struct Local: ParsableCommand {
             if json { arguments.append("--json") }
             if let reportFile { arguments += ["--report", reportFile] }
             if audit > 0 { arguments += ["--audit", String(audit)] }
+            if !headAhead { arguments.append("--no-head-ahead") }
             let coordinator = Process()
             coordinator.executableURL = URL(fileURLWithPath: binary)
             coordinator.arguments = arguments

@@ -15,6 +15,8 @@ public struct CoordinatorBenchSettings: Sendable {
     public var microBatch = 8
     /// The global batch of every step.
     public var batch = 64
+    /// The coordinator sends the updated head while the workers compute the trunk.
+    public var headAhead = true
     public init(workers: Int) { self.workers = workers }
 }
 
@@ -78,6 +80,7 @@ public enum CoordinatorBenchmark {
         options.joinTimeout = 60
         // Generous: a loaded machine must slow the benchmark, not drop its workers.
         options.stepTimeout = 60
+        options.headAhead = settings.headAhead
         let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
         let session = try TrainingSession(
             config: config, train: data, test: data.prefix(settings.batch),
