@@ -64,9 +64,7 @@ public final class TensorBoardWriter {
     /// The host name for the file name, with anything but [A-Za-z0-9.-] as "_" so it stays
     /// one path component.
     static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(cString: buffer).map {
+        let name = localHostName().map {
             $0.isASCII && ($0.isLetter || $0.isNumber || "-.".contains($0)) ? $0 : "_"
         }
         return name.isEmpty ? "localhost" : String(name)

@@ -91,9 +91,7 @@ public final class Timeline {
     }
 
     static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return peerText(String(cString: buffer), limit: 255)
+        peerText(localHostName(), limit: 255)
     }
 }
 
