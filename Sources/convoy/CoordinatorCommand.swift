@@ -91,6 +91,8 @@ struct CoordinatorCommand: ParsableCommand {
         }
     }
 
+    // Over 60 lines: the coordinator's start-up in its order (flags, data, transport, runner,
+    // observers, session, outputs), a few lines each; split up, that order would be hidden.
     func run() throws {
         reportingErrors {
             let config = try training.config()

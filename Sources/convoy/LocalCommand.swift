@@ -73,6 +73,8 @@ struct Local: ParsableCommand {
         }
     }
 
+    // Over 60 lines: the children's life in order (socket directory, coordinator, its endpoint,
+    // workers, streaming, exit status), which reads best as one piece.
     func run() throws {
         reportingErrors {
             try checkOutputPath(out)

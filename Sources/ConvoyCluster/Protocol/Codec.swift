@@ -90,6 +90,7 @@ extension Message {
         }
     }
 
+    // Over 60 lines: one case per message type, so every payload's bounds are read in one place.
     private static func decodePayload(_ type: MessageType, _ reader: inout ByteReader, length: Int) throws -> Payload {
         do {
             switch type {

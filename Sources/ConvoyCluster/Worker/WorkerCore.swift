@@ -202,6 +202,8 @@ public final class WorkerCore {
         return nil
     }
 
+    // Over 60 lines: a step's whole life on a worker (weights, evaluation or training, each
+    // bucket's result, the timeline's spans, the refusal on failure) reads top to bottom.
     private func perform(
         _ work: StepWork, step: UInt64, runID: UInt64, slots: ComputeSlots, welcome: Welcome,
         send: (Message) throws -> Void
