@@ -76,6 +76,9 @@ struct Local: ParsableCommand {
     // Over 60 lines: the children's life in order (socket directory, coordinator, its endpoint,
     // workers, streaming, exit status), which reads best as one piece.
     func run() throws {
+        // Until the relay to the coordinator starts, a SIGUSR1 (a status request) is ignored:
+        // by default it would end this process and, with it, the run.
+        signal(SIGUSR1, SIG_IGN)
         reportingErrors {
             try checkOutputPath(out)
             try reportFile.map { try checkOutputPath($0, flag: "report") }

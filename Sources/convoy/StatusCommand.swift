@@ -118,7 +118,8 @@ extension ClusterStepRunner {
 
 /// `convoy local` passes SIGUSR1 on to its coordinator, whose status report then comes out
 /// with the coordinator's other lines on local's stderr. Started once the coordinator has said
-/// it listens, by when it handles SIGUSR1 itself (before that the signal would end it).
+/// it listens, by when it handles SIGUSR1 itself (before that the signal would end it; local
+/// ignores it until then).
 enum StatusSignalRelay {
     /// Kept for the life of the process: a released source stops delivering.
     nonisolated(unsafe) private static var source: DispatchSourceSignal?
