@@ -104,4 +104,32 @@ import Testing
         #expect(whole.optimizer.state == split.optimizer.state)
         #expect(whole.step == split.step)
     }
+
+    /// A step stopped after its head was updated (preempted while no worker was left) leaves
+    /// the weights, the optimizer state and the step count as they were.
+    @Test(arguments: OptimizerKind.allCases)
+    func aStepStoppedAfterItsHeadLeavesNoTrace(_ kind: OptimizerKind) throws {
+        var config = TrainingConfig()
+        config.optimizer = kind
+        let initial = Self.weights(seed: 9)
+        let server = ParameterServer(parameters: initial, config: config, totalSteps: 10)
+        let sum = GradientSum(mode: .fixedPoint, count: initial.count)
+        let gradient = (0..<initial.count).map { Float($0 % 5 - 2) * 1e-2 }
+        try gradient.withUnsafeBufferPointer { try sum.accumulate($0.baseAddress!, range: 0..<initial.count) }
+        sum.addSamples(8)
+        server.apply(sum)
+        let (parameters, state) = (server.parameters.array, server.optimizer.state)
+        server.applyEarly(sum, range: Self.head)
+        #expect(server.parameters.array != parameters)
+        server.discardEarly()
+        #expect(server.parameters.array == parameters)
+        #expect(server.optimizer.state == state)
+        #expect(server.step == 1)
+        // And the step taken again gives what it would have.
+        let again = ParameterServer(parameters: initial, config: config, totalSteps: 10)
+        again.apply(sum)
+        again.apply(sum)
+        server.apply(sum)
+        #expect(server.parameters.array == again.parameters.array)
+    }
 }

@@ -243,17 +243,25 @@ public final class TrainingSession {
         try startRunner()
         let stepStarted = ContinuousClock.now
         sum.reset()
-        let totals = try runner.train(
-            step: step,
-            samples: StepSamples(
-                data: train, indices: samples,
-                augmentation: augmentation(step: step)),
-            weights: server.parameters, into: sum,
-            early: EarlyUpdate { [server, sum] range in
-                server.applyEarly(sum, range: range)
-                try NonFiniteWeightsError.check(
-                    weights.pointer, count: range.upperBound, step: step, after: true, from: range.lowerBound)
-            })
+        let totals: GradientComputer.Totals
+        do {
+            totals = try runner.train(
+                step: step,
+                samples: StepSamples(
+                    data: train, indices: samples,
+                    augmentation: augmentation(step: step)),
+                weights: server.parameters, into: sum,
+                early: EarlyUpdate { [server, sum] range in
+                    server.applyEarly(sum, range: range)
+                    try NonFiniteWeightsError.check(
+                        weights.pointer, count: range.upperBound, step: step, after: true, from: range.lowerBound)
+                })
+        } catch {
+            // A step stopped halfway (preempted while waiting for workers) did not happen: a
+            // checkpoint of this position must hold the weights from before it.
+            server.discardEarly()
+            throw error
+        }
         let optimizing = ContinuousClock.now
         server.apply(sum)
         timeline?.stepDone(step, started: stepStarted, optimizing: optimizing)
@@ -275,26 +283,5 @@ public final class TrainingSession {
         let started = ContinuousClock.now
         defer { timeline?.span("evaluate", from: started, to: .now) }
         return try runner.evaluate(data, weights: server.parameters)
-    }
-
-    func saveCheckpoint(epoch: Int, stepInEpoch: Int, totals: GradientComputer.Totals) throws {
-        guard let checkpoints else { return }
-        // Wall-clock times are not training state: written as 0, so identical runs write
-        // byte-identical checkpoints (docs/FORMATS.md §5).
-        let timeless = reports.map { report in
-            var report = report
-            (report.seconds, report.samplesPerSec) = (0, 0)
-            return report
-        }
-        let header = Checkpoint.Header(
-            config: config, epoch: epoch, stepInEpoch: stepInEpoch, step: server.step,
-            epochTotals: totals, reports: timeless)
-        try Checkpoint(header: header, parameters: server.parameters.array, optimizerState: server.optimizer.state)
-            .save(in: checkpoints.directory, keep: checkpoints.keep)
-        savedStep = server.step
-    }
-
-    public var modelFile: ModelFile {
-        ModelFile(spec: architecture.spec, config: config, parameters: server.parameters.array, recipe: recipe)
     }
 }
