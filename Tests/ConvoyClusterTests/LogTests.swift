@@ -48,7 +48,7 @@ import Testing
         let object = try Self.object(line)
         #expect(object["message"] as? String == Self.hostile)
         #expect(object["level"] as? String == "info")
-        #expect(LogRecord.jsonString("\u{1}") == "\"\\u0001\"")
+        #expect(jsonStringLiteral("\u{1}") == "\"\\u0001\"")
         // A peer's host through peerText, then through JSON: still one line, still the same text.
         let name = "w1@\(peerText(Self.hostile)):4"
         #expect(try Self.object(record("\(name) joined").json)["message"] as? String == "\(name) joined")

@@ -121,11 +121,10 @@ final class Round {
         // The rest of the weights only, where the head went ahead; once: a second slice of
         // this step (reassigned) carries them all.
         var (weights, offset) = (work.weights, 0)
-        if let ahead = work.sentAhead, pool.workers[w].aheadStep == work.step, ahead.upperBound == weights.count {
-            weights = Array(weights[0..<ahead.lowerBound])
-            pool.setAheadStep(nil, of: w)
-        } else if let ahead = work.sentAhead, pool.workers[w].aheadStep == work.step, ahead.lowerBound == 0 {
-            (weights, offset) = (Array(weights[ahead.upperBound...]), ahead.upperBound)
+        if let ahead = work.sentAhead, pool.workers[w].aheadStep == work.step {
+            // The head lies at one end of the layout (`headAheadRange`): the rest is the other.
+            let rest = ahead.lowerBound == 0 ? ahead.upperBound..<weights.count : 0..<ahead.lowerBound
+            (weights, offset) = (Array(weights[rest]), rest.lowerBound)
             pool.setAheadStep(nil, of: w)
         }
         var pixels = [UInt8](repeating: 0, count: range.count * work.samples.sampleSize)

@@ -46,11 +46,11 @@ public final class TraceWriter {
         _ name: String, category: String, pid: Int, tid: Int, start: Int64, duration: Int64,
         args: [(String, TraceValue)] = []
     ) throws {
-        var event = "{\"name\":\(Self.quoted(name)),\"cat\":\(Self.quoted(category)),\"ph\":\"X\","
+        var event = "{\"name\":\(jsonStringLiteral(name)),\"cat\":\(jsonStringLiteral(category)),\"ph\":\"X\","
         event += "\"ts\":\(Self.microseconds(start)),\"dur\":\(Self.microseconds(max(duration, 0))),"
         event += "\"pid\":\(pid),\"tid\":\(tid)"
         if !args.isEmpty {
-            event += ",\"args\":{" + args.map { "\(Self.quoted($0.0)):\($0.1.json)" }.joined(separator: ",") + "}"
+            event += ",\"args\":{" + args.map { "\(jsonStringLiteral($0.0)):\($0.1.json)" }.joined(separator: ",") + "}"
         }
         try append(event + "}")
     }
@@ -59,8 +59,8 @@ public final class TraceWriter {
     /// `process_sort_index` with args {"sort_index": …}.
     public func metadata(_ name: String, pid: Int, tid: Int = 0, key: String = "name", value: TraceValue) throws {
         try append(
-            "{\"name\":\(Self.quoted(name)),\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(tid),"
-                + "\"args\":{\(Self.quoted(key)):\(value.json)}}")
+            "{\"name\":\(jsonStringLiteral(name)),\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(tid),"
+                + "\"args\":{\(jsonStringLiteral(key)):\(value.json)}}")
     }
 
     private func append(_ event: String) throws {
@@ -103,22 +103,6 @@ public final class TraceWriter {
         let fraction = String(magnitude % 1000)
         return "\(sign)\(magnitude / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
     }
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value):
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// An argument value of a trace event.
@@ -129,7 +113,7 @@ public enum TraceValue: Equatable, Sendable {
     var json: String {
         switch self {
         case let .int(value): String(value)
-        case let .text(value): TraceWriter.quoted(value)
+        case let .text(value): jsonStringLiteral(value)
         }
     }
 }

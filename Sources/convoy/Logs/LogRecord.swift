@@ -1,3 +1,4 @@
+import ConvoyEngine
 import Foundation
 import Logging
 
@@ -33,9 +34,9 @@ struct LogRecord: Equatable {
     /// Keys in a fixed order (time first, message last) so the lines read well unparsed too.
     var json: String {
         var out = "{\"time\":\"\(Self.rfc3339(time))\",\"level\":\"\(level.rawValue)\""
-        out += ",\"component\":\(Self.jsonString(component)),\"process\":\(Self.jsonString(process))"
+        out += ",\"component\":\(jsonStringLiteral(component)),\"process\":\(jsonStringLiteral(process))"
         if let worker { out += ",\"worker\":\(worker)" }
-        out += ",\"message\":\(Self.jsonString(message))}"
+        out += ",\"message\":\(jsonStringLiteral(message))}"
         return out
     }
 
@@ -50,28 +51,6 @@ struct LogRecord: Equatable {
         return String(
             format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
             Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), milliseconds)
-    }
-
-    /// A JSON string literal: quotes, backslashes and every control character escaped (also
-    /// DEL and the line and paragraph separators, which some JSON-lines readers split on),
-    /// so no text, a peer's included, can end the object or start a new line.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _
-            where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
 
