@@ -39,8 +39,11 @@ let package = Package(
         // the GEMMs, chosen once at run time by CPUID (Swift cannot compile one function per
         // CPU target). Only ConvoyInterop imports it.
         .target(name: "ConvoyKernels", path: "Sources/ConvoyKernels"),
+        // memfd, SCM_RIGHTS and C11 atomics for the shared-memory transport (Swift imports
+        // neither the CMSG_* macros nor atomics on memory another process maps).
+        .target(name: "CSharedMemory", path: "Sources/CSharedMemory"),
         // The one place that talks to C: cblas, zlib, libzmq, the kernels behind thin Swift wrappers.
-        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlibSystem", "CZMQ", "ConvoyKernels"]),
+        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlibSystem", "CZMQ", "ConvoyKernels", "CSharedMemory"]),
         // Tensors, layers, models, optimizers, model files, MNIST. No CLI, no sockets.
         .target(
             name: "ConvoyEngine",

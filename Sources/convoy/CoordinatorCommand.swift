@@ -17,8 +17,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(
         name: .customLong("bind"),
         help: ArgumentHelp(
-            "Endpoint to bind, e.g. tcp://0.0.0.0:5555 or tcp://127.0.0.1:* (any free port); default "
-                + "tcp://127.0.0.1:5555.")) var bindFlag: String?
+            "Endpoint to bind, e.g. tcp://0.0.0.0:5555, tcp://127.0.0.1:* (any free port), ipc://PATH or "
+                + "shm://PATH (shared memory, workers of this host and user); default tcp://127.0.0.1:5555."))
+    var bindFlag: String?
     @Option(name: .customLong("workers"), help: "Workers to wait for before training.") var workersFlag: Int?
     @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var fromEnv: FromEnvOptions
@@ -76,6 +77,10 @@ struct CoordinatorCommand: ParsableCommand {
         guard (curveKey == nil) == (authorizedKeys == nil) else {
             throw ValidationError("--curve-key and --authorized-keys go together")
         }
+        if bind.hasPrefix(SharedMemoryCoordinatorTransport.scheme) && curveKey != nil {
+            throw ValidationError(
+                "--bind \(bind): shm:// reaches only this user's processes on this host and takes no CURVE keys")
+        }
         if let n = maxWorkersPerKey {
             guard curveKey != nil else { throw ValidationError("--max-workers-per-key needs --curve-key") }
             guard (1...ClusterOptions.maxWorkers).contains(n) else {
@@ -118,9 +123,13 @@ struct CoordinatorCommand: ParsableCommand {
             defer { authenticator?.stop() }
             // The socket's bounds (largest message, queue per peer) fit this run's model.
             let parameters = try Architecture(try ModelZoo.spec(named: config.model)).parameterCount
-            let transport = try ZMQCoordinatorTransport(
-                context: context, bind: bind, curveSecretKey: secretKey,
-                authenticator: authenticator, limits: .forRun(parameters: parameters, workers: workers))
+            let limits = CoordinatorLimits.forRun(parameters: parameters, workers: workers)
+            let transport: any ListeningTransport =
+                bind.hasPrefix(SharedMemoryCoordinatorTransport.scheme)
+                ? try SharedMemoryCoordinatorTransport(bind: bind, limits: limits)
+                : try ZMQCoordinatorTransport(
+                    context: context, bind: bind, curveSecretKey: secretKey, authenticator: authenticator,
+                    limits: limits)
             let runner = try ClusterStepRunner(transport: transport, options: options, log: log)
             runner.stopRequest = signals.request
             let session = try TrainingSession(

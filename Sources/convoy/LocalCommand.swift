@@ -10,7 +10,8 @@ struct Local: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train with a coordinator and worker processes on this host.",
         discussion:
-            "Spawns `convoy coordinator` on an ipc:// socket in a fresh directory only this user can enter, and N "
+            "Spawns `convoy coordinator` on a socket in a fresh directory only this user can enter (shared memory "
+            + "by default, or ZeroMQ over ipc://), and N "
             + "`convoy worker` processes of this binary; streams the coordinator's progress, ends every child by "
             + "PID, and exits with the coordinator's status. SIGTERM or SIGINT is passed to the coordinator, which "
             + "stops after its current step (with a checkpoint when --checkpoint-dir is given) and exits with "
@@ -33,6 +34,10 @@ struct Local: ParsableCommand {
     )
     var slotCount: Int?
     @OptionGroup var gradientEncoding: GradientEncodingOption
+    @Option(
+        help: ArgumentHelp(
+            "How the processes talk: shm (shared-memory rings, no I/O threads) or zmq (ZeroMQ over ipc://)."))
+    var transport = LocalTransport.shm
 
     /// The layout: one worker process whose compute threads fill the cores (per-host
     /// aggregation measured fastest here: 20.4–21.5k samples/s against 17.0–17.7k for two
@@ -91,7 +96,8 @@ struct Local: ParsableCommand {
             let children = ChildProcesses()
             children.endOnSignals()
 
-            var arguments = ["coordinator", "--bind", socketDirectory.endpoint, "--workers", String(workers)]
+            let bind = transport == .shm ? socketDirectory.sharedMemoryEndpoint : socketDirectory.endpoint
+            var arguments = ["coordinator", "--bind", bind, "--workers", String(workers)]
             arguments += ["--out", out]
             arguments += training.arguments + checkpoints.arguments + logs.arguments
             if json { arguments.append("--json") }
@@ -246,4 +252,12 @@ final class LineReader {
             buffer.append(chunk)
         }
     }
+}
+
+/// `convoy local --transport`: the coordinator's endpoint kind in the private socket directory.
+enum LocalTransport: String, ExpressibleByArgument, CaseIterable {
+    /// Shared-memory rings (`shm://`), measured faster on one host (docs/SCALING.md).
+    case shm
+    /// ZeroMQ over `ipc://`.
+    case zmq
 }

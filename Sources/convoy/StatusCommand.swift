@@ -26,8 +26,8 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
-        guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
-            throw ValidationError("\(peerText(endpoint)) is not a tcp:// or ipc:// endpoint")
+        guard ["tcp://", "ipc://", "shm://"].contains(where: endpoint.hasPrefix) else {
+            throw ValidationError("\(peerText(endpoint)) is not a tcp://, ipc:// or shm:// endpoint")
         }
         try checkSeconds("timeout", timeout)
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }

@@ -50,8 +50,12 @@ struct WorkerCommand: ParsableCommand {
         try checkFlag("threads", threads, in: FlagRange.threads)
         try checkFlag("slots", slots, in: FlagRange.slots)
         if let cpu { try checkFlag("cpu", cpu, in: 0...FlagRange.maxCPU) }
-        guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
-            throw ValidationError("--connect \(connect) is not a tcp:// or ipc:// endpoint")
+        guard ["tcp://", "ipc://", "shm://"].contains(where: connect.hasPrefix) else {
+            throw ValidationError("--connect \(connect) is not a tcp://, ipc:// or shm:// endpoint")
+        }
+        if connect.hasPrefix("shm://") && key != nil {
+            throw ValidationError(
+                "--connect \(connect): shm:// reaches only this user's processes on this host and takes no CURVE keys")
         }
         try checkSeconds("connect-timeout", connectTimeout)
         try checkSeconds("idle-timeout", idleTimeout)

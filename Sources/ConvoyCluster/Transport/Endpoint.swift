@@ -11,7 +11,7 @@ public enum Endpoint {
     /// How far an endpoint reaches.
     public enum Reach: Equatable, Sendable {
         /// Only this Unix user (and root): an `ipc://` socket in a directory that is ours
-        /// and closed to group and others, or `inproc://`.
+        /// and closed to group and others, `inproc://`, or `shm://`.
         case thisUser
         /// Any process of this host: loopback TCP, or an `ipc://` socket others can reach
         /// (an open directory, or Linux's abstract namespace `ipc://@name`, which has no
@@ -23,6 +23,8 @@ public enum Endpoint {
 
     public static func reach(_ endpoint: String) -> Reach {
         if endpoint.hasPrefix("inproc://") { return .thisUser }
+        // The shared-memory transport admits only processes of this Unix user (SO_PEERCRED).
+        if endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme) { return .thisUser }
         if endpoint.hasPrefix("ipc://") {
             let path = String(endpoint.dropFirst("ipc://".count))
             return !path.hasPrefix("@") && isPrivateDirectory(parent(of: path)) ? .thisUser : .thisHost

@@ -19,6 +19,8 @@ public final class PrivateSocketDirectory: @unchecked Sendable {
     public let path: String
     public var socketPath: String { path + "/coordinator" }
     public var endpoint: String { "ipc://" + socketPath }
+    /// The same socket path for the shared-memory transport.
+    public var sharedMemoryEndpoint: String { SharedMemoryCoordinatorTransport.scheme + socketPath }
 
     /// Made with `mkdtemp` (an unpredictable name, created with mode 0700 in one call) in
     /// the first of `$XDG_RUNTIME_DIR` (per user), `$TMPDIR` and `/tmp` that exists and

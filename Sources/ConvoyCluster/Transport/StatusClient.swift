@@ -32,7 +32,7 @@ public enum StatusClient {
         endpoint: String, curve: (serverKey: String, keys: CurveKeyPair)?, timeout: Double
     ) throws -> (runID: UInt64, report: StatusReport) {
         // A reply is at most `StatusReport.maxListed` records: far under the control bound.
-        let transport = try ZMQWorkerTransport(
+        let transport = try makeWorkerTransport(
             endpoint: endpoint, curve: curve, maxMessageBytes: Wire.headerSize + Wire.maxControlBytes)
         defer { transport.close() }
         let deadline = ContinuousClock.now + .seconds(clamping: timeout)

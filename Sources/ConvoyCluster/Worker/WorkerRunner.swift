@@ -94,7 +94,7 @@ public struct WorkerLoop {
     }
 }
 
-/// A worker process: a ZeroMQ connection to the coordinator and the loop over it.
+/// A worker process: a connection to the coordinator (ZeroMQ or shared memory) and the loop over it.
 public struct WorkerRunner {
     public var endpoint: String
     public var threads: Int
@@ -122,9 +122,9 @@ public struct WorkerRunner {
 
     public func run() throws {
         let messageLimit = memory.connectionMessageLimit
-        let transport = try ZMQWorkerTransport(endpoint: endpoint, curve: curve, maxMessageBytes: messageLimit)
+        let transport = try makeWorkerTransport(endpoint: endpoint, curve: curve, maxMessageBytes: messageLimit)
         defer { transport.close() }
-        // After the context exists, so its I/O thread is not pinned with us.
+        // After the transport exists, so ZeroMQ's I/O thread is not pinned with us.
         if let cpu { try CPUAffinity.pinCurrentThread(to: cpu) }
         let core = WorkerCore(
             hello: Hello(host: ProcessInfo.processInfo.hostName, pid: getpid(), threads: threads),

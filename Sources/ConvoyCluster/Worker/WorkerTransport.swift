@@ -9,6 +9,23 @@ public protocol WorkerTransport: AnyObject {
     func send(_ frame: [UInt8], dontWait: Bool) throws -> Bool
     /// The next message's frames, or nil after `timeoutMs` without one.
     func receive(timeoutMs: Int) throws -> [[UInt8]]?
+    /// Lets the last frames leave (for a bounded time), then closes.
+    func close()
+}
+
+extension WorkerTransport {
+    public func close() {}
+}
+
+/// The transport an endpoint names: `shm://` (shared memory, this host and user) or ZeroMQ
+/// (`tcp://`, `ipc://`). CURVE applies to ZeroMQ only: `shm://` never leaves this user.
+public func makeWorkerTransport(
+    endpoint: String, curve: (serverKey: String, keys: CurveKeyPair)?, maxMessageBytes: Int
+) throws -> WorkerTransport {
+    if endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme) {
+        return try SharedMemoryWorkerTransport(endpoint: endpoint, maxMessageBytes: maxMessageBytes)
+    }
+    return try ZMQWorkerTransport(endpoint: endpoint, curve: curve, maxMessageBytes: maxMessageBytes)
 }
 
 /// A worker's DEALER socket to its coordinator.

@@ -1,0 +1,218 @@
+import ConvoyInterop
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One connection of the shared-memory transport (docs/PROTOCOL.md, "Shared memory on one
+/// host"): a Unix socket for the hand-over of the region and for wake-ups, and two `ByteRing`s
+/// in a memfd the coordinator made, one per direction. Messages are length-prefixed (u32 LE)
+/// in the byte stream, so one larger than a ring streams through it. All I/O happens on the
+/// caller's thread: no I/O thread, no hand-off between threads.
+final class SharedLink {
+    /// The hand-over packet: magic, version, ring capacity (u32 LE), with the memfd attached.
+    static let magic: [UInt8] = Array("CVYSHM".utf8) + [1, 0]
+    static let setupBytes = magic.count + 4
+    /// Ring capacities a peer may propose: a page up to 256 MiB, powers of two.
+    static let capacities = 4096...(1 << 28)
+    /// The region: a page of control blocks, then the coordinator's ring, then the worker's.
+    static func regionSize(capacity: Int) -> Int { 4096 + 2 * capacity }
+
+    let socket: LocalSocket
+    /// Largest message accepted from the peer; a longer length prefix breaks the link.
+    let maxInbound: Int
+    private var region: SharedRegion?
+    private var inbound: ByteRing?
+    private var outbound: ByteRing?
+    /// Frames waiting to be written, and how much of the first one (prefix included) is.
+    private var queue: [[UInt8]] = []
+    private var queueStart = 0
+    private var writtenOfFirst = 0
+    /// The frame being read: its length prefix so far, then its bytes so far.
+    private var prefix = [UInt8]()
+    private var assembling: [UInt8]?
+    private var filled = 0
+    /// Why the link is unusable; it is then dropped.
+    private(set) var broken: String?
+
+    var isReady: Bool { region != nil && broken == nil }
+    var queuedFrames: Int { queue.count - queueStart }
+
+    /// The coordinator's end of a freshly accepted connection: makes the region and hands it over.
+    init(accepted socket: LocalSocket, capacity: Int, maxInbound: Int) throws {
+        precondition(Self.capacities.contains(capacity) && capacity & (capacity - 1) == 0)
+        (self.socket, self.maxInbound) = (socket, maxInbound)
+        let region = try SharedRegion(creating: Self.regionSize(capacity: capacity), name: "convoy-link")
+        attach(region, capacity: capacity, coordinator: true)
+        let setup = Self.magic + withUnsafeBytes(of: UInt32(capacity).littleEndian, Array.init)
+        guard try socket.send(setup, passing: region.fd) else {
+            throw SharedMemoryError("hand-over of the shared region", code: EAGAIN)
+        }
+    }
+
+    /// A worker's end of a connection; ready once the coordinator's hand-over arrives.
+    init(connected socket: LocalSocket, maxInbound: Int) {
+        (self.socket, self.maxInbound) = (socket, maxInbound)
+    }
+
+    private func attach(_ region: SharedRegion, capacity: Int, coordinator: Bool) {
+        let downstream = ByteRing(
+            control: region.base + 1024, data: region.base + 4096, capacity: capacity)
+        let upstream = ByteRing(
+            control: region.base + 2048, data: region.base + 4096 + capacity, capacity: capacity)
+        (outbound, inbound) = coordinator ? (downstream, upstream) : (upstream, downstream)
+        self.region = region
+    }
+
+    private func fail(_ reason: String) {
+        if broken == nil { broken = reason }
+    }
+
+    // MARK: the socket
+
+    /// Reads what the socket holds: wake-ups (their bytes mean nothing), the hand-over, or
+    /// the peer's end.
+    func drainSocket() {
+        while broken == nil {
+            let packet: LocalSocket.Received?
+            do { packet = try socket.receive(capacity: Self.setupBytes) } catch {
+                return fail("\(error)")
+            }
+            guard case let .packet(bytes, descriptor, truncated)? = packet else {
+                if packet != nil { fail("the peer closed the connection") }
+                return
+            }
+            guard let descriptor else { continue }
+            guard region == nil, !truncated, bytes.count == Self.setupBytes, bytes.starts(with: Self.magic) else {
+                close(descriptor)
+                return fail("the peer sent a shared region it should not have")
+            }
+            let capacity = Int(bytes.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            guard Self.capacities.contains(capacity), capacity & (capacity - 1) == 0 else {
+                close(descriptor)
+                return fail("the coordinator proposed rings of \(capacity) bytes")
+            }
+            do {
+                attach(
+                    try SharedRegion(adopting: descriptor, size: Self.regionSize(capacity: capacity)),
+                    capacity: capacity, coordinator: false)
+            } catch { return fail("\(error)") }
+            // Frames queued while the hand-over was on its way leave now.
+            pump()
+        }
+    }
+
+    private func wakePeer() {
+        do { try socket.send([1]) } catch { fail("\(error)") }
+    }
+
+    // MARK: writing
+
+    /// Queues a frame (written at once as far as the ring has room).
+    func enqueue(_ frame: [UInt8]) {
+        queue.append(frame)
+        pump()
+    }
+
+    /// Writes queued frames until the ring is full; wakes a sleeping reader.
+    @discardableResult
+    func pump() -> Bool {
+        guard broken == nil, var ring = outbound else { return false }
+        var wrote = false
+        defer {
+            outbound = ring
+            if wrote && ring.readerNeedsWaking() { wakePeer() }
+        }
+        do {
+            while queueStart < queue.count {
+                let frame = queue[queueStart]
+                if writtenOfFirst < 4 {
+                    let prefix = withUnsafeBytes(of: UInt32(frame.count).littleEndian, Array.init)
+                    let n = try prefix[writtenOfFirst...].withUnsafeBytes { try ring.write($0) }
+                    writtenOfFirst += n
+                    wrote = wrote || n > 0
+                    if writtenOfFirst < 4 { return wrote }
+                }
+                let n = try frame[(writtenOfFirst - 4)...].withUnsafeBytes { try ring.write($0) }
+                writtenOfFirst += n
+                wrote = wrote || n > 0
+                guard writtenOfFirst == frame.count + 4 else { return wrote }
+                queue[queueStart] = []
+                queueStart += 1
+                writtenOfFirst = 0
+            }
+            queue.removeAll(keepingCapacity: true)
+            queueStart = 0
+        } catch { fail("\(error)") }
+        return wrote
+    }
+
+    // MARK: reading
+
+    /// The next whole frame from the peer, or nil when none is complete yet.
+    func nextFrame() -> [UInt8]? {
+        guard broken == nil, var ring = inbound else { return nil }
+        var took = false
+        defer {
+            inbound = ring
+            if took && ring.writerNeedsWaking() { wakePeer() }
+        }
+        do {
+            if assembling == nil {
+                var word: UInt32 = 0
+                let n = try withUnsafeMutableBytes(of: &word) {
+                    try ring.read(into: .init(rebasing: $0[..<(4 - prefix.count)]))
+                }
+                took = n > 0
+                prefix += withUnsafeBytes(of: word) { Array($0.prefix(n)) }
+                guard prefix.count == 4 else { return nil }
+                let length = Int(prefix.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+                guard length > 0, length <= maxInbound else {
+                    fail("the peer announced a message of \(length) bytes (limit \(maxInbound))")
+                    return nil
+                }
+                prefix.removeAll(keepingCapacity: true)
+                if try ring.available() >= length {
+                    // The common case: the whole frame is in the ring; one copy, no zero fill.
+                    let frame = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+                        count = try ring.read(into: UnsafeMutableRawBufferPointer(buffer))
+                    }
+                    took = true
+                    guard frame.count == length else {
+                        fail("the peer's ring lost bytes it had published")
+                        return nil
+                    }
+                    return frame
+                }
+                (assembling, filled) = ([UInt8](repeating: 0, count: length), 0)
+            }
+            let n = try assembling!.withUnsafeMutableBytes { try ring.read(into: .init(rebasing: $0[filled...])) }
+            took = took || n > 0
+            filled += n
+            guard filled == assembling!.count else { return nil }
+            defer { assembling = nil }
+            return assembling
+        } catch {
+            fail("\(error)")
+            return nil
+        }
+    }
+
+    // MARK: sleeping
+
+    /// Asks to be woken for bytes to read (and for room to write when frames wait); returns
+    /// false when there is already something to do, so the caller must not sleep.
+    func armForSleep() -> Bool {
+        guard broken == nil, let inbound, let outbound else { return broken == nil }
+        inbound.readerWillSleep()
+        if queueStart < queue.count { outbound.writerWillSleep() }
+        do {
+            if try inbound.available() > 0 { return false }
+            if queueStart < queue.count, try outbound.space() > 0 { return false }
+        } catch {
+            fail("\(error)")
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,123 @@
+import ConvoyEngine
+import ConvoyInterop
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A coordinator transport that is only a way to reach it: its endpoint and its end.
+public protocol ListeningTransport: CoordinatorTransport {
+    var endpoint: String { get }
+    /// Lets queued messages leave (for a bounded time), then closes.
+    func close()
+}
+
+extension ZMQCoordinatorTransport: ListeningTransport {}
+
+/// The coordinator's side of `shm://PATH` (docs/PROTOCOL.md, "Shared memory on one host"): a
+/// Unix socket at PATH where workers of this host connect, and per worker a `SharedLink` whose
+/// rings carry the messages. Everything happens on the coordinator's own thread inside `send`
+/// and `receive`; a message too big for the ring's free room stays queued and is written while
+/// the coordinator waits in `receive`, so no send waits on a worker. Only processes of this Unix
+/// user are accepted (SO_PEERCRED).
+public final class SharedMemoryCoordinatorTransport: ListeningTransport {
+    public static let scheme = "shm://"
+    public let endpoint: String
+    private var listener: LocalSocket?
+    private let limits: CoordinatorLimits
+    private let capacity: Int
+    private var links: [(peer: PeerID, link: SharedLink)] = []
+    private var nextPeer: UInt32 = 0
+    private var cursor = 0
+    private var closed = false
+    /// Connections held at once: every worker the protocol allows, and room for status clients.
+    static let maxConnections = Int(Wire.maxWorkers) + 64
+
+    public init(bind: String, limits: CoordinatorLimits = .protocolMaximum) throws {
+        guard bind.hasPrefix(Self.scheme) else { throw SharedMemoryError("\(bind) is not shm://", code: EINVAL) }
+        listener = try LocalSocket.listen(at: String(bind.dropFirst(Self.scheme.count)))
+        endpoint = bind
+        self.limits = limits
+        capacity = Self.ringCapacity(maxMessageBytes: limits.maxMessageBytes)
+    }
+
+    /// A ring holds the run's largest message when that is at most 16 MiB (a LeNet-5 step's
+    /// gradient is 0.5 MB: rings of 1 MiB); bigger messages stream through it.
+    static func ringCapacity(maxMessageBytes: Int64) -> Int {
+        let wanted = Int(clamping: min(max(maxMessageBytes + 4, 64 << 10), 16 << 20))
+        var capacity = 4096
+        while capacity < wanted { capacity <<= 1 }
+        return capacity
+    }
+
+    public func send(_ message: Message, to peer: PeerID) throws -> Int {
+        guard let link = links.first(where: { $0.peer == peer })?.link, link.broken == nil else { return 0 }
+        guard link.queuedFrames < Int(limits.sendQueueMessages) else { throw CoordinatorSendError.queueFull }
+        let frame = message.encoded()
+        link.enqueue(frame)
+        return frame.count
+    }
+
+    public func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
+        let deadline = timeoutMs < 0 ? nil : ContinuousClock.now + .milliseconds(timeoutMs)
+        while true {
+            acceptWaiting()
+            if let next = nextFrame() { return next }
+            links.removeAll { $0.link.broken != nil }
+            let left = deadline.map { max(0, Int(($0 - ContinuousClock.now).inSeconds * 1000)) }
+            if left == 0 { return nil }
+            // Every link asks to be woken before the last look; one with work skips the sleep.
+            guard links.allSatisfy({ $0.link.armForSleep() }) else { continue }
+            let sockets = [listener?.fd ?? -1] + links.map { $0.link.socket.fd }
+            let ready = try LocalSocket.waitReadable(sockets, timeoutMs: left ?? -1)
+            for index in ready where index > 0 { links[index - 1].link.drainSocket() }
+        }
+    }
+
+    /// One frame, taking the links in turn so none is starved; writes what waits on the way.
+    private func nextFrame() -> (peer: PeerID, frame: [UInt8])? {
+        guard !links.isEmpty else { return nil }
+        for offset in 0..<links.count {
+            let index = (cursor + offset) % links.count
+            let (peer, link) = links[index]
+            link.pump()
+            if let frame = link.nextFrame() {
+                cursor = index + 1
+                return (peer, frame)
+            }
+        }
+        return nil
+    }
+
+    private func acceptWaiting() {
+        while let socket = try? listener?.accept() {
+            guard links.count < Self.maxConnections, (try? socket.peerUID()) == geteuid() else { continue }
+            nextPeer &+= 1
+            let peer = withUnsafeBytes(of: nextPeer.bigEndian, Array.init)
+            guard let link = try? SharedLink(accepted: socket, capacity: capacity, maxInbound: maxInbound) else {
+                continue
+            }
+            links.append((peer, link))
+        }
+    }
+
+    private var maxInbound: Int { Int(clamping: limits.maxMessageBytes) }
+
+    /// Writes what is still queued for up to 2 s (workers that are gone are not waited for),
+    /// then closes every link and removes the socket file.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline {
+            links.removeAll { $0.link.broken != nil }
+            for (_, link) in links { link.drainSocket(); link.pump() }
+            let waiting = links.filter { $0.link.queuedFrames > 0 && $0.link.broken == nil }
+            guard !waiting.isEmpty else { break }
+            guard waiting.allSatisfy({ $0.link.armForSleep() }) else { continue }
+            _ = try? LocalSocket.waitReadable(waiting.map { $0.link.socket.fd }, timeoutMs: 50)
+        }
+        links.removeAll()
+        listener = nil
+    }
+}
