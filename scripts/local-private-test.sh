@@ -87,6 +87,8 @@ endpoint = sys.argv[1]
 try:
     if endpoint.startswith("ipc://"):
         s = socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect(endpoint[len("ipc://"):])
+    elif endpoint.startswith("shm://"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.settimeout(3); s.connect(endpoint[len("shm://"):])
     else:
         host, port = endpoint[len("tcp://"):].rsplit(":", 1)  # a wildcard port fails as ValueError
         s = socket.create_connection((host.strip("[]"), int(port)), timeout=3)
@@ -136,7 +138,7 @@ attacked=$(model_checksum "$TMP/attacked.convoy")
 grep -q "joined run" "$ATK/worker.log" 2>/dev/null && fail "the other user's worker joined the run"
 grep -q "CONNECTED" "$TMP/attacker.log" && fail "the other user opened a connection to the run"
 [[ ! -s $TMP/tcp-listeners.txt ]] || fail "the run listened on TCP: $(sort -u "$TMP/tcp-listeners.txt")"
-socket=$(sed -n 's/.*listening on ipc:\/\/\(.*\)$/\1/p' "$TMP/attacked.log" | head -n 1)
+socket=$(sed -n 's/.*listening on \(ipc\|shm\):\/\/\(.*\)$/\2/p' "$TMP/attacked.log" | head -n 1)
 [[ -n $socket && ! -e $(dirname "$socket") ]] || fail "the run's socket directory ($socket) was left behind"
 echo "PASS: local-private-test: another user found $(grep -c '^found ' "$TMP/attacker.log") endpoint(s)," \
     "was refused, and the run ended with the undisturbed checksum $reference"

@@ -64,7 +64,7 @@ for w in $workers; do
     grep -qP "^coordinator@[^\t]+\t$id\tinfo\t\Q$w\E joined \(" "$TMP/local.tsv" \
         || fail "the coordinator's join line does not name $w with worker $id"
 done
-grep -qP '^coordinator@[^\t]+\t\tinfo\tlistening on ipc://' "$TMP/local.tsv" || fail "no coordinator listening line"
+grep -qP '^coordinator@[^\t]+\t\tinfo\tlistening on (ipc|shm)://' "$TMP/local.tsv" || fail "no coordinator listening line"
 
 # 2a. A worker whose --server-key is missing: one error line naming it, in each format.
 PORT=$(free_port)

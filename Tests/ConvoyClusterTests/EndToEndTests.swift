@@ -72,7 +72,7 @@ func runConvoy(_ arguments: [String], timeout: Double = 240, directory: String? 
 
     /// The reproducibility promise (README): `convoy train`, `convoy local` with 1, 2 and 3
     /// worker processes, and one worker with two
-    /// compute slots end with bit-identical weights.
+    /// compute slots end with bit-identical weights, over either transport.
     @Test func trainAndLocalClustersSaveBitIdenticalModels() throws {
         let dir = NSTemporaryDirectory() + "convoy-e2e-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -81,24 +81,25 @@ func runConvoy(_ arguments: [String], timeout: Double = 240, directory: String? 
         #expect(single.status == 0, "\(single.stderr)")
         let reference = try checksum(dir + "/train.convoy")
         let referenceBytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/train.convoy"))
-        // N worker processes, and one process with two compute slots (per-host aggregation).
-        for (n, slots) in [(1, 1), (2, 1), (3, 1), (1, 2)] {
-            let path = dir + "/local\(n)x\(slots).convoy"
+        // N worker processes, and one process with two compute slots (per-host aggregation),
+        // over shared memory (local's default) and once over ZeroMQ.
+        for (n, slots, transport) in [(1, 1, "shm"), (2, 1, "shm"), (3, 1, "shm"), (1, 2, "shm"), (2, 1, "zmq")] {
+            let path = dir + "/local\(n)x\(slots)-\(transport).convoy"
             let result = try runConvoy(
-                ["local", "--workers", String(n), "--slots", String(slots), "--out", path, "--json"]
-                    + Self.quick)
+                ["local", "--workers", String(n), "--slots", String(slots), "--transport", transport, "--out", path]
+                    + ["--json"] + Self.quick)
             #expect(result.status == 0, "\(result.stderr)")
             let lines = result.stdout.split(separator: "\n")
             #expect(lines.count == 2, "one JSON object per epoch: \(result.stdout)")
-            #expect(try checksum(path) == reference, "\(n) workers × \(slots) slots")
+            #expect(try checksum(path) == reference, "\(n) workers × \(slots) slots over \(transport)")
             // Reproducible files, not only weights: the same bytes (sha256sum agrees).
             #expect(
                 try Data(contentsOf: URL(fileURLWithPath: path)) == referenceBytes,
-                "model file bytes differ: \(n) workers × \(slots) slots")
+                "model file bytes differ: \(n) workers × \(slots) slots over \(transport)")
         }
         // And the files load as models with sensible accuracy.
         let evaluation = try runConvoy([
-            "evaluate", "--model-file", dir + "/local2x1.convoy", "--test-samples", "200", "--data", mnistDirectory,
+            "evaluate", "--model-file", dir + "/local2x1-shm.convoy", "--test-samples", "200", "--data", mnistDirectory,
         ])
         #expect(evaluation.stdout.contains("confusion matrix"))
     }
@@ -128,7 +129,7 @@ func runConvoy(_ arguments: [String], timeout: Double = 240, directory: String? 
         ),
         (["coordinator", "--workers", "2", "--min-workers", "3"], "--min-workers must be in"),
         (["worker", "--connect", "tcp://127.0.0.1:1", "--key", "/x.key"], "--server-key and --key go together"),
-        (["worker", "--connect", "localhost:5555"], "is not a tcp:// or ipc:// endpoint"),
+        (["worker", "--connect", "localhost:5555"], "is not a tcp://, ipc:// or shm:// endpoint"),
         (["coordinator", "--workers", "0", "--bind", "tcp://127.0.0.1:*"], "--workers must be in"),
     ])
     func badInputIsOneClearLineAndNonZeroExit(arguments: [String], message: String) throws {

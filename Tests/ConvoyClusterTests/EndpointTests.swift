@@ -118,16 +118,17 @@ import Testing
         }
     }
 
-    /// `convoy local` binds a private ipc:// socket (no TCP port, no warning) and removes
-    /// its directory when it ends.
-    @Test func localRunsOnAPrivateSocketAndCleansUp() throws {
+    /// `convoy local` binds a private socket (shm:// by default, ipc:// with --transport zmq;
+    /// no TCP port, no warning) and removes its directory when it ends.
+    @Test(arguments: [("shm", "shm://"), ("zmq", "ipc://")])
+    func localRunsOnAPrivateSocketAndCleansUp(transport: String, scheme: String) throws {
         let out = NSTemporaryDirectory() + "convoy-local-ipc-\(UUID().uuidString).convoy"
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let result = try runConvoy(["local", "--workers", "1", "--out", out] + Self.tiny)
+        let result = try runConvoy(["local", "--workers", "1", "--transport", transport, "--out", out] + Self.tiny)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(!result.stderr.contains("warning"), "\(result.stderr)")
-        let line = result.stderr.split(separator: "\n").first { $0.contains("listening on ipc://") }
-        let path = line.map { String($0[$0.range(of: "ipc://")!.upperBound...]) } ?? ""
+        let line = result.stderr.split(separator: "\n").first { $0.contains("listening on \(scheme)") }
+        let path = line.map { String($0[$0.range(of: scheme)!.upperBound...]) } ?? ""
         #expect(!path.isEmpty, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent))
     }

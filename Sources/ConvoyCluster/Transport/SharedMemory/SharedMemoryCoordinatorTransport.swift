@@ -33,12 +33,18 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
     /// Connections held at once: every worker the protocol allows, and room for status clients.
     static let maxConnections = Int(Wire.maxWorkers) + 64
 
-    public init(bind: String, limits: CoordinatorLimits = .protocolMaximum) throws {
+    /// `ringCapacity` (a power of two in `SharedLink.capacities`) overrides the size that fits
+    /// `limits` (tests use small rings to make messages stream).
+    public init(bind: String, limits: CoordinatorLimits = .protocolMaximum, ringCapacity: Int? = nil) throws {
         guard bind.hasPrefix(Self.scheme) else { throw SharedMemoryError("\(bind) is not shm://", code: EINVAL) }
+        let capacity = ringCapacity ?? Self.ringCapacity(maxMessageBytes: limits.maxMessageBytes)
+        guard SharedLink.capacities.contains(capacity), capacity & (capacity - 1) == 0 else {
+            throw SharedMemoryError("ring capacity \(capacity)", code: EINVAL)
+        }
         listener = try LocalSocket.listen(at: String(bind.dropFirst(Self.scheme.count)))
         endpoint = bind
         self.limits = limits
-        capacity = Self.ringCapacity(maxMessageBytes: limits.maxMessageBytes)
+        self.capacity = capacity
     }
 
     /// A ring holds the run's largest message when that is at most 16 MiB (a LeNet-5 step's
