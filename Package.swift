@@ -43,7 +43,9 @@ let package = Package(
         // neither the CMSG_* macros nor atomics on memory another process maps).
         .target(name: "CSharedMemory", path: "Sources/CSharedMemory"),
         // The one place that talks to C: cblas, zlib, libzmq, the kernels behind thin Swift wrappers.
-        .target(name: "ConvoyInterop", dependencies: ["CBLAS", "CZlibSystem", "CZMQ", "ConvoyKernels", "CSharedMemory"]),
+        .target(
+            name: "ConvoyInterop",
+            dependencies: ["CBLAS", "CZlibSystem", "CZMQ", "ConvoyKernels", "CSharedMemory"]),
         // Tensors, layers, models, optimizers, model files, MNIST. No CLI, no sockets.
         .target(
             name: "ConvoyEngine",

@@ -173,7 +173,8 @@ public final class LocalSocket {
         // from convoy are never empty).
         if count == 0 && descriptor < 0 { return .closed }
         return .packet(
-            bytes: Array(buffer.prefix(count)), descriptor: descriptor >= 0 ? descriptor : nil, truncated: truncated != 0)
+            bytes: Array(buffer.prefix(count)), descriptor: descriptor >= 0 ? descriptor : nil,
+            truncated: truncated != 0)
     }
 
     /// Waits until one of `sockets` is readable (or hung up), at most `timeoutMs` (-1: no
@@ -189,12 +190,14 @@ public final class LocalSocket {
     }
 
     private static func make() throws -> Int32 {
-        let socket = Glibc.socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let socket = Glibc.socket(
+            AF_UNIX, Int32(SOCK_SEQPACKET.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard socket >= 0 else { throw SharedMemoryError("socket") }
         return socket
     }
 
-    private static func withAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Void) throws {
+    private static func withAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Void) throws
+    {
         let bytes = Array(path.utf8)
         guard !bytes.isEmpty, bytes.count <= maxPath, !bytes.contains(0) else {
             throw SharedMemoryError("socket path \(path)", code: ENAMETOOLONG)

@@ -117,7 +117,10 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
         let deadline = ContinuousClock.now + .seconds(2)
         while ContinuousClock.now < deadline {
             links.removeAll { $0.link.broken != nil }
-            for (_, link) in links { link.drainSocket(); link.pump() }
+            for (_, link) in links {
+                link.drainSocket()
+                link.pump()
+            }
             let waiting = links.filter { $0.link.queuedFrames > 0 && $0.link.broken == nil }
             guard !waiting.isEmpty else { break }
             guard waiting.allSatisfy({ $0.link.armForSleep() }) else { continue }
