@@ -30,6 +30,8 @@ struct CoordinatorBench: ParsableCommand {
     @Flag(help: "Print one JSON object per worker count.") var json = false
     @Flag(inversion: .prefixedNo, help: "Send the updated head while the trunk is computed (deterministic).")
     var headAhead = true
+    @Option(help: "zmq (ZeroMQ over TCP loopback) or shm (shared memory, as convoy local).")
+    var transport = LocalTransport.zmq
 
     func counts() throws -> [Int] {
         if sweep { return [1, 2, 4, 8, 16, 32, 64] }
@@ -66,6 +68,7 @@ struct CoordinatorBench: ParsableCommand {
                 settings.deterministic = deterministic
                 settings.microBatch = microBatch
                 settings.headAhead = headAhead
+                settings.sharedMemory = transport == .shm
                 settings.batch = perWorkerBatch.map { $0 * n } ?? batch
                 let result = try CoordinatorBenchmark.run(
                     settings,

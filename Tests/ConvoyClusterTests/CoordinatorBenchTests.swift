@@ -45,12 +45,15 @@ import Testing
         }
     }
 
-    @Test(arguments: [(1, true), (3, true), (3, false)])
-    func everyStepCompletesWithTheCodecsBytesAndNoWorkerDropped(workers: Int, deterministic: Bool) throws {
+    @Test(arguments: [(1, true, false), (3, true, false), (3, false, false), (1, true, true), (3, true, true)])
+    func everyStepCompletesWithTheCodecsBytesAndNoWorkerDropped(
+        workers: Int, deterministic: Bool, sharedMemory: Bool
+    ) throws {
         var settings = CoordinatorBenchSettings(workers: workers)
         settings.steps = Self.steps
         settings.warmupSteps = Self.warmup
         settings.deterministic = deterministic
+        settings.sharedMemory = sharedMemory
         var log: [String] = []
         let result = try CoordinatorBenchmark.run(settings, log: { log.append($0) })
         #expect(result.steps == Self.steps)
@@ -63,6 +66,7 @@ import Testing
         #expect(result.bytesPerStep == Double(expected))
         #expect(result.stepsPerSec.isFinite && result.stepsPerSec > 0)
         #expect(result.coordinatorCPUMs >= 0 && result.coordinatorIOCPUMs >= 0)
+        if sharedMemory { #expect(result.coordinatorIOCPUMs == 0, "shared memory has no I/O thread") }
     }
 
     /// With more workers than micro-batches, only as many as there are micro-batches work;

@@ -218,7 +218,7 @@ import Testing
     @Test func endpointsOfSharedMemoryReachOnlyThisUser() {
         #expect(Endpoint.reach("shm:///tmp/x/coordinator") == .thisUser)
         #expect(SharedMemoryCoordinatorTransport.ringCapacity(maxMessageBytes: 617_432) == 1 << 20)
-        #expect(SharedMemoryCoordinatorTransport.ringCapacity(maxMessageBytes: 1 << 40) == 16 << 20)
+        #expect(SharedMemoryCoordinatorTransport.ringCapacity(maxMessageBytes: 1 << 40) == 4 << 20)
         #expect(SharedMemoryCoordinatorTransport.ringCapacity(maxMessageBytes: 10) == 64 << 10)
     }
 }

@@ -3,8 +3,8 @@ import ConvoyInterop
 import Foundation
 
 /// What one coordinator benchmark runs: a real `TrainingSession` over a real
-/// `ClusterStepRunner` and `ZMQCoordinatorTransport` on loopback, fed by `SyntheticWorkers`
-/// that answer at once, so its figures are the coordinator's ceiling.
+/// `ClusterStepRunner` and a real transport (ZeroMQ on loopback TCP, or shared memory), fed by
+/// `SyntheticWorkers` that answer at once, so its figures are the coordinator's ceiling.
 public struct CoordinatorBenchSettings: Sendable {
     public var workers: Int
     public var steps = 200
@@ -17,6 +17,8 @@ public struct CoordinatorBenchSettings: Sendable {
     public var batch = 64
     /// The coordinator sends the updated head while the workers compute the trunk.
     public var headAhead = true
+    /// Shared memory (`shm://`, workers on the coordinator's host) instead of ZeroMQ over TCP.
+    public var sharedMemory = false
     public init(workers: Int) { self.workers = workers }
 }
 
@@ -71,7 +73,16 @@ public enum CoordinatorBenchmark {
         let context = ZMQContext()
         defer { context.terminate() }
         let threadsBefore = ThreadCPU.taskIDs()
-        let transport = try ZMQCoordinatorTransport(context: context, bind: "tcp://127.0.0.1:*")
+        let directory = try settings.sharedMemory ? PrivateSocketDirectory.make() : nil
+        defer { directory?.remove() }
+        let transport: any ListeningTransport =
+            try directory.map {
+                // Rings sized for the model, as `convoy coordinator` sizes them.
+                let parameters = try Architecture(try ModelZoo.spec(named: settings.model)).parameterCount
+                let limits = CoordinatorLimits.forRun(parameters: parameters, workers: settings.workers)
+                return try SharedMemoryCoordinatorTransport(bind: $0.sharedMemoryEndpoint, limits: limits)
+            }
+            ?? ZMQCoordinatorTransport(context: context, bind: "tcp://127.0.0.1:*")
         defer { transport.close() }
         // Threads libzmq started for the coordinator's context: its I/O thread does the
         // coordinator's socket work. (They name themselves once running: filtered later.)

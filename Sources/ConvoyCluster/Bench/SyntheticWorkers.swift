@@ -4,9 +4,9 @@ import Foundation
 
 /// N workers that answer every step at once with a valid, precomputed gradient, so a
 /// benchmark sees the coordinator's own cost and nothing else. Each worker has its own
-/// DEALER socket (its own connection and routing id, as a worker process would), but one
-/// thread serves them all: on a small machine N busy threads would take the CPU away from
-/// the coordinator being measured.
+/// connection (a DEALER socket, or a shared-memory link for `shm://`: its own routing id or
+/// peer, as a worker process would), but one thread serves them all: on a small machine N
+/// busy threads would take the CPU away from the coordinator being measured.
 public final class SyntheticWorkers: @unchecked Sendable {
     public let count: Int
     private let endpoint: String
@@ -45,10 +45,12 @@ public final class SyntheticWorkers: @unchecked Sendable {
     private var shouldStop: Bool { lock.withLock { stopping } }
 
     private func serve() throws {
+        if endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme) { return try serveSharedMemory() }
         let context = ZMQContext()
         defer { context.terminate() }
         var workers: [SyntheticWorker] = []
-        defer { for worker in workers { worker.socket.close() } }
+        var sockets: [ZMQSocket] = []
+        defer { for socket in sockets { socket.close() } }
         for index in 0..<count {
             let socket = try ZMQSocket(context: context, kind: .dealer)
             try socket.setMaxMessageSize(Wire.maxMessageBytes)
@@ -56,13 +58,13 @@ public final class SyntheticWorkers: @unchecked Sendable {
             // No ZMQ_IMMEDIATE: the hello waits in the queue until the connection is up.
             let hello = Hello(host: "synthetic", pid: getpid(), threads: 1)
             try socket.send([Message(runID: 0, payload: .hello(hello)).encoded()])
-            workers.append(SyntheticWorker(index: index, socket: socket))
+            workers.append(SyntheticWorker(index: index) { _ = try socket.send([$0]) })
+            sockets.append(socket)
         }
-        let sockets = workers.map(\.socket)
         while !workers.allSatisfy(\.finished) && !shouldStop {
             for (worker, ready) in zip(workers, try ZMQSocket.poll(sockets, timeoutMs: 50)) where ready {
                 // Drain the socket: a poll says a message waits, not how many.
-                while let frames = try worker.socket.receive(timeoutMs: 0) {
+                while let frames = try sockets[worker.index].receive(timeoutMs: 0) {
                     guard let frame = frames.last else { continue }
                     try worker.handle(frame)
                 }
@@ -70,12 +72,36 @@ public final class SyntheticWorkers: @unchecked Sendable {
         }
         lock.withLock { answered = workers.map(\.slicesAnswered) }
     }
+
+    /// The same over `shm://`: one shared-memory link per worker, all served by this thread.
+    private func serveSharedMemory() throws {
+        var transports: [SharedMemoryWorkerTransport] = []
+        defer { for transport in transports { transport.close() } }
+        var workers: [SyntheticWorker] = []
+        for index in 0..<count {
+            let transport = try SharedMemoryWorkerTransport(endpoint: endpoint)
+            let hello = Hello(host: "synthetic", pid: getpid(), threads: 1)
+            _ = try transport.send(Message(runID: 0, payload: .hello(hello)).encoded(), dontWait: true)
+            transports.append(transport)
+            workers.append(SyntheticWorker(index: index) { _ = try transport.send($0, dontWait: false) })
+        }
+        while !workers.allSatisfy(\.finished) && !shouldStop {
+            for worker in workers {
+                while let frames = try transports[worker.index].receive(timeoutMs: 0) {
+                    guard let frame = frames.last else { continue }
+                    try worker.handle(frame)
+                }
+            }
+            try SharedMemoryWorkerTransport.waitAny(transports, timeoutMs: 50)
+        }
+        lock.withLock { answered = workers.map(\.slicesAnswered) }
+    }
 }
 
-/// One synthetic worker: its socket, its run, and its reply frames.
+/// One synthetic worker: its connection's send, its run, and its reply frames.
 final class SyntheticWorker {
     let index: Int
-    let socket: ZMQSocket
+    let send: ([UInt8]) throws -> Void
     private(set) var finished = false
     private(set) var slicesAnswered = 0
     private var runID: UInt64 = 0
@@ -84,9 +110,9 @@ final class SyntheticWorker {
     /// Whether the in-place reading of step frames was checked against the codec.
     private var peekChecked = false
 
-    init(index: Int, socket: ZMQSocket) {
+    init(index: Int, send: @escaping ([UInt8]) throws -> Void) {
         self.index = index
-        self.socket = socket
+        self.send = send
     }
 
     func handle(_ frame: [UInt8]) throws {
@@ -104,16 +130,15 @@ final class SyntheticWorker {
             let totals = StepResult(
                 slice: peek.slice, count: peek.count, correct: 0, lossSum: 0, computeSeconds: 0,
                 gradient: .none)
-            try socket.send([
+            try send(
                 Message(
                     runID: runID, step: peek.step, workerID: workerID,
                     payload: .result(totals)
-                ).encoded()
-            ])
+                ).encoded())
             return
         }
         for frame in replies.frames(count: peek.count, step: peek.step, slice: peek.slice) {
-            try socket.send([frame])
+            try send(frame)
         }
         slicesAnswered += 1
     }
@@ -132,7 +157,7 @@ final class SyntheticWorker {
             workerID = welcome.workerID
             replies = try SyntheticReplies(welcome: welcome, runID: runID)
         case .shutdown:
-            try socket.send([Message(runID: runID, workerID: workerID, payload: .shutdown).encoded()])
+            try send(Message(runID: runID, workerID: workerID, payload: .shutdown).encoded())
             finished = true
         case .refuse, .stop:
             finished = true

@@ -86,6 +86,21 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
         }
     }
 
+    /// Waits until one of `transports` may have something to read, at most `timeoutMs`: one
+    /// thread serving several connections (the coordinator benchmark's synthetic workers).
+    public static func waitAny(_ transports: [SharedMemoryWorkerTransport], timeoutMs: Int) throws {
+        var sockets: [Int32] = []
+        for transport in transports {
+            transport.connectIfDue()
+            guard let link = transport.link, link.broken == nil else { continue }
+            link.drainSocket()
+            link.pump()
+            guard link.armForSleep() else { return }
+            sockets.append(link.socket.fd)
+        }
+        _ = try LocalSocket.waitReadable(sockets, timeoutMs: timeoutMs)
+    }
+
     /// Lets the last frames (the shutdown acknowledgement) leave for up to 1 s, then closes.
     public func close() {
         flush(waitingMs: 1000)
