@@ -3,6 +3,7 @@
 #   {"run":"coordinator-per-worker",...}  bench-coordinator, N = 1..64, one micro-batch of 8 per worker
 #   {"run":"coordinator-batch64",...}     bench-coordinator, N = 1..64, global batch 64
 #   {"run":"coordinator-float",...}       as per-worker, Float32 gradients (--no-deterministic)
+#   {"run":"coordinator-shm",...}         as per-worker, over shared memory (--transport shm: one host)
 #   {"run":"bench-deterministic",...}     convoy bench --model lenet5 --deterministic (one core)
 #   {"run":"bench-float",...}             convoy bench --model lenet5
 # Each line carries "load", the 1-minute load average when it started: on a shared machine,
@@ -28,6 +29,7 @@ for _ in $(seq "$R"); do
     tag coordinator-per-worker "$CONVOY" bench-coordinator --sweep --per-worker-batch 8 --steps 200 --json
     tag coordinator-batch64 "$CONVOY" bench-coordinator --sweep --steps 200 --json
     tag coordinator-float "$CONVOY" bench-coordinator --sweep --per-worker-batch 8 --no-deterministic --steps 200 --json
+    tag coordinator-shm "$CONVOY" bench-coordinator --sweep --per-worker-batch 8 --transport shm --steps 200 --json
     tag bench-deterministic "$CONVOY" bench --model lenet5 --deterministic --json
     tag bench-float "$CONVOY" bench --model lenet5 --json
 done

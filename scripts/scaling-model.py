@@ -29,16 +29,25 @@ def fit(points):
     return my - slope * mx, slope
 
 
-def constants(lines, args):
+def best_per_n(lines, run):
     per_n = {}
     for d in lines:
-        if d["run"] == "coordinator-per-worker":
+        if d["run"] == run:
             per_n.setdefault(d["workers"], []).append(d)
-    best = {n: min(runs, key=lambda d: d["coordinator_cpu_ms"]) for n, runs in per_n.items()}
+    return {n: min(runs, key=lambda d: d["coordinator_cpu_ms"]) for n, runs in per_n.items()}
+
+
+def constants(lines, args):
+    best = best_per_n(lines, "coordinator-per-worker")
     a, b = fit([(n, d["coordinator_cpu_ms"]) for n, d in best.items()])
     a_io, b_io = fit([(n, d["coordinator_io_cpu_ms"]) for n, d in best.items()])
+    # One host runs over shared memory (convoy local): the coordinator's thread does all of
+    # its I/O. Older measurement files have no such lines: ZeroMQ's constants stand in.
+    shm = best_per_n(lines, "coordinator-shm")
+    a_shm, b_shm = fit([(n, d["coordinator_cpu_ms"]) for n, d in shm.items()]) if len(shm) > 1 else (None, None)
     speeds = [d["train_samples_per_sec"] for d in lines if d["run"] == "bench-deterministic"]
-    return {"a": max(a, 0.0), "b": b, "a_io": max(a_io, 0.0), "b_io": b_io, "c": statistics.median(speeds),
+    return {"a": max(a, 0.0), "b": b, "a_io": max(a_io, 0.0), "b_io": b_io,
+            "a_shm": None if a_shm is None else max(a_shm, 0.0), "b_shm": b_shm, "c": statistics.median(speeds),
             "c_range": (min(speeds), max(speeds)), "t_w": args.worker_overhead_ms,
             "s_sum": args.presum_ms, "mb": args.micro_batch, "grad_bytes": args.gradient_bytes}
 
@@ -61,8 +70,10 @@ def step(k, hosts, batch, agg, gbit, m):
     s_in = RESULT_HEADERS + m["grad_bytes"] * PARAMETERS
     terms = {
         "worker compute": n / m["c"] * 1000,
-        # Its thread and its ZeroMQ I/O thread pipeline: the slower one sets the pace.
-        "coordinator CPU": max(m["a"] + m["b"] * peers, m["a_io"] + m["b_io"] * peers),
+        # Its thread and its ZeroMQ I/O thread pipeline: the slower one sets the pace. On one
+        # host (no link) the transport is shared memory: the thread alone.
+        "coordinator CPU": m["a_shm"] + m["b_shm"] * peers if gbit is None and m["a_shm"] is not None
+        else max(m["a"] + m["b"] * peers, m["a_io"] + m["b_io"] * peers),
         "worker messaging": m["t_w"],
         # One thread adds the slots' sums in turn (a tree would make it log2(slots)).
         "host pre-sum": slots * m["s_sum"] if agg else 0,
@@ -92,7 +103,7 @@ def cell(k, hosts, batch, agg, gbit, m):
 
 
 def tables(m, per_core):
-    out = ["### One host (loopback; the coordinator runs on the same cores)", "",
+    out = ["### One host (shared memory; the coordinator runs on the same cores)", "",
            f"| cores | today: K workers, batch 64 | K workers, batch {per_core}×K | "
            f"1 worker × K slots (aggregation), batch {per_core}×K |", "|---|---|---|---|"]
     for k in (4, 8, 16, 64):
@@ -122,7 +133,9 @@ def main():
     m = constants(lines, args)
     print(f"c = {m['c']:.0f} samples/s per core (range {m['c_range'][0]:.0f}-{m['c_range'][1]:.0f}); "
           f"coordinator thread {m['a']:.3f} + {m['b']:.3f} ms/peer, I/O thread {m['a_io']:.3f} + "
-          f"{m['b_io']:.3f} ms/peer; worker messaging {m['t_w']} ms; pre-sum {m['s_sum']} ms/slot; "
+          f"{m['b_io']:.3f} ms/peer; shared memory "
+          + ("not measured" if m["a_shm"] is None else f"{m['a_shm']:.3f} + {m['b_shm']:.3f} ms/peer")
+          + f"; worker messaging {m['t_w']} ms; pre-sum {m['s_sum']} ms/slot; "
           f"gradient {m['grad_bytes']} B/value\n")
     check = [64 / sum(step(k, 1, 64, False, None, m)[0].values()) * 1000 for k in (1, 2)]
     print(f"model check, convoy local, batch 64: 1 worker {check[0]:.0f}, 2 workers {check[1]:.0f} samples/s\n")

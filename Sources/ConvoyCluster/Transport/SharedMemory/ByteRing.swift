@@ -85,9 +85,15 @@ struct ByteRing {
     // MARK: sleeping and waking (store, full fence, load on both sides: one of them sees the other)
 
     /// The reader is about to sleep: after this, a writer that adds bytes rings the bell.
-    func readerWillSleep() { SharedWord.store(readerWaitingWord, 1) }
+    func readerWillSleep() {
+        SharedWord.store(readerWaitingWord, 1)
+        SharedWord.fence()
+    }
     /// The writer found the ring full: after this, a reader that frees bytes rings the bell.
-    func writerWillSleep() { SharedWord.store(writerWaitingWord, 1) }
+    func writerWillSleep() {
+        SharedWord.store(writerWaitingWord, 1)
+        SharedWord.fence()
+    }
     /// After writing: whether the reader asked to be woken (and is now told).
     func readerNeedsWaking() -> Bool {
         SharedWord.fence()

@@ -71,9 +71,10 @@ final class SharedLink {
     // MARK: the socket
 
     /// Reads what the socket holds: wake-ups (their bytes mean nothing), the hand-over, or
-    /// the peer's end.
+    /// the peer's end. At most 1,024 packets a call: a peer that floods them cannot hold the
+    /// caller here (the rest wake it again).
     func drainSocket() {
-        while broken == nil {
+        for _ in 0..<1024 where broken == nil {
             let packet: LocalSocket.Received?
             do { packet = try socket.receive(capacity: Self.setupBytes) } catch {
                 return fail("\(error)")
