@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,47 +47,51 @@ int cvy_is_shrink_sealed(int fd) {
     return (seals & F_SEAL_SHRINK) ? 1 : 0;
 }
 
-long cvy_send_with_fd(int socket, const void *bytes, size_t length, int fd) {
+long cvy_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count) {
     struct iovec vector = {.iov_base = (void *)bytes, .iov_len = length};
     union {
-        char buffer[CMSG_SPACE(sizeof(int))];
+        char buffer[CMSG_SPACE(sizeof(int) * CVY_MAX_FDS)];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));
     struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
-    if (fd >= 0) {
+    if (count < 0 || count > CVY_MAX_FDS) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (count > 0) {
         message.msg_control = control.buffer;
-        message.msg_controllen = sizeof(control.buffer);
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
         struct cmsghdr *header = CMSG_FIRSTHDR(&message);
         header->cmsg_level = SOL_SOCKET;
         header->cmsg_type = SCM_RIGHTS;
-        header->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(header), &fd, sizeof(int));
+        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
     }
     return (long)sendmsg(socket, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-long cvy_receive_with_fd(int socket, void *bytes, size_t capacity, int *fd, int *truncated) {
+long cvy_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int *count, int *truncated) {
     struct iovec vector = {.iov_base = bytes, .iov_len = capacity};
     union {
-        char buffer[CMSG_SPACE(sizeof(int) * 4)];
+        char buffer[CMSG_SPACE(sizeof(int) * CVY_MAX_FDS * 2)];
         struct cmsghdr align;
     } control;
     struct msghdr message = {
         .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof(control.buffer)};
-    *fd = -1;
+    *count = 0;
     *truncated = 0;
     long received = (long)recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (received < 0) return -1;
     if (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) *truncated = 1;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-        size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t index = 0; index < count; index++) {
+        size_t n = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t index = 0; index < n; index++) {
             int received_fd;
             memcpy(&received_fd, CMSG_DATA(header) + index * sizeof(int), sizeof(int));
-            if (*fd < 0) {
-                *fd = received_fd;
+            if (*count < CVY_MAX_FDS) {
+                fds[(*count)++] = received_fd;
             } else {
                 close(received_fd);
                 *truncated = 1;
@@ -93,6 +99,33 @@ long cvy_receive_with_fd(int socket, void *bytes, size_t capacity, int *fd, int 
         }
     }
     return received;
+}
+
+int cvy_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int cvy_adopt_eventfd(int fd) {
+    char link[64];
+    char target[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t length = readlink(link, target, sizeof(target) - 1);
+    if (length < 0) return 0;
+    target[length] = 0;
+    if (strcmp(target, "anon_inode:[eventfd]") != 0) return 0;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return 0;
+    return 1;
+}
+
+void cvy_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t ignored = write(fd, &one, sizeof(one));
+    (void)ignored;
+}
+
+void cvy_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t ignored = read(fd, &value, sizeof(value));
+    (void)ignored;
 }
 
 int cvy_accept(int socket) { return accept4(socket, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }

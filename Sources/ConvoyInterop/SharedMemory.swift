@@ -74,6 +74,35 @@ public enum SharedWord {
     public static func fence() { cvy_fence() }
 }
 
+/// An eventfd: one process signals, another wakes from `poll`. A plain (not "sync") kernel
+/// wake-up, so the woken process may go to an idle CPU: a Unix socket's wake-up hints that
+/// the sender is about to sleep and pulls the receiver onto the sender's CPU, where on 2
+/// vCPUs the coordinator preempted the worker that had just sent it a gradient while the
+/// other CPU stood idle (a `convoy local --workers 2 --trace` timeline). Closed on deinit.
+public final class WakeSignal {
+    public let fd: Int32
+
+    public init() throws {
+        fd = cvy_eventfd()
+        guard fd >= 0 else { throw SharedMemoryError("eventfd") }
+    }
+
+    /// Takes ownership of a descriptor a peer passed; refuses (and closes) one that is not
+    /// an eventfd (a pipe could block the writer).
+    public init(adopting fd: Int32) throws {
+        guard cvy_adopt_eventfd(fd) == 1 else {
+            close(fd)
+            throw SharedMemoryError("a wake-up descriptor that is not an eventfd", code: EINVAL)
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    public func signal() { cvy_eventfd_signal(fd) }
+    public func drain() { cvy_eventfd_drain(fd) }
+}
+
 /// A non-blocking Unix SOCK_SEQPACKET socket: the shared-memory transport's rendezvous, its
 /// wake-up signal and its end-of-peer notice (a peer's death closes it). Closed on deinit.
 public final class LocalSocket {
@@ -141,11 +170,15 @@ public final class LocalSocket {
         return uid
     }
 
-    /// Sends one packet (with a descriptor when `passing` is given) without waiting; false
+    /// Sends one packet (with the descriptors `passing`, at most 4) without waiting; false
     /// when the peer's queue is full.
     @discardableResult
-    public func send(_ bytes: [UInt8], passing descriptor: Int32 = -1) throws -> Bool {
-        let sent = bytes.withUnsafeBytes { cvy_send_with_fd(fd, $0.baseAddress, $0.count, descriptor) }
+    public func send(_ bytes: [UInt8], passing descriptors: [Int32] = []) throws -> Bool {
+        let sent = bytes.withUnsafeBytes { raw in
+            descriptors.withUnsafeBufferPointer {
+                cvy_send_with_fds(fd, raw.baseAddress, raw.count, $0.baseAddress, Int32($0.count))
+            }
+        }
         if sent >= 0 { return true }
         if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return false }
         throw SharedMemoryError("send")
@@ -153,16 +186,20 @@ public final class LocalSocket {
 
     /// One received packet, or nil when none is waiting.
     public enum Received {
-        case packet(bytes: [UInt8], descriptor: Int32?, truncated: Bool)
+        /// The caller owns `descriptors` (at most 4; more were closed, and `truncated` set).
+        case packet(bytes: [UInt8], descriptors: [Int32], truncated: Bool)
         case closed
     }
 
     public func receive(capacity: Int = 64) throws -> Received? {
         var buffer = [UInt8](repeating: 0, count: capacity)
-        var descriptor: Int32 = -1
+        var descriptors = [Int32](repeating: -1, count: 4)
+        var received: Int32 = 0
         var truncated: Int32 = 0
-        let count = buffer.withUnsafeMutableBytes {
-            cvy_receive_with_fd(fd, $0.baseAddress, $0.count, &descriptor, &truncated)
+        let count = buffer.withUnsafeMutableBytes { raw in
+            descriptors.withUnsafeMutableBufferPointer {
+                cvy_receive_with_fds(fd, raw.baseAddress, raw.count, $0.baseAddress, &received, &truncated)
+            }
         }
         if count < 0 {
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return nil }
@@ -171,9 +208,9 @@ public final class LocalSocket {
         }
         // A zero-byte read with no descriptor is the end of the stream (seqpacket packets
         // from convoy are never empty).
-        if count == 0 && descriptor < 0 { return .closed }
+        if count == 0 && received == 0 { return .closed }
         return .packet(
-            bytes: Array(buffer.prefix(count)), descriptor: descriptor >= 0 ? descriptor : nil,
+            bytes: Array(buffer.prefix(count)), descriptors: Array(descriptors.prefix(Int(received))),
             truncated: truncated != 0)
     }
 

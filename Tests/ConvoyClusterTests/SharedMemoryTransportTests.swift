@@ -143,12 +143,18 @@ import Testing
         defer { coordinator.close() }
         let raw = try LocalSocket.connect(to: place.path)
         #expect(try coordinator.receive(timeoutMs: 50) == nil, "accepts and hands the region over")
-        var handOver: (bytes: [UInt8], fd: Int32)?
+        var handOver: (bytes: [UInt8], fds: [Int32])?
         for _ in 0..<100 where handOver == nil {
-            if case let .packet(bytes, fd?, _)? = try raw.receive(capacity: 64) { handOver = (bytes, fd) }
+            if case let .packet(bytes, fds, _)? = try raw.receive(capacity: 64), !fds.isEmpty {
+                handOver = (bytes, fds)
+            }
             usleep(10_000)
         }
-        let (setup, fd) = try #require(handOver)
+        let (setup, fds) = try #require(handOver)
+        #expect(fds.count == 3, "the region and two eventfds")
+        let fd = fds[0]
+        let coordinatorWake = try WakeSignal(adopting: fds[1])
+        _ = try WakeSignal(adopting: fds[2])
         // Golden bytes of the hand-over (docs/PROTOCOL.md): magic, version 1, capacity u32 LE.
         #expect(setup == Array("CVYSHM".utf8) + [1, 0] + [0x00, 0x10, 0x00, 0x00])
         let region = try SharedRegion(adopting: fd, size: SharedLink.regionSize(capacity: 4096))
@@ -160,7 +166,7 @@ import Testing
             (region.base + 4096 + 4096).storeBytes(of: UInt32(1 << 20).littleEndian, as: UInt32.self)
             SharedWord.storeRelease(upstream + ByteRing.tailOffset, 4)
         }
-        try raw.send([1])
+        coordinatorWake.signal()
         let good = try SharedMemoryWorkerTransport(endpoint: place.endpoint)
         defer { good.close() }
         #expect(try good.send([4, 2], dontWait: true))

@@ -24,13 +24,25 @@ int cvy_sealed_memfd(const char *name, uint64_t size);
 // Whether `fd` is sealed against shrinking (1), not (0), or cannot be asked (-1).
 int cvy_is_shrink_sealed(int fd);
 
-// Sends `length` bytes and, when `fd` >= 0, that descriptor in one datagram/packet. Returns
-// the bytes sent or -1 with errno set. Never blocks (MSG_DONTWAIT), never raises SIGPIPE.
-long cvy_send_with_fd(int socket, const void *bytes, size_t length, int fd);
-// Receives one packet of at most `capacity` bytes and at most one descriptor (`*fd`, else
-// -1; extra descriptors are closed). Returns the bytes received, 0 at end of stream, -1 with
-// errno set. `*truncated` is 1 when the packet or its control data did not fit.
-long cvy_receive_with_fd(int socket, void *bytes, size_t capacity, int *fd, int *truncated);
+// The most descriptors one packet carries.
+#define CVY_MAX_FDS 4
+
+// Sends `length` bytes and the `count` (at most CVY_MAX_FDS) descriptors `fds` in one packet.
+// Returns the bytes sent or -1 with errno set. Never blocks (MSG_DONTWAIT), never raises
+// SIGPIPE.
+long cvy_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count);
+// Receives one packet of at most `capacity` bytes and at most CVY_MAX_FDS descriptors into
+// `fds` (`*count` of them; more are closed). Returns the bytes received, 0 at end of stream,
+// -1 with errno set. `*truncated` is 1 when the packet or its control data did not fit.
+long cvy_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int *count, int *truncated);
+
+// An eventfd (non-blocking, close-on-exec), or -1 with errno set.
+int cvy_eventfd(void);
+// Whether `fd` is an eventfd (1) or not (0); makes it non-blocking when it is.
+int cvy_adopt_eventfd(int fd);
+// Adds 1 to an eventfd's counter (never blocks); takes all of it (0 when it was 0).
+void cvy_eventfd_signal(int fd);
+void cvy_eventfd_drain(int fd);
 
 // accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Swift does not see).
 int cvy_accept(int socket);

@@ -5,12 +5,14 @@ import ConvoyInterop
 #endif
 
 /// One connection of the shared-memory transport (docs/PROTOCOL.md, "Shared memory on one
-/// host"): a Unix socket for the hand-over of the region and for wake-ups, and two `ByteRing`s
-/// in a memfd the coordinator made, one per direction. Messages are length-prefixed (u32 LE)
-/// in the byte stream, so one larger than a ring streams through it. All I/O happens on the
-/// caller's thread: no I/O thread, no hand-off between threads.
+/// host"): a Unix socket for the hand-over and the peer's end, two eventfds for wake-ups (one
+/// each way), and two `ByteRing`s in a memfd the coordinator made, one per direction.
+/// Messages are length-prefixed (u32 LE) in the byte stream, so one larger than a ring streams
+/// through it. All I/O happens on the caller's thread: no I/O thread, no hand-off between
+/// threads.
 final class SharedLink {
-    /// The hand-over packet: magic, version, ring capacity (u32 LE), with the memfd attached.
+    /// The hand-over packet: magic, version, ring capacity (u32 LE), with the memfd, the
+    /// coordinator's eventfd and the worker's attached.
     static let magic: [UInt8] = Array("CVYSHM".utf8) + [1, 0]
     static let setupBytes = magic.count + 4
     /// Ring capacities a peer may propose: a page up to 256 MiB, powers of two.
@@ -22,6 +24,9 @@ final class SharedLink {
     /// Largest message accepted from the peer; a longer length prefix breaks the link.
     let maxInbound: Int
     private var region: SharedRegion?
+    /// Signalled by the peer when it wrote (or freed room) while this side slept; and the peer's.
+    private var wakeMine: WakeSignal?
+    private var wakeTheirs: WakeSignal?
     private var inbound: ByteRing?
     private var outbound: ByteRing?
     /// Frames waiting to be written, and how much of the first one (prefix included) is.
@@ -43,9 +48,10 @@ final class SharedLink {
         precondition(Self.capacities.contains(capacity) && capacity & (capacity - 1) == 0)
         (self.socket, self.maxInbound) = (socket, maxInbound)
         let region = try SharedRegion(creating: Self.regionSize(capacity: capacity), name: "convoy-link")
-        attach(region, capacity: capacity, coordinator: true)
+        let (mine, theirs) = (try WakeSignal(), try WakeSignal())
+        attach(region, capacity: capacity, coordinator: true, wakes: (mine, theirs))
         let setup = Self.magic + withUnsafeBytes(of: UInt32(capacity).littleEndian, Array.init)
-        guard try socket.send(setup, passing: region.fd) else {
+        guard try socket.send(setup, passing: [region.fd, mine.fd, theirs.fd]) else {
             throw SharedMemoryError("hand-over of the shared region", code: EAGAIN)
         }
     }
@@ -55,7 +61,10 @@ final class SharedLink {
         (self.socket, self.maxInbound) = (socket, maxInbound)
     }
 
-    private func attach(_ region: SharedRegion, capacity: Int, coordinator: Bool) {
+    private func attach(
+        _ region: SharedRegion, capacity: Int, coordinator: Bool, wakes: (mine: WakeSignal, theirs: WakeSignal)
+    ) {
+        (wakeMine, wakeTheirs) = wakes
         let downstream = ByteRing(
             control: region.base + 1024, data: region.base + 4096, capacity: capacity)
         let upstream = ByteRing(
@@ -68,44 +77,53 @@ final class SharedLink {
         if broken == nil { broken = reason }
     }
 
-    // MARK: the socket
+    // MARK: the socket and the wake-ups
 
-    /// Reads what the socket holds: wake-ups (their bytes mean nothing), the hand-over, or
-    /// the peer's end. At most 1,024 packets a call: a peer that floods them cannot hold the
-    /// caller here (the rest wake it again).
-    func drainSocket() {
+    /// What to `poll` for this link: its socket (the hand-over, the peer's end) and its eventfd.
+    var pollDescriptors: [Int32] { [socket.fd] + (wakeMine.map { [$0.fd] } ?? []) }
+
+    /// Takes the wake-ups and reads what the socket holds: the hand-over, the peer's end, or
+    /// packets that mean nothing. At most 1,024 packets a call: a peer that floods them cannot
+    /// hold the caller here (the rest wake it again).
+    func takeWakeUps() {
+        wakeMine?.drain()
         for _ in 0..<1024 where broken == nil {
             let packet: LocalSocket.Received?
             do { packet = try socket.receive(capacity: Self.setupBytes) } catch {
                 return fail("\(error)")
             }
-            guard case let .packet(bytes, descriptor, truncated)? = packet else {
+            guard case let .packet(bytes, descriptors, truncated)? = packet else {
                 if packet != nil { fail("the peer closed the connection") }
                 return
             }
-            guard let descriptor else { continue }
-            guard region == nil, !truncated, bytes.count == Self.setupBytes, bytes.starts(with: Self.magic) else {
-                close(descriptor)
+            guard !descriptors.isEmpty else { continue }
+            guard region == nil, !truncated, descriptors.count == 3, bytes.count == Self.setupBytes,
+                bytes.starts(with: Self.magic)
+            else {
+                for descriptor in descriptors { close(descriptor) }
                 return fail("the peer sent a shared region it should not have")
             }
             let capacity = Int(bytes.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
             guard Self.capacities.contains(capacity), capacity & (capacity - 1) == 0 else {
-                close(descriptor)
+                for descriptor in descriptors { close(descriptor) }
                 return fail("the coordinator proposed rings of \(capacity) bytes")
             }
+            // Each init owns its descriptor from here, closing it when it refuses.
+            let region = Result {
+                try SharedRegion(adopting: descriptors[0], size: Self.regionSize(capacity: capacity))
+            }
+            let theirs = Result { try WakeSignal(adopting: descriptors[1]) }
+            let mine = Result { try WakeSignal(adopting: descriptors[2]) }
             do {
                 attach(
-                    try SharedRegion(adopting: descriptor, size: Self.regionSize(capacity: capacity)),
-                    capacity: capacity, coordinator: false)
+                    try region.get(), capacity: capacity, coordinator: false, wakes: (try mine.get(), try theirs.get()))
             } catch { return fail("\(error)") }
             // Frames queued while the hand-over was on its way leave now.
             pump()
         }
     }
 
-    private func wakePeer() {
-        do { try socket.send([1]) } catch { fail("\(error)") }
-    }
+    private func wakePeer() { wakeTheirs?.signal() }
 
     // MARK: writing
 

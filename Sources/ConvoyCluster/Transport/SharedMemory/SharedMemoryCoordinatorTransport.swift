@@ -76,9 +76,15 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
             if left == 0 { return nil }
             // Every link asks to be woken before the last look; one with work skips the sleep.
             guard links.allSatisfy({ $0.link.armForSleep() }) else { continue }
-            let sockets = [listener?.fd ?? -1] + links.map { $0.link.socket.fd }
-            let ready = try LocalSocket.waitReadable(sockets, timeoutMs: left ?? -1)
-            for index in ready where index > 0 { links[index - 1].link.drainSocket() }
+            var descriptors = [listener?.fd ?? -1]
+            var owners: [SharedLink?] = [nil]
+            for (_, link) in links {
+                descriptors += link.pollDescriptors
+                owners += Array(repeating: link, count: link.pollDescriptors.count)
+            }
+            for index in try LocalSocket.waitReadable(descriptors, timeoutMs: left ?? -1) {
+                owners[index]?.takeWakeUps()
+            }
         }
     }
 
@@ -120,13 +126,13 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
         while ContinuousClock.now < deadline {
             links.removeAll { $0.link.broken != nil }
             for (_, link) in links {
-                link.drainSocket()
+                link.takeWakeUps()
                 link.pump()
             }
             let waiting = links.filter { $0.link.queuedFrames > 0 && $0.link.broken == nil }
             guard !waiting.isEmpty else { break }
             guard waiting.allSatisfy({ $0.link.armForSleep() }) else { continue }
-            _ = try? LocalSocket.waitReadable(waiting.map { $0.link.socket.fd }, timeoutMs: 50)
+            _ = try? LocalSocket.waitReadable(waiting.flatMap { $0.link.pollDescriptors }, timeoutMs: 50)
         }
         links.removeAll()
         listener = nil

@@ -57,10 +57,10 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
     private func flush(waitingMs: Int) {
         let deadline = ContinuousClock.now + .milliseconds(waitingMs)
         while let link, link.broken == nil, link.queuedFrames > 0, ContinuousClock.now < deadline {
-            link.drainSocket()
+            link.takeWakeUps()
             link.pump()
             guard link.queuedFrames > 0, link.armForSleep() else { continue }
-            _ = try? LocalSocket.waitReadable([link.socket.fd], timeoutMs: 10)
+            _ = try? LocalSocket.waitReadable(link.pollDescriptors, timeoutMs: 10)
         }
     }
 
@@ -69,7 +69,7 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
         while true {
             connectIfDue()
             if let link {
-                link.drainSocket()
+                link.takeWakeUps()
                 link.pump()
                 if let frame = link.nextFrame() { return [frame] }
             }
@@ -77,7 +77,7 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
             if left == 0 { return nil }
             if let link, link.broken == nil {
                 guard link.armForSleep() else { continue }
-                _ = try LocalSocket.waitReadable([link.socket.fd], timeoutMs: left ?? -1)
+                _ = try LocalSocket.waitReadable(link.pollDescriptors, timeoutMs: left ?? -1)
             } else {
                 // Not connected: sleep until the next attempt (or the deadline).
                 let untilAttempt = max(1, Int((nextAttempt - ContinuousClock.now).inSeconds * 1000))
@@ -93,10 +93,10 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
         for transport in transports {
             transport.connectIfDue()
             guard let link = transport.link, link.broken == nil else { continue }
-            link.drainSocket()
+            link.takeWakeUps()
             link.pump()
             guard link.armForSleep() else { return }
-            sockets.append(link.socket.fd)
+            sockets += link.pollDescriptors
         }
         _ = try LocalSocket.waitReadable(sockets, timeoutMs: timeoutMs)
     }
