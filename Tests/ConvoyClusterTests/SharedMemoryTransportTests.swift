@@ -9,6 +9,14 @@ import Testing
 /// messages wrap and stream. Peers that break the rules are played by a raw socket that maps
 /// the region itself. Every wait is bounded.
 @Suite(.serialized) struct SharedMemoryTransportTests {
+    /// What the echo thread ran into, if anything.
+    final class EchoOutcome: @unchecked Sendable {
+        private let lock = NSLock()
+        private var problem = "none"
+        func set(_ text: String) { lock.withLock { problem = text } }
+        var text: String { lock.withLock { problem } }
+    }
+
     final class Place {
         let directory: PrivateSocketDirectory
         var endpoint: String { directory.sharedMemoryEndpoint }
@@ -64,15 +72,20 @@ import Testing
         defer { coordinator.close() }
         let endpoint = place.endpoint
         let rounds = 5
+        let outcome = EchoOutcome()
         let echo = Thread {
-            guard let worker = try? SharedMemoryWorkerTransport(endpoint: endpoint) else { return }
-            defer { worker.close() }
-            _ = try? worker.send([1], dontWait: true)
-            for _ in 0..<rounds {
-                guard let frames = try? worker.receive(timeoutMs: 10_000), frames.count == 1 else { return }
-                // Back with a different size, so the ring's positions move unevenly.
-                _ = try? worker.send(frames[0] + Self.bytes(777, seed: 1), dontWait: false)
-            }
+            do {
+                let worker = try SharedMemoryWorkerTransport(endpoint: endpoint)
+                defer { worker.close() }
+                try worker.send([1], dontWait: true)
+                for round in 0..<rounds {
+                    guard let frames = try worker.receive(timeoutMs: 10_000) else {
+                        return outcome.set("round \(round): nothing in 10 s")
+                    }
+                    // Back with a different size, so the ring's positions move unevenly.
+                    try worker.send(frames[0] + Self.bytes(777, seed: 1), dontWait: false)
+                }
+            } catch { outcome.set("\(error)") }
         }
         echo.start()
         let (peer, first) = try #require(try coordinator.receive(timeoutMs: 10_000))
@@ -81,10 +94,27 @@ import Testing
             let sent = Message(
                 runID: UInt64(round), payload: .refuse(Refusal(.worker, String(repeating: "w", count: 30_000 + round))))
             _ = try coordinator.send(sent, to: peer)
-            let (from, frame) = try #require(try coordinator.receive(timeoutMs: 10_000), "round \(round)")
+            let (from, frame) = try #require(
+                try coordinator.receive(timeoutMs: 10_000), "round \(round); the echo: \(outcome.text)")
             #expect(from == peer)
             #expect(frame == sent.encoded() + Self.bytes(777, seed: 1), "round \(round)")
         }
+    }
+
+    /// What a peer wrote just before it ended is still delivered (its shutdown acknowledgement,
+    /// say), as TCP delivers the bytes before a FIN; then the link is gone.
+    @Test func aFrameWrittenJustBeforeThePeerEndsIsStillDelivered() throws {
+        let place = try Place()
+        let coordinator = try SharedMemoryCoordinatorTransport(bind: place.endpoint)
+        defer { coordinator.close() }
+        let worker = try SharedMemoryWorkerTransport(endpoint: place.endpoint)
+        #expect(try worker.send([1], dontWait: true))
+        let (peer, _) = try #require(try Self.nextFrame(coordinator, serving: [worker]))
+        #expect(try worker.send([2, 2], dontWait: false))
+        worker.close()
+        #expect(try coordinator.receive(timeoutMs: 2000)?.frame == [2, 2])
+        #expect(try coordinator.receive(timeoutMs: 200) == nil)
+        #expect(try coordinator.send(Self.message, to: peer) == 0, "the link is gone")
     }
 
     /// A frame over the run's largest message ends that link before it is held; the

@@ -90,6 +90,32 @@ import Testing
         }
     }
 
+    /// The row-copy shift equals the plain per-pixel loop for every shift, several channels,
+    /// a non-square image and shifts past its edges.
+    @Test func shiftAugmentationMatchesThePlainLoop() {
+        let (channels, height, width) = (2, 4, 5)
+        let augmentation = ShiftAugmentation(
+            maxShift: 6, seed: 9, epoch: 0, imageShape: Shape(channels, height, width))
+        let source = (0..<(channels * height * width)).map { UInt8($0 + 1) }
+        var seen = Set<String>()
+        for index in Int32(0)..<400 {
+            let (dy, dx) = augmentation.shift(of: index)
+            seen.insert("\(dy),\(dx)")
+            var image = source
+            image.withUnsafeMutableBufferPointer { augmentation.apply(to: $0.baseAddress!, index: index) }
+            var expected = [UInt8](repeating: 0, count: source.count)
+            for c in 0..<channels {
+                for y in 0..<height {
+                    for x in 0..<width where (0..<height).contains(y - dy) && (0..<width).contains(x - dx) {
+                        expected[(c * height + y) * width + x] = source[(c * height + y - dy) * width + x - dx]
+                    }
+                }
+            }
+            #expect(image == expected, "shift (\(dy), \(dx))")
+        }
+        #expect(seen.count > 100, "most of the 13 × 13 shifts were tried")
+    }
+
     /// Weight decay adds λ·w to the mean gradient before the optimizer (SGD here).
     @Test func weightDecayPullsWeightsTowardZero() {
         var config = TrainingConfig()

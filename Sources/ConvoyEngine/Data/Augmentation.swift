@@ -38,6 +38,10 @@ public struct ShiftAugmentation: Sendable, Equatable {
             for c in 0..<channels {
                 let base = pixels + c * plane
                 copy.baseAddress!.update(from: base, count: plane)
+                // Row by row: zeros where the shift uncovers the margin, one copy for the rest
+                // (a branch per pixel was 6.6% of a coordinator's CPU with --augment).
+                let kept = max(0, width - abs(dx))
+                let firstX = min(max(dx, 0), width)
                 for y in 0..<height {
                     let sourceY = y - dy
                     let row = base + y * width
@@ -45,10 +49,9 @@ public struct ShiftAugmentation: Sendable, Equatable {
                         row.update(repeating: 0, count: width)
                         continue
                     }
-                    for x in 0..<width {
-                        let sourceX = x - dx
-                        row[x] = sourceX >= 0 && sourceX < width ? copy[sourceY * width + sourceX] : 0
-                    }
+                    row.update(repeating: 0, count: firstX)
+                    (row + firstX).update(from: copy.baseAddress! + sourceY * width + firstX - dx, count: kept)
+                    (row + firstX + kept).update(repeating: 0, count: width - firstX - kept)
                 }
             }
         }

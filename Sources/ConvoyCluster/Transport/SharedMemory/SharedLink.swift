@@ -39,8 +39,15 @@ final class SharedLink {
     private var filled = 0
     /// Why the link is unusable; it is then dropped.
     private(set) var broken: String?
+    /// The peer closed its end: what it wrote before is still read (as TCP delivers the bytes
+    /// before a FIN), then the link breaks. Without this, a worker's last message (a shutdown
+    /// acknowledgement written just before it exits) could be lost to the race between the
+    /// end of its socket and the reading of its ring.
+    private var peerEnded = false
 
     var isReady: Bool { region != nil && broken == nil }
+    /// Whether frames sent now may still be read: not broken, and the peer has not ended.
+    var isOpen: Bool { broken == nil && !peerEnded }
     var queuedFrames: Int { queue.count - queueStart }
 
     /// The coordinator's end of a freshly accepted connection: makes the region and hands it over.
@@ -93,7 +100,7 @@ final class SharedLink {
                 return fail("\(error)")
             }
             guard case let .packet(bytes, descriptors, truncated)? = packet else {
-                if packet != nil { fail("the peer closed the connection") }
+                if packet != nil { peerEnded = true }
                 return
             }
             guard !descriptors.isEmpty else { continue }
@@ -136,7 +143,8 @@ final class SharedLink {
     /// Writes queued frames until the ring is full; wakes a sleeping reader.
     @discardableResult
     func pump() -> Bool {
-        guard broken == nil, var ring = outbound else { return false }
+        // Nobody reads what is written to a peer that ended.
+        guard broken == nil, !peerEnded, var ring = outbound else { return false }
         var wrote = false
         defer {
             outbound = ring
@@ -168,8 +176,15 @@ final class SharedLink {
 
     // MARK: reading
 
-    /// The next whole frame from the peer, or nil when none is complete yet.
+    /// The next whole frame from the peer, or nil when none is complete yet. After the peer
+    /// ended, nil means none will be: the link breaks.
     func nextFrame() -> [UInt8]? {
+        let frame = readFrame()
+        if frame == nil && peerEnded { fail("the peer closed the connection") }
+        return frame
+    }
+
+    private func readFrame() -> [UInt8]? {
         guard broken == nil, var ring = inbound else { return nil }
         var took = false
         defer {
@@ -193,8 +208,12 @@ final class SharedLink {
                 prefix.removeAll(keepingCapacity: true)
                 if try ring.available() >= length {
                     // The common case: the whole frame is in the ring; one copy, no zero fill.
+                    // `buffer` spans the array's whole allocation, which may be longer than
+                    // `length`: read exactly `length`, never the next frame's bytes.
                     let frame = try [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
-                        count = try ring.read(into: UnsafeMutableRawBufferPointer(buffer))
+                        count = try ring.read(
+                            into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[..<length]))
+                        )
                     }
                     took = true
                     guard frame.count == length else {
@@ -222,7 +241,8 @@ final class SharedLink {
     /// Asks to be woken for bytes to read (and for room to write when frames wait); returns
     /// false when there is already something to do, so the caller must not sleep.
     func armForSleep() -> Bool {
-        guard broken == nil, let inbound, let outbound else { return broken == nil }
+        // A peer that ended leaves work: reading what it wrote, then breaking the link.
+        guard broken == nil, !peerEnded, let inbound, let outbound else { return broken == nil && !peerEnded }
         inbound.readerWillSleep()
         if queueStart < queue.count { outbound.writerWillSleep() }
         do {

@@ -45,9 +45,10 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
         }
     }
 
+    @discardableResult
     public func send(_ frame: [UInt8], dontWait: Bool) throws -> Bool {
         connectIfDue()
-        guard let link, link.broken == nil, link.queuedFrames < Self.maxQueued else { return false }
+        guard let link, link.isOpen, link.queuedFrames < Self.maxQueued else { return false }
         link.enqueue(frame)
         if !dontWait { flush(waitingMs: Self.sendWaitMs) }
         return true
@@ -56,7 +57,7 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
     /// Writes queued frames, sleeping on the peer's wake-ups while the ring is full.
     private func flush(waitingMs: Int) {
         let deadline = ContinuousClock.now + .milliseconds(waitingMs)
-        while let link, link.broken == nil, link.queuedFrames > 0, ContinuousClock.now < deadline {
+        while let link, link.isOpen, link.queuedFrames > 0, ContinuousClock.now < deadline {
             link.takeWakeUps()
             link.pump()
             guard link.queuedFrames > 0, link.armForSleep() else { continue }
