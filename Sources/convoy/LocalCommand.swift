@@ -40,8 +40,9 @@ struct Local: ParsableCommand {
     var transport = LocalTransport.shm
 
     /// The layout: one worker process whose compute threads fill the cores (per-host
-    /// aggregation measured fastest here: 20.4–21.5k samples/s against 17.0–17.7k for two
-    /// single-threaded workers on 2 cores), unless --workers or --slots say otherwise.
+    /// aggregation: one peer for the coordinator; over shared memory on 2 cores 18.8–25.5k
+    /// samples/s against 16.3–23.7k for two single-threaded workers, docs/SCALING.md), unless
+    /// --workers or --slots say otherwise.
     var workers: Int { workerCount ?? 1 }
     var slots: Int { slotCount ?? (workerCount == nil ? ProcessInfo.processInfo.activeProcessorCount : 1) }
     @Option(help: "Share of training slices a second worker recomputes and compares bit for bit (0...1).")
