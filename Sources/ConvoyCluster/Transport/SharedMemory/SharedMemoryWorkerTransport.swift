@@ -33,12 +33,18 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
         connectIfDue()
     }
 
+    /// Connects when there is no link and the backoff allows. A link that broke also backs
+    /// off (a coordinator that accepts and drops at once must not make this loop spin); the
+    /// backoff starts over once a frame arrives.
     private func connectIfDue() {
-        if let current = link, current.broken != nil { link = nil }
+        if let current = link, current.broken != nil {
+            link = nil
+            nextAttempt = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
+            backoff = min(backoff * 2, 5)
+        }
         guard link == nil, ContinuousClock.now >= nextAttempt else { return }
         if let socket = try? LocalSocket.connect(to: path) {
             link = SharedLink(connected: socket, maxInbound: maxInbound)
-            backoff = 0.1
         } else {
             nextAttempt = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
             backoff = min(backoff * 2, 5)
@@ -72,7 +78,10 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
             if let link {
                 link.takeWakeUps()
                 link.pump()
-                if let frame = link.nextFrame() { return [frame] }
+                if let frame = link.nextFrame() {
+                    backoff = 0.1
+                    return [frame]
+                }
             }
             let left = deadline.map { max(0, Int(($0 - ContinuousClock.now).inSeconds * 1000)) }
             if left == 0 { return nil }
