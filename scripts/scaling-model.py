@@ -103,7 +103,8 @@ def cell(k, hosts, batch, agg, gbit, m):
 
 
 def tables(m, per_core):
-    out = ["### One host (shared memory; the coordinator runs on the same cores)", "",
+    transport = "loopback" if m["a_shm"] is None else "shared memory"
+    out = [f"### One host ({transport}; the coordinator runs on the same cores)", "",
            f"| cores | today: K workers, batch 64 | K workers, batch {per_core}×K | "
            f"1 worker × K slots (aggregation), batch {per_core}×K |", "|---|---|---|---|"]
     for k in (4, 8, 16, 64):
