@@ -45,7 +45,6 @@ final class SharedLink {
     /// end of its socket and the reading of its ring.
     private var peerEnded = false
 
-    var isReady: Bool { region != nil && broken == nil }
     /// Whether frames sent now may still be read: not broken, and the peer has not ended.
     var isOpen: Bool { broken == nil && !peerEnded }
     var queuedFrames: Int { queue.count - queueStart }

@@ -86,8 +86,9 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
             var descriptors = [listener?.fd ?? -1]
             var owners: [SharedLink?] = [nil]
             for (_, link) in links {
-                descriptors += link.pollDescriptors
-                owners += Array(repeating: link, count: link.pollDescriptors.count)
+                let linkDescriptors = link.pollDescriptors
+                descriptors += linkDescriptors
+                owners += Array(repeating: link, count: linkDescriptors.count)
             }
             for index in try LocalSocket.waitReadable(descriptors, timeoutMs: left ?? -1) {
                 if index == 0 { listenerReadable = true }
