@@ -77,9 +77,8 @@ struct CoordinatorCommand: ParsableCommand {
         guard (curveKey == nil) == (authorizedKeys == nil) else {
             throw ValidationError("--curve-key and --authorized-keys go together")
         }
-        if bind.hasPrefix(SharedMemoryCoordinatorTransport.scheme) && curveKey != nil {
-            throw ValidationError(
-                "--bind \(bind): shm:// reaches only this user's processes on this host and takes no CURVE keys")
+        if Endpoint.isSharedMemory(bind) && curveKey != nil {
+            throw ValidationError(ErrorWording.sharedMemoryTakesNoCurve(flag: "--bind", endpoint: bind))
         }
         if let n = maxWorkersPerKey {
             guard curveKey != nil else { throw ValidationError("--max-workers-per-key needs --curve-key") }
@@ -125,7 +124,7 @@ struct CoordinatorCommand: ParsableCommand {
             let parameters = try Architecture(try ModelZoo.spec(named: config.model)).parameterCount
             let limits = CoordinatorLimits.forRun(parameters: parameters, workers: workers)
             let transport: any ListeningTransport =
-                bind.hasPrefix(SharedMemoryCoordinatorTransport.scheme)
+                Endpoint.isSharedMemory(bind)
                 ? try SharedMemoryCoordinatorTransport(bind: bind, limits: limits)
                 : try ZMQCoordinatorTransport(
                     context: context, bind: bind, curveSecretKey: secretKey, authenticator: authenticator,

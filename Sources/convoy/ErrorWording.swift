@@ -25,6 +25,11 @@ enum ErrorWording {
         }
     }
 
+    /// A CURVE flag next to an `shm://` endpoint (`--bind` or `--connect`).
+    static func sharedMemoryTakesNoCurve(flag: String, endpoint: String) -> String {
+        "\(flag) \(endpoint): shm:// reaches only this user's processes on this host and takes no CURVE keys"
+    }
+
     /// One line for any error convoy's commands can meet.
     static func line(for error: Error) -> String {
         switch error {

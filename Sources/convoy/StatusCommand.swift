@@ -26,8 +26,8 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
-        guard ["tcp://", "ipc://", "shm://"].contains(where: endpoint.hasPrefix) else {
-            throw ValidationError("\(peerText(endpoint)) is not a tcp://, ipc:// or shm:// endpoint")
+        guard Endpoint.isKnown(endpoint) else {
+            throw ValidationError("\(peerText(endpoint)) is not \(Endpoint.schemesText)")
         }
         try checkSeconds("timeout", timeout)
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }

@@ -50,12 +50,11 @@ struct WorkerCommand: ParsableCommand {
         try checkFlag("threads", threads, in: FlagRange.threads)
         try checkFlag("slots", slots, in: FlagRange.slots)
         if let cpu { try checkFlag("cpu", cpu, in: 0...FlagRange.maxCPU) }
-        guard ["tcp://", "ipc://", "shm://"].contains(where: connect.hasPrefix) else {
-            throw ValidationError("--connect \(connect) is not a tcp://, ipc:// or shm:// endpoint")
+        guard Endpoint.isKnown(connect) else {
+            throw ValidationError("--connect \(connect) is not \(Endpoint.schemesText)")
         }
-        if connect.hasPrefix("shm://") && key != nil {
-            throw ValidationError(
-                "--connect \(connect): shm:// reaches only this user's processes on this host and takes no CURVE keys")
+        if Endpoint.isSharedMemory(connect) && key != nil {
+            throw ValidationError(ErrorWording.sharedMemoryTakesNoCurve(flag: "--connect", endpoint: connect))
         }
         try checkSeconds("connect-timeout", connectTimeout)
         try checkSeconds("idle-timeout", idleTimeout)

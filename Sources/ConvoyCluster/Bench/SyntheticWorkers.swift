@@ -45,7 +45,7 @@ public final class SyntheticWorkers: @unchecked Sendable {
     private var shouldStop: Bool { lock.withLock { stopping } }
 
     private func serve() throws {
-        if endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme) { return try serveSharedMemory() }
+        if Endpoint.isSharedMemory(endpoint) { return try serveSharedMemory() }
         let context = ZMQContext()
         defer { context.terminate() }
         var workers: [SyntheticWorker] = []

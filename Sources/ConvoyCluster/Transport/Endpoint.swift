@@ -21,10 +21,20 @@ public enum Endpoint {
         case network
     }
 
+    /// What `--bind`, `--connect` and `convoy status` take: ZeroMQ's `tcp://` and `ipc://`, and
+    /// shared memory; `schemesText` names them for error lines.
+    public static let schemes = ["tcp://", "ipc://", SharedMemoryCoordinatorTransport.scheme]
+    public static let schemesText = "a tcp://, ipc:// or shm:// endpoint"
+    public static func isKnown(_ endpoint: String) -> Bool { schemes.contains(where: endpoint.hasPrefix) }
+    /// Whether `endpoint` names the shared-memory transport (no ZeroMQ, no CURVE).
+    public static func isSharedMemory(_ endpoint: String) -> Bool {
+        endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme)
+    }
+
     public static func reach(_ endpoint: String) -> Reach {
         if endpoint.hasPrefix("inproc://") { return .thisUser }
         // The shared-memory transport admits only processes of this Unix user (SO_PEERCRED).
-        if endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme) { return .thisUser }
+        if isSharedMemory(endpoint) { return .thisUser }
         if endpoint.hasPrefix("ipc://") {
             let path = String(endpoint.dropFirst("ipc://".count))
             return !path.hasPrefix("@") && isPrivateDirectory(parent(of: path)) ? .thisUser : .thisHost

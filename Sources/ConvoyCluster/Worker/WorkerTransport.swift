@@ -22,7 +22,7 @@ extension WorkerTransport {
 public func makeWorkerTransport(
     endpoint: String, curve: (serverKey: String, keys: CurveKeyPair)?, maxMessageBytes: Int
 ) throws -> WorkerTransport {
-    if endpoint.hasPrefix(SharedMemoryCoordinatorTransport.scheme) {
+    if Endpoint.isSharedMemory(endpoint) {
         return try SharedMemoryWorkerTransport(endpoint: endpoint, maxMessageBytes: maxMessageBytes)
     }
     return try ZMQWorkerTransport(endpoint: endpoint, curve: curve, maxMessageBytes: maxMessageBytes)
