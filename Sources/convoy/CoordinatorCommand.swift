@@ -121,8 +121,7 @@ struct CoordinatorCommand: ParsableCommand {
             }
             defer { authenticator?.stop() }
             // The socket's bounds (largest message, queue per peer) fit this run's model.
-            let parameters = try Architecture(try ModelZoo.spec(named: config.model)).parameterCount
-            let limits = CoordinatorLimits.forRun(parameters: parameters, workers: workers)
+            let limits = try CoordinatorLimits.forRun(model: config.model, workers: workers)
             let transport: any ListeningTransport =
                 Endpoint.isSharedMemory(bind)
                 ? try SharedMemoryCoordinatorTransport(bind: bind, limits: limits)

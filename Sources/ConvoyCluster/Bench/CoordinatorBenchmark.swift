@@ -78,8 +78,7 @@ public enum CoordinatorBenchmark {
         let transport: any ListeningTransport =
             try directory.map {
                 // Rings sized for the model, as `convoy coordinator` sizes them.
-                let parameters = try Architecture(try ModelZoo.spec(named: settings.model)).parameterCount
-                let limits = CoordinatorLimits.forRun(parameters: parameters, workers: settings.workers)
+                let limits = try CoordinatorLimits.forRun(model: settings.model, workers: settings.workers)
                 return try SharedMemoryCoordinatorTransport(bind: $0.sharedMemoryEndpoint, limits: limits)
             }
             ?? ZMQCoordinatorTransport(context: context, bind: "tcp://127.0.0.1:*")

@@ -24,6 +24,13 @@ extension CoordinatorTransport {
     public func key(of peer: PeerID) -> String? { nil }
 }
 
+/// A coordinator transport that is only a way to reach it: its endpoint and its end.
+public protocol ListeningTransport: CoordinatorTransport {
+    var endpoint: String { get }
+    /// Lets queued messages leave (for a bounded time), then closes.
+    func close()
+}
+
 public enum CoordinatorSendError: Error, Equatable {
     /// The peer's send queue is at its high-water mark: it is not reading what it is sent.
     case queueFull
@@ -65,10 +72,15 @@ public struct CoordinatorLimits: Sendable, Equatable {
         let queue = Int32(clamping: min(max(workers, 1), Int(Wire.maxWorkers)) + 8)
         return CoordinatorLimits(maxMessageBytes: max(result, 64 << 10), sendQueueMessages: queue)
     }
+
+    /// The limits of a run of the zoo's `model` (the coordinator's and the benchmark's).
+    public static func forRun(model: String, workers: Int) throws -> CoordinatorLimits {
+        forRun(parameters: try Architecture(try ModelZoo.spec(named: model)).parameterCount, workers: workers)
+    }
 }
 
 /// The coordinator's ROUTER socket.
-public final class ZMQCoordinatorTransport: CoordinatorTransport {
+public final class ZMQCoordinatorTransport: ListeningTransport {
     let socket: ZMQSocket
     public let endpoint: String
     /// The last message's sender and its ZAP user id (one entry: it is asked right after).

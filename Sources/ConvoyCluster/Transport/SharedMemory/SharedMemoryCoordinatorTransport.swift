@@ -5,15 +5,6 @@ import ConvoyInterop
     import Glibc
 #endif
 
-/// A coordinator transport that is only a way to reach it: its endpoint and its end.
-public protocol ListeningTransport: CoordinatorTransport {
-    var endpoint: String { get }
-    /// Lets queued messages leave (for a bounded time), then closes.
-    func close()
-}
-
-extension ZMQCoordinatorTransport: ListeningTransport {}
-
 /// The coordinator's side of `shm://PATH` (docs/PROTOCOL.md, "Shared memory on one host"): a
 /// Unix socket at PATH where workers of this host connect, and per worker a `SharedLink` whose
 /// rings carry the messages. Everything happens on the coordinator's own thread inside `send`
