@@ -44,6 +44,11 @@ public final class SyntheticWorkers: @unchecked Sendable {
 
     private var shouldStop: Bool { lock.withLock { stopping } }
 
+    /// Every synthetic worker's hello (each is told apart by its connection).
+    private static var hello: [UInt8] {
+        Message(runID: 0, payload: .hello(Hello(host: "synthetic", pid: getpid(), threads: 1))).encoded()
+    }
+
     private func serve() throws {
         if Endpoint.isSharedMemory(endpoint) { return try serveSharedMemory() }
         let context = ZMQContext()
@@ -56,8 +61,7 @@ public final class SyntheticWorkers: @unchecked Sendable {
             try socket.setMaxMessageSize(Wire.maxMessageBytes)
             try socket.connect(endpoint)
             // No ZMQ_IMMEDIATE: the hello waits in the queue until the connection is up.
-            let hello = Hello(host: "synthetic", pid: getpid(), threads: 1)
-            try socket.send([Message(runID: 0, payload: .hello(hello)).encoded()])
+            try socket.send([Self.hello])
             workers.append(SyntheticWorker(index: index) { _ = try socket.send([$0]) })
             sockets.append(socket)
         }
@@ -80,8 +84,7 @@ public final class SyntheticWorkers: @unchecked Sendable {
         var workers: [SyntheticWorker] = []
         for index in 0..<count {
             let transport = try SharedMemoryWorkerTransport(endpoint: endpoint)
-            let hello = Hello(host: "synthetic", pid: getpid(), threads: 1)
-            _ = try transport.send(Message(runID: 0, payload: .hello(hello)).encoded(), dontWait: true)
+            try transport.send(Self.hello, dontWait: true)
             transports.append(transport)
             workers.append(SyntheticWorker(index: index) { _ = try transport.send($0, dontWait: false) })
         }
