@@ -32,6 +32,12 @@ struct CoordinatorBench: ParsableCommand {
     var headAhead = true
     @Option(help: "zmq (ZeroMQ over TCP loopback) or shm (shared memory, as convoy local).")
     var transport = LocalTransport.zmq
+    @Option(
+        name: .customLong("gradient-encoding"),
+        help: ArgumentHelp(
+            "How the synthetic workers write fixed-point gradients: packed, varint, raw, or auto (packed, as "
+                + "workers on the coordinator's host do; varint is what workers across a network send)."))
+    var gradientEncoding = GradientEncodingOption.Choice.auto
 
     func counts() throws -> [Int] {
         if sweep { return [1, 2, 4, 8, 16, 32, 64] }
@@ -69,6 +75,7 @@ struct CoordinatorBench: ParsableCommand {
                 settings.microBatch = microBatch
                 settings.headAhead = headAhead
                 settings.sharedMemory = transport == .shm
+                settings.gradientEncoding = gradientEncoding.encoding(coordinatorOnThisHost: true)
                 settings.batch = perWorkerBatch.map { $0 * n } ?? batch
                 let result = try CoordinatorBenchmark.run(
                     settings,

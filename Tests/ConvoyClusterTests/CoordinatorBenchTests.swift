@@ -39,7 +39,9 @@ import Testing
                 let result = StepResult(
                     slice: 0, count: n, correct: 0, lossSum: 0, computeSeconds: 0,
                     gradientOffset: bucket.lowerBound, gradient: gradient)
-                return sum + Message(runID: 1, payload: .result(result)).encoded().count
+                // The synthetic workers write gradients as the benchmark's settings say (packed).
+                let encoding = CoordinatorBenchSettings(workers: workers).gradientEncoding
+                return sum + Message(runID: 1, payload: .result(result)).encoded(gradients: encoding).count
             }
             return total + out + back + (deterministic ? ahead : 0)
         }
@@ -95,7 +97,7 @@ import Testing
         #expect(StepPeek(step.encoded()) == StepPeek(step, work: work))
         for deterministic in [true, false] {
             let welcome = Welcome(workerID: 1, spec: spec, deterministic: deterministic, microBatch: 8, sampleSize: 784)
-            let replies = try SyntheticReplies(welcome: welcome, runID: 9)
+            let replies = try SyntheticReplies(welcome: welcome, runID: 9, encoding: .packed)
             _ = replies.frames(count: 24, step: 1, slice: 0)
             let validator = ResultValidator(
                 architecture: architecture, mode: SumMode(deterministic: deterministic), microBatch: 8)

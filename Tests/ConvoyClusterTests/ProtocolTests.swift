@@ -50,7 +50,7 @@ import Testing
         let frame = Message(runID: 0x0102_0304_0506_0708, step: 9, workerID: 5, payload: .shutdown).encoded()
         #expect(frame.count == Wire.headerSize)
         #expect(Array(frame[0..<4]) == Array("CNVY".utf8))
-        #expect(frame[4] == 4 && frame[5] == 0)  // version 4
+        #expect(frame[4] == 5 && frame[5] == 0)  // version 5
         #expect(frame[6] == UInt8(MessageType.shutdown.rawValue))
         #expect(Array(frame[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])  // run id, little-endian
         #expect(frame[16] == 9 && frame[24] == 5)

@@ -19,6 +19,9 @@ public struct CoordinatorBenchSettings: Sendable {
     public var headAhead = true
     /// Shared memory (`shm://`, workers on the coordinator's host) instead of ZeroMQ over TCP.
     public var sharedMemory = false
+    /// How the synthetic workers write fixed-point gradients (packed, as workers on the
+    /// coordinator's host do by default).
+    public var gradientEncoding = GradientEncoding.packed
     public init(workers: Int) { self.workers = workers }
 }
 
@@ -95,7 +98,8 @@ public enum CoordinatorBenchmark {
         let session = try TrainingSession(
             config: config, train: data, test: data.prefix(settings.batch),
             runner: runner)
-        let workers = SyntheticWorkers(endpoint: transport.endpoint, count: settings.workers)
+        let workers = SyntheticWorkers(
+            endpoint: transport.endpoint, count: settings.workers, gradientEncoding: settings.gradientEncoding)
         let timed: Timed
         let stats: ClusterStats
         do {

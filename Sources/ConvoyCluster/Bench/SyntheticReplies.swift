@@ -17,14 +17,16 @@ final class SyntheticReplies {
     private let runID: UInt64
     private let workerID: UInt32
     private let gradients: [(offset: Int, values: StepResult.Gradient)]
+    private let encoding: GradientEncoding
     private var count = -1
     private var frames: [[UInt8]] = []
     /// Whether patching the header and payload in place gives the message the codec would
     /// encode (checked on the first frames); if not, every answer is encoded in full.
     private var patchable = true
 
-    init(welcome: Welcome, runID: UInt64) throws {
+    init(welcome: Welcome, runID: UInt64, encoding: GradientEncoding) throws {
         self.runID = runID
+        self.encoding = encoding
         workerID = welcome.workerID
         let architecture = try Architecture(welcome.spec)
         // Small varied values: realistic bytes, and the sum can never overflow.
@@ -61,7 +63,7 @@ final class SyntheticReplies {
                     StepResult(
                         slice: slice, count: count, correct: 0, lossSum: Double(count) * 2.3, computeSeconds: 0,
                         gradientOffset: bucket.offset, gradient: bucket.values))
-            ).encoded()
+            ).encoded(gradients: encoding)
         }
     }
 

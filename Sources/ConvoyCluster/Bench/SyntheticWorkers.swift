@@ -10,6 +10,7 @@ import Foundation
 public final class SyntheticWorkers: @unchecked Sendable {
     public let count: Int
     private let endpoint: String
+    private let gradientEncoding: GradientEncoding
     private let lock = NSLock()
     private var stopping = false
     private var answered: [Int] = []
@@ -17,9 +18,10 @@ public final class SyntheticWorkers: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     /// Connects `count` workers to `endpoint` on a thread of their own; each says hello.
-    public init(endpoint: String, count: Int) {
+    public init(endpoint: String, count: Int, gradientEncoding: GradientEncoding = .packed) {
         precondition(count >= 1)
         self.endpoint = endpoint
+        self.gradientEncoding = gradientEncoding
         self.count = count
         let thread = Thread { [self] in
             do { try serve() } catch { lock.withLock { failure = error } }
@@ -62,7 +64,7 @@ public final class SyntheticWorkers: @unchecked Sendable {
             try socket.connect(endpoint)
             // No ZMQ_IMMEDIATE: the hello waits in the queue until the connection is up.
             try socket.send([Self.hello])
-            workers.append(SyntheticWorker(index: index) { _ = try socket.send([$0]) })
+            workers.append(SyntheticWorker(index: index, encoding: gradientEncoding) { _ = try socket.send([$0]) })
             sockets.append(socket)
         }
         while !workers.allSatisfy(\.finished) && !shouldStop {
@@ -86,7 +88,10 @@ public final class SyntheticWorkers: @unchecked Sendable {
             let transport = try SharedMemoryWorkerTransport(endpoint: endpoint)
             try transport.send(Self.hello, dontWait: true)
             transports.append(transport)
-            workers.append(SyntheticWorker(index: index) { _ = try transport.send($0, dontWait: false) })
+            workers.append(
+                SyntheticWorker(index: index, encoding: gradientEncoding) {
+                    _ = try transport.send($0, dontWait: false)
+                })
         }
         while !workers.allSatisfy(\.finished) && !shouldStop {
             for worker in workers {
@@ -113,8 +118,11 @@ final class SyntheticWorker {
     /// Whether the in-place reading of step frames was checked against the codec.
     private var peekChecked = false
 
-    init(index: Int, send: @escaping ([UInt8]) throws -> Void) {
+    let encoding: GradientEncoding
+
+    init(index: Int, encoding: GradientEncoding, send: @escaping ([UInt8]) throws -> Void) {
         self.index = index
+        self.encoding = encoding
         self.send = send
     }
 
@@ -158,7 +166,7 @@ final class SyntheticWorker {
             if replies != nil && runID == message.runID { return }  // a repeated welcome
             runID = message.runID
             workerID = welcome.workerID
-            replies = try SyntheticReplies(welcome: welcome, runID: runID)
+            replies = try SyntheticReplies(welcome: welcome, runID: runID, encoding: encoding)
         case .shutdown:
             try send(Message(runID: runID, workerID: workerID, payload: .shutdown).encoded())
             finished = true

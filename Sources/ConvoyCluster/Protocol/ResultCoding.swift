@@ -2,12 +2,13 @@ import ConvoyEngine
 
 /// The `result` payload (docs/PROTOCOL.md): a slice's totals and one gradient bucket.
 ///
-/// Fixed-point gradients travel as zigzag LEB128 varints (kind 3): exact, and a bucket's
+/// Fixed-point gradients travel packed (kind 4, `PackedGradient`): exact, and a bucket's
 /// values are small next to 2^63 (a LeNet-5 slice's sums need 20–30 bits), so a value costs
-/// 3–4 bytes instead of 8. Raw Int64 (kind 2) costs no encoding or decoding time, which is what
-/// counts where bandwidth is free (`GradientEncoding`).
+/// 3–4 bytes instead of 8 at about the CPU cost of a copy. Raw Int64 (kind 2) and zigzag
+/// varints (kind 3) are still read and written on request (`GradientEncoding`).
 enum ResultCoding {
     static let none: UInt32 = 0, float: UInt32 = 1, fixedPoint: UInt32 = 2, fixedPointVarint: UInt32 = 3
+    static let fixedPointPacked: UInt32 = 4
 
     static func write(_ result: StepResult, to frame: inout ByteWriter, encoding: GradientEncoding = .varint) {
         frame.append(result.slice)
@@ -29,6 +30,10 @@ enum ResultCoding {
             frame.append(fixedPoint)
             frame.append(UInt32(values.count))
             values.withUnsafeBytes { frame.append(raw: $0) }
+        case let .fixedPoint(values) where encoding == .packed:
+            frame.append(fixedPointPacked)
+            frame.append(UInt32(values.count))
+            values.withUnsafeBufferPointer { frame.append(bytes: PackedGradient.encode($0)) }
         case let .fixedPoint(values):
             frame.append(fixedPointVarint)
             frame.append(UInt32(values.count))
@@ -42,6 +47,8 @@ enum ResultCoding {
         case .none: 44 + SpanCoding.capacity
         case let .float(values): 44 + SpanCoding.capacity + 4 * values.count
         case let .fixedPoint(values) where encoding == .raw: 44 + SpanCoding.capacity + 8 * values.count
+        case let .fixedPoint(values) where encoding == .packed:
+            44 + SpanCoding.capacity + PackedGradient.capacity(values.count)
         case let .fixedPoint(values): 44 + SpanCoding.capacity + ZigzagVarint.maxBytes * values.count
         }
     }
@@ -104,6 +111,9 @@ enum ResultCoding {
             }
             return .fixedPoint(
                 try ZigzagVarint.decode(try reader.readBytes(reader.remaining, "gradient"), count: values))
+        case fixedPointPacked:
+            return .fixedPoint(
+                try reader.withBytes(reader.remaining, "gradient") { try PackedGradient.decode($0, count: values) })
         default:
             throw ProtocolError("unknown gradient kind \(kind)")
         }
@@ -120,6 +130,8 @@ public enum GradientEncoding: Sendable {
     case raw
     /// Zigzag LEB128: 3–4 bytes a value for LeNet-5.
     case varint
+    /// Blocks of 64 values, each as wide as its largest needs (`PackedGradient`).
+    case packed
 }
 
 /// Int64 values as zigzag LEB128 varints: `(v << 1) ^ (v >> 63)`, 7 bits a byte, low first,

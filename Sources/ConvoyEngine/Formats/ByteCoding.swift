@@ -113,6 +113,21 @@ public struct ByteReader {
         return Array(bytes[offset..<(offset + count)])
     }
 
+    /// Lends the next `count` bytes to `body` without copying them, then moves past them.
+    public mutating func withBytes<R>(_ count: Int, _ field: String, _ body: (UnsafeRawBufferPointer) throws -> R)
+        throws -> R
+    {
+        guard count >= 0, remaining >= count else {
+            throw error(field, "truncated (\(remaining) bytes left, \(count) needed)")
+        }
+        let start = offset
+        let result = try bytes.withUnsafeBytes {
+            try body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + count)]))
+        }
+        offset += count
+        return result
+    }
+
     public mutating func readFloats(_ count: Int, _ field: String) throws -> [Float] {
         try readRawValues(count, field, Float.self)
     }
