@@ -56,6 +56,10 @@ struct CoordinatorCommand: ParsableCommand {
         inversion: .prefixedNo,
         help: "Update the head once its gradient is in and send it while workers compute the trunk (deterministic).")
     var headAhead = true
+    @Flag(
+        name: .customLong("balance-slices"), inversion: .prefixedNo,
+        help: "Deterministic runs: size each worker's slice by its measured speed so that all finish together.")
+    var balanceSlices = true
 
     var options: ClusterOptions {
         var options = ClusterOptions(workers: workers)
@@ -65,6 +69,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.maxWorkersPerKey = maxWorkersPerKey
         options.audit = audit
         options.headAhead = headAhead
+        options.balanceSlices = balanceSlices
         return options
     }
 

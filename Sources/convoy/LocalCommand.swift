@@ -49,6 +49,10 @@ struct Local: ParsableCommand {
     var audit = 0.0
     @Flag(inversion: .prefixedNo, help: "Passed to the coordinator: send the updated head while the trunk is computed.")
     var headAhead = true
+    @Flag(
+        name: .customLong("balance-slices"), inversion: .prefixedNo,
+        help: "Passed to the coordinator: size each worker's slice by its measured speed (deterministic).")
+    var balanceSlices = true
     @Flag(help: "Print one JSON object per epoch instead of text.") var json = false
     @Option(
         name: .customLong("report"),
@@ -105,6 +109,7 @@ struct Local: ParsableCommand {
             if let reportFile { arguments += ["--report", reportFile] }
             if audit > 0 { arguments += ["--audit", String(audit)] }
             if !headAhead { arguments.append("--no-head-ahead") }
+            if !balanceSlices { arguments.append("--no-balance-slices") }
             let coordinator = Process()
             coordinator.executableURL = URL(fileURLWithPath: binary)
             coordinator.arguments = arguments

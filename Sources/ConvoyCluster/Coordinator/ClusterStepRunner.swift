@@ -21,6 +21,9 @@ public struct ClusterOptions: Sendable {
     /// gradient is in and send it to the workers while they compute the trunk
     /// (HeadAhead.swift).
     public var headAhead = true
+    /// Deterministic runs: size the workers' slices so that they finish together
+    /// (SliceBalancer.swift); off: as even as the micro-batches allow.
+    public var balanceSlices = true
     public init(workers: Int) { self.workers = workers }
 
     /// Most workers one coordinator admits: the wire protocol's bound.
@@ -65,6 +68,8 @@ public final class ClusterStepRunner: StoppableRunner {
     private var auditor: Auditor?
     /// The head weights last sent ahead, and the step they are for (HeadAhead.swift).
     var sentAhead: (step: Int, range: Range<Int>)?
+    /// The split of deterministic training steps between the workers.
+    private(set) var balancer = SliceBalancer()
     /// The timeline's coordinator side (`--trace`); workers send spans only when it is set.
     private var timeline: WorkerTimeline?
     /// Answers `convoy status` and SIGUSR1 from inside the transport (StatusService.swift).
@@ -170,6 +175,11 @@ public final class ClusterStepRunner: StoppableRunner {
         let unit = run.description.config.deterministic ? run.description.config.microBatch : 1
         var work = RoundWork(
             step: UInt64(step), samples: samples, unit: unit, weights: weights.array, evaluate: false)
+        let balanced = options.balanceSlices && run.description.config.deterministic
+        if balanced {
+            let ids = run.pool.live.map { run.pool.workers[$0].id }
+            work.shares = balancer.shares(for: ids, total: (samples.count + unit - 1) / unit)
+        }
         var counted: Range<Int>?
         if let early, let head = headAheadRange(run) {
             work.sentAhead = sentAhead?.step == step ? sentAhead?.range : nil
@@ -182,6 +192,7 @@ public final class ClusterStepRunner: StoppableRunner {
         }
         let (results, done) = try round(work)
         let combining = ContinuousClock.now
+        if balanced, let times = balancer.observe(done.finishSeconds) { logBalance(times, pool: run.pool) }
         var totals = GradientComputer.Totals()
         // Slice order: fixed in float mode too, so a run repeats with the same workers.
         for buckets in results {

@@ -1,24 +1,6 @@
 import ConvoyEngine
 import Foundation
 
-/// What one round asks of the workers: train (gradients) or evaluate (totals only) on some
-/// samples of a dataset, at some weights.
-struct RoundWork {
-    let step: UInt64
-    let samples: StepSamples
-    /// Slices are cut only at multiples of this (the micro-batch in deterministic mode).
-    let unit: Int
-    let weights: [Float]
-    let evaluate: Bool
-    /// Deterministic training rounds without audit: once every slice's head bucket is in, the
-    /// head's sum is final; `headsReady` gets those buckets (in slice order) and may update
-    /// the head and send it ahead of the next step (ClusterStepRunner).
-    var headsReady: (([StepResult]) throws -> Void)? = nil
-    /// The weights sent ahead for this step (`Payload.weights`) to the workers whose
-    /// `aheadStep` is this step: their step messages carry only the rest.
-    var sentAhead: Range<Int>? = nil
-}
-
 /// Runs one round: cuts the samples into contiguous slices, one per live worker, sends them,
 /// collects the results, and gives the slices of workers that fail (unreachable, past the
 /// deadline, bad results) to the others. A slice's buckets count only once all of them came
@@ -50,6 +32,10 @@ final class Round {
     private(set) var spanReports: [WorkerSpanReport] = []
     /// When the round began: no honest worker reports more compute time than has passed since.
     private let started = ContinuousClock.now
+    /// Seconds from send to last bucket per worker id, for primary slices handed out once
+    /// (SliceBalancer).
+    private(set) var finishSeconds: [UInt32: Double] = [:]
+    private var reassigned: Set<Int> = []
     /// Workers that refused this round for the whole run: a second one confirms it.
     private var runRefusals: Set<UInt32> = []
     /// Step deadlines in a row that passed with no result accepted in between.
@@ -69,8 +55,15 @@ final class Round {
         self.stats = stats
         self.options = options
         self.log = log
-        let slices = BatchPlan.slices(count: work.samples.count, parts: max(pool.liveCount, 1), unit: work.unit)
-            .filter { !$0.isEmpty }
+        let split =
+            if let shares = work.shares, shares.count == pool.liveCount {
+                BatchPlan.slices(count: work.samples.count, units: shares, unit: work.unit)
+            } else {
+                BatchPlan.slices(count: work.samples.count, parts: max(pool.liveCount, 1), unit: work.unit)
+            }
+        // Empty slices come last in both splits (SliceBalancer keeps them there), so slice i
+        // goes to the i-th live worker.
+        let slices = split.filter { !$0.isEmpty }
         audit = RoundAudit(auditor, step: work.step, evaluate: work.evaluate, primaries: slices.count, live: pool.live)
         ranges = slices + audit.copies.map { slices[$0.of] }
         results = Array(repeating: [], count: ranges.count)
@@ -152,6 +145,7 @@ final class Round {
             target = try nextLiveWorker(after: target)
         }
         owner[slice] = target
+        if handedOut[slice] != nil { reassigned.insert(slice) }
         handedOut[slice] = started
     }
 
@@ -254,6 +248,9 @@ final class Round {
         partial[slice] = nil
         owner[slice] = nil
         if !work.evaluate { stats.addSlice(worker: pool.workers[w].id, computeSeconds: result.computeSeconds) }
+        if slice < audit.primaries, !reassigned.contains(slice), let sent = handedOut[slice] {
+            finishSeconds[pool.workers[w].id] = (ContinuousClock.now - sent).inSeconds
+        }
         if let spans = result.spans, let sent = handedOut[slice] {
             spanReports.append(WorkerSpanReport(worker: pool.workers[w], sent: sent, received: .now, report: spans))
         }
@@ -291,8 +288,4 @@ final class Round {
         }
         try reassignOrphans()
     }
-}
-
-func formatSeconds(_ seconds: Double) -> String {
-    seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
 }

@@ -38,4 +38,17 @@ public struct BatchPlan: Sendable {
         }
         return bounds
     }
+
+    /// Splits `count` samples into contiguous slices of `units[i]` units of `unit` samples
+    /// each (the last slice ends at `count`): an uneven split, for workers of uneven speed.
+    public static func slices(count: Int, units: [Int], unit: Int) -> [Range<Int>] {
+        precondition(unit >= 1 && units.allSatisfy { $0 >= 0 })
+        precondition(units.reduce(0, +) == (count + unit - 1) / unit, "units \(units) for \(count) samples")
+        var start = 0
+        return units.map { unitsHere in
+            let end = min(count, start + unitsHere * unit)
+            defer { start = end }
+            return start..<end
+        }
+    }
 }
