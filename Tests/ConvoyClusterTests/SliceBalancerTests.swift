@@ -78,8 +78,13 @@ import Testing
             _ = balancer.observe([1: Double(units[0]) * 1e-3, 2: 1.0])
         }
         #expect(balancer.units == [7, 1])
-        #expect(balancer.shares(for: [1, 2, 3], total: 8) == [3, 3, 2])
+        // An epoch's short last step is split evenly, teaches nothing and keeps what was learned.
+        #expect(balancer.shares(for: [1, 2], total: 4) == [2, 2])
+        #expect(balancer.observe([1: 1.0, 2: 0.001]) == nil)
+        #expect(balancer.shares(for: [1, 2], total: 8) == [7, 1])
+        // Workers that change during a short step start from the even split of a full one.
         #expect(balancer.shares(for: [1, 2, 3], total: 4) == [2, 1, 1])
+        #expect(balancer.shares(for: [1, 2, 3], total: 8) == [3, 3, 2])
     }
 
     @Test func unevenSlicesCoverTheBatchInOrder() {

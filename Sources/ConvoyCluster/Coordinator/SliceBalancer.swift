@@ -22,6 +22,8 @@ struct SliceBalancer {
     private var seconds: [Double?] = []
     /// Rounds measured since the split last changed.
     private var measured = 0
+    /// Whether the last `shares` gave the learned split (else its times are not about it).
+    private var usedLearnedSplit = false
 
     /// Weight of the newest measurement in the smoothed times.
     static let smoothing = 0.3
@@ -33,15 +35,25 @@ struct SliceBalancer {
 
     /// Micro-batches per live worker for a step of `total` of them. A worker keeps at least
     /// one while it had one, and one beyond the micro-batch count gets none (as in the even
-    /// split), so the workers with work are always the first ones.
+    /// split), so the workers with work are always the first ones. A step of another size (an
+    /// epoch's short last one) is split evenly and teaches nothing; the learned split waits
+    /// for the next full step.
     mutating func shares(for live: [UInt32], total: Int) -> [Int] {
-        if live != workers || units.reduce(0, +) != total {
+        // A split that never moved is the even one of its own total: a full step re-seeds it
+        // (after workers changed during an epoch's short last step).
+        let seeded = units.reduce(0, +)
+        if live != workers || (seeded != total && units == Self.even(seeded, live.count)) {
             workers = live
-            units = BatchPlan.slices(count: total, parts: max(live.count, 1), unit: 1).map(\.count)
+            units = Self.even(total, live.count)
             seconds = Array(repeating: nil, count: live.count)
             measured = 0
         }
-        return units
+        usedLearnedSplit = units.reduce(0, +) == total
+        return usedLearnedSplit ? units : Self.even(total, live.count)
+    }
+
+    private static func even(_ total: Int, _ parts: Int) -> [Int] {
+        BatchPlan.slices(count: total, parts: max(parts, 1), unit: 1).map(\.count)
     }
 
     /// One round's times: seconds per worker id, for the slices each finished alone. A round
@@ -49,7 +61,7 @@ struct SliceBalancer {
     /// smoothed times (by worker id) when the split changed, for the log.
     mutating func observe(_ finished: [UInt32: Double]) -> [UInt32: Double]? {
         let busy = units.indices.filter { units[$0] > 0 }
-        guard busy.count >= 2, busy.allSatisfy({ finished[workers[$0]] != nil }) else { return nil }
+        guard usedLearnedSplit, busy.count >= 2, busy.allSatisfy({ finished[workers[$0]] != nil }) else { return nil }
         for i in busy {
             let latest = finished[workers[i]]!
             seconds[i] = seconds[i].map { $0 + Self.smoothing * (latest - $0) } ?? latest
