@@ -24,6 +24,11 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
     /// Whether connections may be waiting: set at first and when `poll` says so, so a receive
     /// does not pay an `accept` system call each time (4% of a coordinator's CPU).
     private var listenerReadable = true
+    /// Set when `accept` failed for want of descriptors or memory (EMFILE, ENFILE, ENOMEM):
+    /// the connection stays queued and the listener readable, so watching it would spin. It
+    /// is left alone until then (`acceptPause`), and tried again after.
+    private var acceptPausedUntil: ContinuousClock.Instant?
+    static let acceptPause = Duration.milliseconds(100)
     /// Connections held at once: every worker the protocol allows, and room for status clients.
     static let maxConnections = Int(Wire.maxWorkers) + 64
 
@@ -64,7 +69,10 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
     public func receive(timeoutMs: Int) throws -> (peer: PeerID, frame: [UInt8])? {
         let deadline = timeoutMs < 0 ? nil : ContinuousClock.now + .milliseconds(timeoutMs)
         while true {
-            if listenerReadable {
+            if let until = acceptPausedUntil, ContinuousClock.now >= until {
+                (acceptPausedUntil, listenerReadable) = (nil, true)
+            }
+            if listenerReadable && acceptPausedUntil == nil {
                 acceptWaiting()
                 listenerReadable = false
             }
@@ -72,16 +80,21 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
             links.removeAll { $0.link.broken != nil }
             let left = deadline.map { max(0, Int(($0 - ContinuousClock.now).inSeconds * 1000)) }
             if left == 0 { return nil }
+            // A paused listener is not watched (-1: poll skips it), and the sleep ends with the pause.
+            let pause = acceptPausedUntil.map {
+                max(1, Int((($0 - ContinuousClock.now).inSeconds * 1000).rounded(.up)))
+            }
+            let sleep = [left, pause].compactMap { $0 }.min()
             // Every link asks to be woken before the last look; one with work skips the sleep.
             guard links.allSatisfy({ $0.link.armForSleep() }) else { continue }
-            var descriptors = [listener?.fd ?? -1]
+            var descriptors = [acceptPausedUntil == nil ? listener?.fd ?? -1 : -1]
             var owners: [SharedLink?] = [nil]
             for (_, link) in links {
                 let linkDescriptors = link.pollDescriptors
                 descriptors += linkDescriptors
                 owners += Array(repeating: link, count: linkDescriptors.count)
             }
-            for index in try LocalSocket.waitReadable(descriptors, timeoutMs: left ?? -1) {
+            for index in try LocalSocket.waitReadable(descriptors, timeoutMs: sleep ?? -1) {
                 if index == 0 { listenerReadable = true }
                 owners[index]?.takeWakeUps()
             }
@@ -104,7 +117,13 @@ public final class SharedMemoryCoordinatorTransport: ListeningTransport {
     }
 
     private func acceptWaiting() {
-        while let socket = try? listener?.accept() {
+        while true {
+            let accepted: LocalSocket?
+            do { accepted = try listener?.accept() } catch {
+                acceptPausedUntil = ContinuousClock.now + Self.acceptPause
+                return
+            }
+            guard let socket = accepted else { return }
             guard links.count < Self.maxConnections, (try? socket.peerUID()) == geteuid() else { continue }
             nextPeer &+= 1
             let peer = withUnsafeBytes(of: nextPeer.bigEndian, Array.init)
