@@ -30,6 +30,9 @@ struct StatusCommand: ParsableCommand {
             throw ValidationError("\(peerText(endpoint)) is not \(Endpoint.schemesText)")
         }
         try checkSeconds("timeout", timeout)
+        if Endpoint.isSharedMemory(endpoint) && (key != nil || serverKey != nil) {
+            throw ValidationError(ErrorWording.sharedMemoryTakesNoCurve(flag: "convoy status", endpoint: endpoint))
+        }
         guard (serverKey == nil) == (key == nil) else { throw ValidationError("--server-key and --key go together") }
         if key == nil && !insecure && !isLoopback(endpoint) {
             throw ValidationError(

@@ -130,6 +130,8 @@ func runConvoy(_ arguments: [String], timeout: Double = 240, directory: String? 
         (["coordinator", "--workers", "2", "--min-workers", "3"], "--min-workers must be in"),
         (["worker", "--connect", "tcp://127.0.0.1:1", "--key", "/x.key"], "--server-key and --key go together"),
         (["worker", "--connect", "localhost:5555"], "is not a tcp://, ipc:// or shm:// endpoint"),
+        (["status", "shm:///tmp/c", "--server-key", "/x.pub", "--key", "/x.key"], "takes no CURVE keys"),
+        (["worker", "--connect", "shm:///tmp/c", "--server-key", "/x.pub", "--key", "/x.key"], "takes no CURVE keys"),
         (["coordinator", "--workers", "0", "--bind", "tcp://127.0.0.1:*"], "--workers must be in"),
     ])
     func badInputIsOneClearLineAndNonZeroExit(arguments: [String], message: String) throws {
