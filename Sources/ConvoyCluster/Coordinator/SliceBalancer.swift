@@ -3,7 +3,7 @@ import ConvoyEngine
 /// Sizes the workers' slices of a deterministic training step so that they finish together
 /// (docs/DESIGN.md, "Balanced slices"). An even split waits for the slowest worker every step:
 /// a worker on a busy host, on a slower CPU or with fewer slots than the others holds all of
-/// them back. Two workers over `shm://`, one slowed by `--inject-fault slow:2`: 16.4–16.6k
+/// them back. Two workers over `shm://`, one slowed by `--inject-fault slow:2`: 16.4–16.9k
 /// samples/s balanced against 12.9k even.
 ///
 /// The balancer watches how long each worker takes from its slice's send to its last bucket,
