@@ -18,15 +18,10 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/coordinator"
-        let coordinator = Process()
-        coordinator.executableURL = URL(fileURLWithPath: convoyBinary)
-        coordinator.arguments = [
+        let coordinator = try startConvoy([
             "coordinator", "--bind", "shm://" + path, "--workers", "8", "--join-timeout", "60",
             "--train-samples", "64", "--test-samples", "10", "--data", mnistDirectory, "--out", dir + "/m.convoy",
-        ]
-        coordinator.standardOutput = FileHandle.nullDevice
-        coordinator.standardError = FileHandle.nullDevice
-        try coordinator.run()
+        ])
         defer {
             coordinator.terminate()
             coordinator.waitUntilExit()

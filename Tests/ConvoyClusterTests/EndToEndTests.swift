@@ -56,6 +56,24 @@ func runConvoy(_ arguments: [String], timeout: Double = 240, directory: String? 
         stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// Starts convoy in the background with its stderr in `log` (none: discarded) and `environment`
+/// added to the test's; the caller ends it by PID.
+func startConvoy(_ arguments: [String], log: String? = nil, environment: [String: String] = [:]) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: convoyBinary)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let log {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    } else {
+        process.standardError = FileHandle.nullDevice
+    }
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
 @Suite(.serialized) struct EndToEndTests {
     static let quick = [
         "--epochs", "2", "--train-samples", "640", "--test-samples", "200", "--seed", "3", "--data", mnistDirectory,

@@ -103,11 +103,11 @@ import Testing
         let train = try runConvoy(["train", "--out", dir + "/train.convoy"] + recipe)
         #expect(train.status == 0, "\(train.stderr)")
         let endpoint = "shm://" + dir + "/coordinator"
-        let coordinator = try start(
+        let coordinator = try startConvoy(
             ["coordinator", "--bind", endpoint, "--workers", "2", "--out", dir + "/cluster.convoy"] + recipe,
             log: dir + "/coordinator.log")
-        let fast = try start(["worker", "--connect", endpoint], log: dir + "/fast.log")
-        let slow = try start(
+        let fast = try startConvoy(["worker", "--connect", endpoint], log: dir + "/fast.log")
+        let slow = try startConvoy(
             ["worker", "--connect", endpoint, "--inject-fault", "slow:15"], log: dir + "/slow.log",
             environment: ["CONVOY_ALLOW_FAULT_INJECTION": "1"])
         // Ended by PID whatever happens; the workers end by themselves after the run.
@@ -129,18 +129,5 @@ import Testing
         #expect(
             try Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.convoy"))
                 == Data(contentsOf: URL(fileURLWithPath: dir + "/train.convoy")))
-    }
-
-    /// Starts convoy with its stderr in `log`.
-    func start(_ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: convoyBinary)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        return process
     }
 }
