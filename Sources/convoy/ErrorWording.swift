@@ -25,7 +25,7 @@ enum ErrorWording {
         }
     }
 
-    /// A CURVE flag next to an `shm://` endpoint (`--bind` or `--connect`).
+    /// A CURVE flag next to an `shm://` endpoint (`--bind`, `--connect`, `convoy status`'s).
     static func sharedMemoryTakesNoCurve(flag: String, endpoint: String) -> String {
         "\(flag) \(endpoint): shm:// reaches only this user's processes on this host and takes no CURVE keys"
     }

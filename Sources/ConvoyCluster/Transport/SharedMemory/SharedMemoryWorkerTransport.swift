@@ -39,16 +39,20 @@ public final class SharedMemoryWorkerTransport: WorkerTransport {
     private func connectIfDue() {
         if let current = link, current.broken != nil {
             link = nil
-            nextAttempt = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
-            backoff = min(backoff * 2, 5)
+            backOff()
         }
         guard link == nil, ContinuousClock.now >= nextAttempt else { return }
         if let socket = try? LocalSocket.connect(to: path) {
             link = SharedLink(connected: socket, maxInbound: maxInbound)
         } else {
-            nextAttempt = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
-            backoff = min(backoff * 2, 5)
+            backOff()
         }
+    }
+
+    /// The next attempt waits `backoff`, which doubles up to 5 s (ZeroMQ's reconnect pattern).
+    private func backOff() {
+        nextAttempt = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
+        backoff = min(backoff * 2, 5)
     }
 
     @discardableResult
